@@ -1,0 +1,398 @@
+//! Address normalisation: one function per address kind, used identically when
+//! loading consents and when checking a message.
+//!
+//! Phones: `+905321234567`, `905321234567`, `05321234567` and `5321234567` are the
+//! same Turkish subscriber. Other E.164 numbers are written `+<country><number>` or
+//! `00<country><number>`. Spaces, dots, dashes and parentheses are ignored.
+//! E-mail: trimmed and lower-cased (Unicode), then checked for one `@` with text on
+//! both sides.
+
+use std::fmt;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::model::Channel;
+
+/// Why an address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Empty after trimming.
+    #[error("address is empty")]
+    Empty,
+    /// A character that has no place in a phone number.
+    #[error("phone number contains {0:?}: only digits, a leading '+', spaces, '-', '.', '(' and ')' are allowed")]
+    PhoneCharacter(char),
+    /// Digit count does not fit any accepted phone form.
+    #[error("phone number has {0} digits: expected a Turkish number (10 digits, or 11 with a leading 0, or +90 and 10 digits) or an international number (+ and 8 to 15 digits)")]
+    PhoneLength(usize),
+    /// A Turkish number outside 2xx–5xx.
+    #[error("Turkish number must start with 2, 3, 4 or 5 after the country code, got {0}")]
+    PhonePrefix(char),
+    /// E-mail without exactly one usable `@`.
+    #[error("e-mail address needs text on both sides of a single '@'")]
+    EmailShape,
+    /// E-mail with whitespace or control characters inside.
+    #[error("e-mail address contains whitespace or a control character")]
+    EmailCharacter,
+    /// E-mail longer than RFC 5321 allows.
+    #[error("e-mail address is {0} characters long: at most 254 are allowed")]
+    EmailLength(usize),
+}
+
+/// The first Turkish national number a compact id can hold (`2000000000`).
+const TR_NATIONAL_BASE: u64 = 2_000_000_000;
+/// One past the last (`5999999999`).
+const TR_NATIONAL_END: u64 = 6_000_000_000;
+/// `90` followed by ten digits.
+const TR_COUNTRY_PREFIX: u64 = 900_000_000_000;
+
+/// A normalised phone number: the full E.164 digits as an integer
+/// (`+905321234567` is `905321234567`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone(u64);
+
+impl Phone {
+    /// Normalise any accepted spelling of a phone number.
+    pub fn parse(input: &str) -> Result<Phone, AddressError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        let (international, rest) = match s.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let mut digits = [0u8; 20];
+        let mut n = 0usize;
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => {
+                    if n == digits.len() {
+                        return Err(AddressError::PhoneLength(n + 1));
+                    }
+                    digits[n] = c as u8 - b'0';
+                    n += 1;
+                }
+                ' ' | '-' | '.' | '(' | ')' => {}
+                other => return Err(AddressError::PhoneCharacter(other)),
+            }
+        }
+        let mut d: &[u8] = &digits[..n];
+        let mut international = international;
+        if !international && d.len() > 2 && d[0] == 0 && d[1] == 0 {
+            d = &d[2..];
+            international = true;
+        }
+        let national: &[u8] = if international {
+            if d.len() == 12 && d[0] == 9 && d[1] == 0 {
+                &d[2..]
+            } else if d.first() == Some(&0) || !(8..=15).contains(&d.len()) {
+                return Err(AddressError::PhoneLength(d.len()));
+            } else if d.starts_with(&[9, 0]) {
+                // +90 with the wrong number of digits.
+                return Err(AddressError::PhoneLength(d.len()));
+            } else {
+                return Ok(Phone(to_u64(d)));
+            }
+        } else {
+            match d.len() {
+                12 if d[0] == 9 && d[1] == 0 => &d[2..],
+                11 if d[0] == 0 => &d[1..],
+                10 => d,
+                len => return Err(AddressError::PhoneLength(len)),
+            }
+        };
+        let first = national[0];
+        if !(2..=5).contains(&first) {
+            return Err(AddressError::PhonePrefix((b'0' + first) as char));
+        }
+        Ok(Phone(TR_COUNTRY_PREFIX + to_u64(national)))
+    }
+
+    /// The E.164 digits as an integer.
+    pub const fn digits(self) -> u64 {
+        self.0
+    }
+
+    /// The Turkish national number (10 digits), if this is a Turkish number.
+    pub fn tr_national(self) -> Option<u64> {
+        let national = self.0.checked_sub(TR_COUNTRY_PREFIX)?;
+        (TR_NATIONAL_BASE..TR_NATIONAL_END)
+            .contains(&national)
+            .then_some(national)
+    }
+
+    /// The key the store uses: a compact id for Turkish numbers, the digits otherwise.
+    pub fn key(self) -> AddressKey {
+        match self.tr_national() {
+            Some(n) => AddressKey::TrPhone((n - TR_NATIONAL_BASE) as u32),
+            None => AddressKey::ForeignPhone(self.0),
+        }
+    }
+
+    /// Rebuild from a store key of a Turkish number.
+    pub fn from_tr_id(id: u32) -> Phone {
+        Phone(TR_COUNTRY_PREFIX + TR_NATIONAL_BASE + u64::from(id))
+    }
+
+    /// Rebuild from E.164 digits, if they form an accepted number.
+    pub fn from_digits(digits: u64) -> Result<Phone, AddressError> {
+        Phone::parse(&format!("+{digits}"))
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.0)
+    }
+}
+
+fn to_u64(digits: &[u8]) -> u64 {
+    digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d))
+}
+
+/// A normalised e-mail address (trimmed, lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(Box<str>);
+
+impl Email {
+    /// Normalise and validate an e-mail address.
+    pub fn parse(input: &str) -> Result<Email, AddressError> {
+        let s = input.trim();
+        validate_email(s)?;
+        let lower = if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_lowercase()
+        };
+        Ok(Email(lower.into_boxed_str()))
+    }
+
+    /// The normalised text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key the store uses: a 64-bit hash of the normalised text.
+    pub fn key(&self) -> AddressKey {
+        AddressKey::Email(xxh3_64(self.0.as_bytes()))
+    }
+
+    /// The store key of an e-mail without allocating for ASCII addresses (the
+    /// check path). Gives the same key as `Email::parse(s)?.key()`.
+    pub fn key_of(input: &str) -> Result<AddressKey, AddressError> {
+        let s = input.trim();
+        validate_email(s)?;
+        if s.is_ascii() {
+            let mut buf = [0u8; 254];
+            let out = &mut buf[..s.len()];
+            out.copy_from_slice(s.as_bytes());
+            out.make_ascii_lowercase();
+            Ok(AddressKey::Email(xxh3_64(out)))
+        } else {
+            Ok(Email::parse(s)?.key())
+        }
+    }
+}
+
+fn validate_email(s: &str) -> Result<(), AddressError> {
+    if s.is_empty() {
+        return Err(AddressError::Empty);
+    }
+    let chars = s.chars().count();
+    if s.len() > 254 {
+        return Err(AddressError::EmailLength(chars));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AddressError::EmailCharacter);
+    }
+    match s.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok(())
+        }
+        _ => Err(AddressError::EmailShape),
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A recipient address of either kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A phone number (MESAJ and ARAMA).
+    Phone(Phone),
+    /// An e-mail address (EPOSTA).
+    Email(Email),
+}
+
+impl Address {
+    /// Parse an address of the kind the channel uses.
+    pub fn parse_for(channel: Channel, input: &str) -> Result<Address, AddressError> {
+        if channel.is_phone() {
+            Phone::parse(input).map(Address::Phone)
+        } else {
+            Email::parse(input).map(Address::Email)
+        }
+    }
+
+    /// The key the store uses.
+    pub fn key(&self) -> AddressKey {
+        match self {
+            Address::Phone(p) => p.key(),
+            Address::Email(e) => e.key(),
+        }
+    }
+
+    /// The address with its middle masked, for logs and audit (KVKK).
+    pub fn masked(&self) -> String {
+        match self {
+            Address::Phone(p) => mask_text(&p.to_string()),
+            Address::Email(e) => mask_text(e.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Phone(p) => p.fmt(f),
+            Address::Email(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The store key of an address for a channel, without allocating on the check path.
+pub fn address_key(channel: Channel, input: &str) -> Result<AddressKey, AddressError> {
+    if channel.is_phone() {
+        Phone::parse(input).map(Phone::key)
+    } else {
+        Email::key_of(input)
+    }
+}
+
+/// Mask an address for logs: `+905321234567` → `+90532*****67`,
+/// `ali.veli@example.com` → `a*******@example.com`. Works on raw input too, so a
+/// malformed address is never logged in clear.
+pub fn mask_text(text: &str) -> String {
+    let text = text.trim();
+    if let Some((local, domain)) = text.rsplit_once('@') {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = local.chars();
+        if let Some(first) = chars.next() {
+            out.push(first);
+        }
+        out.extend(chars.map(|_| '*'));
+        out.push('@');
+        out.push_str(domain);
+        return out;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let (keep_head, keep_tail) = if chars.len() >= 10 { (6, 2) } else { (1, 1) };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < keep_head || i + keep_tail >= chars.len() {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// What the store keys an address by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AddressKey {
+    /// A Turkish national number as `national - 2_000_000_000` (fits in a u32).
+    TrPhone(u32),
+    /// Any other E.164 number, as its digits.
+    ForeignPhone(u64),
+    /// An e-mail: xxh3-64 of the normalised text.
+    Email(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turkish_forms_are_one_subscriber() {
+        let forms = [
+            "+905321234567",
+            "905321234567",
+            "05321234567",
+            "5321234567",
+            " +90 (532) 123-45-67 ",
+            "00905321234567",
+        ];
+        let want = Phone::parse(forms[0]).unwrap();
+        for f in forms {
+            assert_eq!(Phone::parse(f).unwrap(), want, "{f}");
+        }
+        assert_eq!(want.to_string(), "+905321234567");
+        assert!(matches!(want.key(), AddressKey::TrPhone(_)));
+        match want.key() {
+            AddressKey::TrPhone(id) => assert_eq!(Phone::from_tr_id(id), want),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn landlines_and_foreign_numbers() {
+        assert!(matches!(
+            Phone::parse("02121234567").unwrap().key(),
+            AddressKey::TrPhone(_)
+        ));
+        let de = Phone::parse("+4915112345678").unwrap();
+        assert_eq!(de.key(), AddressKey::ForeignPhone(4915112345678));
+        assert_eq!(Phone::parse("004915112345678").unwrap(), de);
+    }
+
+    #[test]
+    fn bad_phones_are_named() {
+        assert_eq!(Phone::parse(""), Err(AddressError::Empty));
+        assert_eq!(
+            Phone::parse("0532ABC4567"),
+            Err(AddressError::PhoneCharacter('A'))
+        );
+        assert_eq!(Phone::parse("532123456"), Err(AddressError::PhoneLength(9)));
+        assert_eq!(Phone::parse("8501234567"), Err(AddressError::PhonePrefix('8')));
+        assert_eq!(Phone::parse("+90532123456"), Err(AddressError::PhoneLength(11)));
+        assert!(Phone::parse("+1234567890123456").is_err());
+        assert!(Phone::parse("++905321234567").is_err());
+        assert!(Phone::parse(&"9".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn email_is_trimmed_and_case_folded() {
+        let a = Email::parse("  Ali.Veli@Example.COM ").unwrap();
+        assert_eq!(a.as_str(), "ali.veli@example.com");
+        assert_eq!(a.key(), Email::key_of("ALI.VELI@example.com").unwrap());
+        let tr = Email::parse("ÇAĞRI@örnek.com.tr").unwrap();
+        assert_eq!(tr.key(), Email::key_of("çağri@ÖRNEK.com.tr").unwrap());
+        assert_eq!(Email::parse("a@"), Err(AddressError::EmailShape));
+        assert_eq!(Email::parse("@b"), Err(AddressError::EmailShape));
+        assert_eq!(Email::parse("ab"), Err(AddressError::EmailShape));
+        assert_eq!(Email::parse("a b@c"), Err(AddressError::EmailCharacter));
+        assert!(matches!(
+            Email::parse(&format!("{}@x.com", "a".repeat(260))),
+            Err(AddressError::EmailLength(_))
+        ));
+    }
+
+    #[test]
+    fn masking_hides_the_middle() {
+        let p = Address::Phone(Phone::parse("05321234567").unwrap());
+        assert_eq!(p.masked(), "+90532*****67");
+        let e = Address::Email(Email::parse("ali@example.com").unwrap());
+        assert_eq!(e.masked(), "a**@example.com");
+        assert_eq!(mask_text("garbage"), "g*****e");
+    }
+}
