@@ -7,4 +7,5 @@
 //! webhook) and `smpp` (the SMS gate: codec apart from sessions).
 
 pub mod consent;
+pub mod registry;
 pub mod smpp;

@@ -363,8 +363,14 @@ mod tests {
             Err(AddressError::PhoneCharacter('A'))
         );
         assert_eq!(Phone::parse("532123456"), Err(AddressError::PhoneLength(9)));
-        assert_eq!(Phone::parse("8501234567"), Err(AddressError::PhonePrefix('8')));
-        assert_eq!(Phone::parse("+90532123456"), Err(AddressError::PhoneLength(11)));
+        assert_eq!(
+            Phone::parse("8501234567"),
+            Err(AddressError::PhonePrefix('8'))
+        );
+        assert_eq!(
+            Phone::parse("+90532123456"),
+            Err(AddressError::PhoneLength(11))
+        );
         assert!(Phone::parse("+1234567890123456").is_err());
         assert!(Phone::parse("++905321234567").is_err());
         assert!(Phone::parse(&"9".repeat(40)).is_err());

@@ -245,7 +245,10 @@ mod tests {
         for s in Source::ALL {
             assert_eq!(s.as_str().parse::<Source>().unwrap(), *s);
         }
-        assert!("mesaj".parse::<Channel>().is_err(), "case matters in the API");
+        assert!(
+            "mesaj".parse::<Channel>().is_err(),
+            "case matters in the API"
+        );
         let err = "SMS".parse::<Channel>().unwrap_err();
         assert!(err.to_string().contains("MESAJ"), "{err}");
     }
@@ -258,7 +261,10 @@ mod tests {
 
     #[test]
     fn message_class_codes() {
-        assert_eq!("0".parse::<MessageClass>().unwrap(), MessageClass::Informational);
+        assert_eq!(
+            "0".parse::<MessageClass>().unwrap(),
+            MessageClass::Informational
+        );
         assert_eq!(
             "12".parse::<MessageClass>().unwrap(),
             MessageClass::Commercial(RecipientType::Tacir)

@@ -177,7 +177,9 @@ impl ConsentRecord {
             self.status,
             self.consent_date.map(|d| d.to_string()).unwrap_or_default(),
             self.source.map(|s| s.as_str()).unwrap_or_default(),
-            self.retailer_code.map(|c| c.to_string()).unwrap_or_default(),
+            self.retailer_code
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
             access.join(";"),
         )
     }
@@ -340,7 +342,11 @@ mod tests {
             .iter()
             .map(|r| r.as_ref().unwrap_err().to_string())
             .collect();
-        assert!(msgs[0].starts_with("line 5:") && msgs[0].contains("SMS"), "{}", msgs[0]);
+        assert!(
+            msgs[0].starts_with("line 5:") && msgs[0].contains("SMS"),
+            "{}",
+            msgs[0]
+        );
         assert!(msgs[1].starts_with("line 6:") && msgs[1].contains("consentDate is empty"));
         assert!(msgs[2].contains("brandCode"), "{}", msgs[2]);
         assert!(msgs[3].contains("H155"), "{}", msgs[3]);

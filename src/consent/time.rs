@@ -140,10 +140,7 @@ mod tests {
         // 2018-02-10T06:30:00Z
         assert_eq!(t.unix(), 1_518_244_200);
         assert_eq!(t.to_string(), "2018-02-10 09:30:00");
-        assert_eq!(
-            ConsentTime::parse("2015-05-01 00:00:00").unwrap(),
-            EARLIEST
-        );
+        assert_eq!(ConsentTime::parse("2015-05-01 00:00:00").unwrap(), EARLIEST);
     }
 
     #[test]

@@ -1,0 +1,2 @@
+//! The İYS registry: its API shapes, a client, and an emulator with the same paths.
+pub mod api;
