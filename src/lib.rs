@@ -7,5 +7,7 @@
 //! webhook) and `smpp` (the SMS gate: codec apart from sessions).
 
 pub mod consent;
+pub mod policy;
 pub mod registry;
 pub mod smpp;
+pub mod store;

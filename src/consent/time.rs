@@ -169,3 +169,10 @@ mod tests {
         assert!(ConsentTime::parse("2020-02-29 00:00:00").is_ok());
     }
 }
+
+impl serde::Serialize for ConsentTime {
+    /// As the registry writes dates: `YYYY-MM-DD HH:mm:ss`, Turkey time.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

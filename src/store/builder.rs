@@ -1,0 +1,213 @@
+//! Builds a snapshot from a full export (CSV rows, or the generator directly):
+//! per key, sort the records by (address, consent date) and keep the newest.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::dictionary::Dictionary;
+use super::keyset::KeySet;
+use super::packed::PackedSet;
+use super::snapshot::{
+    key_index, BrandEntry, Snapshot, SyncState, FOREIGN_ID_BASE, KEYS_PER_BRAND,
+};
+use crate::consent::{AddressKey, Brand, ConsentRecord, ConsentTime, Status};
+
+/// Address kinds in a raw entry before ids are assigned.
+const KIND_TR: u8 = 0;
+const KIND_FOREIGN: u8 = 1;
+const KIND_EMAIL: u8 = 2;
+
+#[derive(Clone, Copy)]
+struct Raw {
+    key: u64,
+    /// Unix seconds of the consent date (0 when absent).
+    date: i64,
+    /// Index into `access_lists` + 1, or 0.
+    access: u32,
+    kind: u8,
+    status: Status,
+}
+
+/// Accumulates records, then builds a snapshot.
+#[derive(Default)]
+pub struct SnapshotBuilder {
+    keys: FxHashMap<(Brand, usize), Vec<Raw>>,
+    access_lists: Vec<Box<[u32]>>,
+    brands: Vec<Brand>,
+    records: u64,
+}
+
+/// Figures from a build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildStats {
+    /// Records added.
+    pub records: u64,
+    /// Distinct tuples kept (newest per tuple).
+    pub tuples: u64,
+    /// Records superseded by a newer one for the same tuple.
+    pub superseded: u64,
+}
+
+impl SnapshotBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make a brand exist even if no record names it.
+    pub fn add_brand(&mut self, brand: Brand) {
+        self.brands.push(brand);
+    }
+
+    /// Add one record.
+    pub fn add(&mut self, r: &ConsentRecord) {
+        let (kind, key) = match r.address.key() {
+            AddressKey::TrPhone(id) => (KIND_TR, u64::from(id)),
+            AddressKey::ForeignPhone(d) => (KIND_FOREIGN, d),
+            AddressKey::Email(h) => (KIND_EMAIL, h),
+        };
+        let access = if r.retailer_access.is_empty() {
+            0
+        } else {
+            self.access_lists
+                .push(r.retailer_access.clone().into_boxed_slice());
+            self.access_lists.len() as u32
+        };
+        self.keys
+            .entry((r.brand, key_index(r.channel, r.recipient_type)))
+            .or_default()
+            .push(Raw {
+                key,
+                date: r.consent_date.map_or(0, ConsentTime::unix),
+                access,
+                kind,
+                status: r.status,
+            });
+        self.records += 1;
+    }
+
+    /// Records added so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Build the snapshot; every brand's data is marked current as of `as_of`.
+    pub fn build(self, as_of: ConsentTime) -> (Snapshot, BuildStats) {
+        let SnapshotBuilder {
+            keys,
+            access_lists,
+            brands,
+            records,
+        } = self;
+        let mut emails: Vec<u64> = Vec::new();
+        let mut foreign: Vec<u64> = Vec::new();
+        for raws in keys.values() {
+            for r in raws {
+                match r.kind {
+                    KIND_EMAIL => emails.push(r.key),
+                    KIND_FOREIGN => foreign.push(r.key),
+                    _ => {}
+                }
+            }
+        }
+        emails.par_sort_unstable();
+        emails.dedup();
+        foreign.par_sort_unstable();
+        foreign.dedup();
+        let emails = Dictionary::from_sorted(emails);
+        let foreign = Dictionary::from_sorted(foreign);
+
+        let keys: Vec<((Brand, usize), Vec<Raw>)> = keys.into_iter().collect();
+        let built: Vec<((Brand, usize), KeySet, u64)> = keys
+            .into_par_iter()
+            .map(|(k, raws)| {
+                let (set, kept) = build_key(raws, &emails, &foreign, &access_lists);
+                (k, set, kept)
+            })
+            .collect();
+
+        let mut table: FxHashMap<Brand, BrandEntry> = FxHashMap::default();
+        for b in brands {
+            table.entry(b).or_default();
+        }
+        let mut tuples = 0u64;
+        for ((brand, idx), set, kept) in built {
+            table.entry(brand).or_default().sets[idx] = set;
+            tuples += kept;
+        }
+        let brands = table
+            .into_iter()
+            .map(|(b, mut e)| {
+                e.sync = SyncState {
+                    synced_at: Some(as_of),
+                    ..SyncState::default()
+                };
+                (b, Arc::new(e))
+            })
+            .collect();
+        debug_assert!(KEYS_PER_BRAND == 6);
+        let stats = BuildStats {
+            records,
+            tuples,
+            superseded: records - tuples,
+        };
+        (
+            Snapshot::from_parts(1, as_of, brands, emails, foreign),
+            stats,
+        )
+    }
+}
+
+fn build_key(
+    mut raws: Vec<Raw>,
+    emails: &Dictionary,
+    foreign: &Dictionary,
+    access_lists: &[Box<[u32]>],
+) -> (KeySet, u64) {
+    // Assign ids in place (key becomes the id).
+    for r in raws.iter_mut() {
+        r.key = match r.kind {
+            KIND_EMAIL => u64::from(emails.get(r.key).unwrap_or(u32::MAX)),
+            KIND_FOREIGN => u64::from(foreign.get(r.key).map_or(u32::MAX, |i| FOREIGN_ID_BASE + i)),
+            _ => r.key,
+        };
+    }
+    // Stable: on equal dates the record given later wins.
+    raws.sort_by_key(|r| (r.key, r.date));
+    let mut onay: Vec<u32> = Vec::new();
+    let mut ret: Vec<u32> = Vec::new();
+    let mut grants: Vec<(u32, u32)> = Vec::new();
+    let mut kept = 0u64;
+    let n = raws.len();
+    for i in 0..n {
+        if i + 1 < n && raws[i + 1].key == raws[i].key {
+            continue; // a newer record for this tuple follows
+        }
+        let r = raws[i];
+        kept += 1;
+        let id = r.key as u32;
+        match r.status {
+            Status::Onay => {
+                onay.push(id);
+                if r.access > 0 {
+                    if let Some(list) = access_lists.get(r.access as usize - 1) {
+                        grants.extend(list.iter().map(|code| (*code, id)));
+                    }
+                }
+            }
+            Status::Ret => ret.push(id),
+        }
+    }
+    drop(raws);
+    grants.sort_unstable();
+    let mut retailers: Vec<(u32, PackedSet)> = Vec::new();
+    for chunk in grants.chunk_by(|a, b| a.0 == b.0) {
+        let ids: Vec<u32> = chunk.iter().map(|g| g.1).collect();
+        retailers.push((chunk[0].0, PackedSet::from_unsorted(ids)));
+    }
+    let onay = PackedSet::from_sorted(&onay).unwrap_or_else(|_| PackedSet::from_unsorted(onay));
+    let ret = PackedSet::from_sorted(&ret).unwrap_or_else(|_| PackedSet::from_unsorted(ret));
+    (KeySet::from_base(onay, ret, retailers), kept)
+}
