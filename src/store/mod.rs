@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod dictionary;
+pub mod file;
 pub mod keyset;
 pub mod packed;
 pub mod snapshot;
