@@ -6,8 +6,15 @@
 //! `sync` (keeping the store current), `admin` (HTTP: metrics, health, check,
 //! webhook) and `smpp` (the SMS gate: codec apart from sessions).
 
+pub mod admin;
+pub mod cli;
+pub mod config;
 pub mod consent;
+pub mod gen;
+pub mod observe;
 pub mod policy;
 pub mod registry;
+pub mod serve;
 pub mod smpp;
 pub mod store;
+pub mod sync;

@@ -101,9 +101,9 @@ pub(super) const MOBILE_PREFIXES: [u64; 31] = [
 
 /// Landline area codes (a representative set of the 81 provinces).
 pub(super) const AREA_CODES: [u64; 40] = [
-    212, 216, 312, 232, 224, 242, 322, 332, 352, 262, 258, 462, 222, 226, 236, 246, 256, 264,
-    266, 272, 274, 282, 284, 286, 318, 324, 326, 342, 344, 362, 364, 380, 412, 414, 422, 424,
-    442, 452, 454, 482,
+    212, 216, 312, 232, 224, 242, 322, 332, 352, 262, 258, 462, 222, 226, 236, 246, 256, 264, 266,
+    272, 274, 282, 284, 286, 318, 324, 326, 342, 344, 362, 364, 380, 412, 414, 422, 424, 442, 452,
+    454, 482,
 ];
 
 /// Subscriber numbers per mobile prefix.
@@ -113,18 +113,18 @@ const LANDLINE_BLOCK: u64 = 8_000_000;
 
 /// Foreign mobile ranges: (E.164 digits before the subscriber part, subscriber digits).
 const FOREIGN: [(u64, u32); 12] = [
-    (4915, 9),   // Germany
-    (4917, 9),   // Germany
-    (447, 9),    // United Kingdom
-    (316, 8),    // Netherlands
-    (99450, 7),  // Azerbaijan
-    (99455, 7),  // Azerbaijan
-    (336, 8),    // France
-    (79, 9),     // Russia
-    (4176, 7),   // Switzerland
-    (35988, 7),  // Bulgaria
-    (9955, 8),   // Georgia
-    (38067, 7),  // Ukraine
+    (4915, 9),  // Germany
+    (4917, 9),  // Germany
+    (447, 9),   // United Kingdom
+    (316, 8),   // Netherlands
+    (99450, 7), // Azerbaijan
+    (99455, 7), // Azerbaijan
+    (336, 8),   // France
+    (79, 9),    // Russia
+    (4176, 7),  // Switzerland
+    (35988, 7), // Bulgaria
+    (9955, 8),  // Georgia
+    (38067, 7), // Ukraine
 ];
 
 /// Multiplier coprime to 10: a bijection on `0..10^d` for every `d`.
@@ -133,30 +133,200 @@ const FOREIGN_MULT: u64 = 2_654_435_761;
 /// First names, ASCII and with Turkish letters (both spellings occur in real mail
 /// addresses). No name is a single letter; none contains a digit, `.` or `_`.
 pub(super) const FIRST_NAMES: &[&str] = &[
-    "ahmet", "mehmet", "mustafa", "ali", "huseyin", "hasan", "ibrahim", "ismail", "osman",
-    "yusuf", "murat", "omer", "ramazan", "halil", "suleyman", "abdullah", "mahmut", "recep",
-    "salih", "fatih", "kadir", "emre", "burak", "serkan", "volkan", "onur", "kemal", "cem",
-    "deniz", "baris", "tolga", "selim", "eren", "kaan", "arda", "efe", "berk", "umut", "mert",
-    "ayse", "fatma", "emine", "hatice", "zeynep", "elif", "meryem", "sultan", "hulya", "esra",
-    "merve", "ozlem", "sibel", "derya", "seda", "ebru", "gamze", "pinar", "tugba", "busra",
-    "kubra", "yasemin", "asli", "ceren", "irem", "ecem", "melis", "selin", "defne", "leyla",
-    "aylin", "gizem", "buse", "dilek", "gokhan", "ozge", "cagla", "sule", "ugur", "hakan",
-    "hüseyin", "ömer", "süleyman", "barış", "özlem", "hülya", "pınar", "tuğba", "büşra",
-    "kübra", "aslı", "gül", "çağla", "gökhan", "şule", "özge", "ılgın", "ümit", "çağrı",
-    "şeyma", "gülşen", "oğuz", "tuğçe", "görkem", "ayşe", "uğur", "doğukan", "ışıl",
+    "ahmet",
+    "mehmet",
+    "mustafa",
+    "ali",
+    "huseyin",
+    "hasan",
+    "ibrahim",
+    "ismail",
+    "osman",
+    "yusuf",
+    "murat",
+    "omer",
+    "ramazan",
+    "halil",
+    "suleyman",
+    "abdullah",
+    "mahmut",
+    "recep",
+    "salih",
+    "fatih",
+    "kadir",
+    "emre",
+    "burak",
+    "serkan",
+    "volkan",
+    "onur",
+    "kemal",
+    "cem",
+    "deniz",
+    "baris",
+    "tolga",
+    "selim",
+    "eren",
+    "kaan",
+    "arda",
+    "efe",
+    "berk",
+    "umut",
+    "mert",
+    "ayse",
+    "fatma",
+    "emine",
+    "hatice",
+    "zeynep",
+    "elif",
+    "meryem",
+    "sultan",
+    "hulya",
+    "esra",
+    "merve",
+    "ozlem",
+    "sibel",
+    "derya",
+    "seda",
+    "ebru",
+    "gamze",
+    "pinar",
+    "tugba",
+    "busra",
+    "kubra",
+    "yasemin",
+    "asli",
+    "ceren",
+    "irem",
+    "ecem",
+    "melis",
+    "selin",
+    "defne",
+    "leyla",
+    "aylin",
+    "gizem",
+    "buse",
+    "dilek",
+    "gokhan",
+    "ozge",
+    "cagla",
+    "sule",
+    "ugur",
+    "hakan",
+    "hüseyin",
+    "ömer",
+    "süleyman",
+    "barış",
+    "özlem",
+    "hülya",
+    "pınar",
+    "tuğba",
+    "büşra",
+    "kübra",
+    "aslı",
+    "gül",
+    "çağla",
+    "gökhan",
+    "şule",
+    "özge",
+    "ılgın",
+    "ümit",
+    "çağrı",
+    "şeyma",
+    "gülşen",
+    "oğuz",
+    "tuğçe",
+    "görkem",
+    "ayşe",
+    "uğur",
+    "doğukan",
+    "ışıl",
 ];
 
 /// Surnames, ASCII and with Turkish letters.
 pub(super) const SURNAMES: &[&str] = &[
-    "yilmaz", "kaya", "demir", "sahin", "celik", "yildiz", "yildirim", "ozturk", "aydin",
-    "ozdemir", "arslan", "dogan", "kilic", "aslan", "cetin", "kara", "koc", "kurt", "ozkan",
-    "simsek", "polat", "ozcan", "korkmaz", "cakir", "erdogan", "yavuz", "aksoy", "bulut",
-    "gunes", "tekin", "keskin", "karaca", "erdem", "akin", "sari", "acar", "bozkurt", "tas",
-    "duman", "uysal", "guler", "unal", "turan", "kaplan", "aktas", "kose", "ates", "ciftci",
-    "yalcin", "sen", "coskun", "yilmazer", "ekinci", "ucar",
-    "yılmaz", "şahin", "çelik", "yıldız", "yıldırım", "öztürk", "aydın", "özdemir", "doğan",
-    "kılıç", "çetin", "koç", "özkan", "şimşek", "özcan", "çakır", "erdoğan", "güneş", "sarı",
-    "taş", "güler", "ünal", "aktaş", "köse", "ateş", "çiftçi", "yalçın", "şen", "coşkun",
+    "yilmaz",
+    "kaya",
+    "demir",
+    "sahin",
+    "celik",
+    "yildiz",
+    "yildirim",
+    "ozturk",
+    "aydin",
+    "ozdemir",
+    "arslan",
+    "dogan",
+    "kilic",
+    "aslan",
+    "cetin",
+    "kara",
+    "koc",
+    "kurt",
+    "ozkan",
+    "simsek",
+    "polat",
+    "ozcan",
+    "korkmaz",
+    "cakir",
+    "erdogan",
+    "yavuz",
+    "aksoy",
+    "bulut",
+    "gunes",
+    "tekin",
+    "keskin",
+    "karaca",
+    "erdem",
+    "akin",
+    "sari",
+    "acar",
+    "bozkurt",
+    "tas",
+    "duman",
+    "uysal",
+    "guler",
+    "unal",
+    "turan",
+    "kaplan",
+    "aktas",
+    "kose",
+    "ates",
+    "ciftci",
+    "yalcin",
+    "sen",
+    "coskun",
+    "yilmazer",
+    "ekinci",
+    "ucar",
+    "yılmaz",
+    "şahin",
+    "çelik",
+    "yıldız",
+    "yıldırım",
+    "öztürk",
+    "aydın",
+    "özdemir",
+    "doğan",
+    "kılıç",
+    "çetin",
+    "koç",
+    "özkan",
+    "şimşek",
+    "özcan",
+    "çakır",
+    "erdoğan",
+    "güneş",
+    "sarı",
+    "taş",
+    "güler",
+    "ünal",
+    "aktaş",
+    "köse",
+    "ateş",
+    "çiftçi",
+    "yalçın",
+    "şen",
+    "coşkun",
 ];
 
 /// Mail domains with weights (per mille of the e-mail population).
@@ -232,11 +402,15 @@ impl Population {
     ) -> Result<Population, String> {
         let mobile_space = MOBILE_PREFIXES.len() as u64 * MOBILE_BLOCK;
         if mobiles > mobile_space {
-            return Err(format!("mobiles {mobiles} exceeds the {mobile_space} numbers in the prefixes"));
+            return Err(format!(
+                "mobiles {mobiles} exceeds the {mobile_space} numbers in the prefixes"
+            ));
         }
         let landline_space = AREA_CODES.len() as u64 * LANDLINE_BLOCK;
         if landlines > landline_space {
-            return Err(format!("landlines {landlines} exceeds the {landline_space} numbers in the area codes"));
+            return Err(format!(
+                "landlines {landlines} exceeds the {landline_space} numbers in the area codes"
+            ));
         }
         let foreign_space = FOREIGN.len() as u64 * 10_000_000;
         if foreign > foreign_space {
@@ -295,7 +469,10 @@ impl Population {
         if idx < self.mobiles {
             let v = self.mobile_map.get(idx);
             let prefix = MOBILE_PREFIXES[(v / MOBILE_BLOCK) as usize];
-            (Addr::Tr(prefix * MOBILE_BLOCK + v % MOBILE_BLOCK), PhoneKind::Mobile)
+            (
+                Addr::Tr(prefix * MOBILE_BLOCK + v % MOBILE_BLOCK),
+                PhoneKind::Mobile,
+            )
         } else if idx < self.mobiles + self.landlines {
             let v = self.landline_map.get(idx - self.mobiles);
             let area = AREA_CODES[(v / LANDLINE_BLOCK) as usize];

@@ -1,2 +1,4 @@
 //! The İYS registry: its API shapes, a client, and an emulator with the same paths.
 pub mod api;
+pub mod client;
+pub mod emulator;

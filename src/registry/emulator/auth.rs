@@ -54,7 +54,12 @@ fn random_token() -> String {
 
 impl Tokens {
     /// A new access/refresh pair.
-    pub(crate) fn issue(&self, now: Instant, access_ttl: Duration, refresh_ttl: Duration) -> (String, String) {
+    pub(crate) fn issue(
+        &self,
+        now: Instant,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> (String, String) {
         let access = random_token();
         let refresh = random_token();
         {

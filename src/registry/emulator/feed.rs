@@ -97,7 +97,10 @@ impl Entry {
         Change {
             consent_date: self.consent_date.map(|d| d.to_string()).unwrap_or_default(),
             creation_date: self.created.to_string(),
-            source: self.source.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            source: self
+                .source
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             recipient: self.recipient.to_string(),
             recipient_type: self.recipient_type.as_str().to_string(),
             status: self.status.as_str().to_string(),

@@ -33,8 +33,8 @@ use crate::consent::{
     RecordError, Status,
 };
 use crate::registry::api::{
-    codes, ApiError, BulkItemResult, BulkResponse, BulkResult, ChangesPage, ConsentBody,
-    ErrorBody, StatusQuery, StatusResponse, TokenRequest, TokenResponse, TransactionResponse,
+    codes, ApiError, BulkItemResult, BulkResponse, BulkResult, ChangesPage, ConsentBody, ErrorBody,
+    StatusQuery, StatusResponse, TokenRequest, TokenResponse, TransactionResponse,
 };
 
 pub use auth::User;
@@ -99,7 +99,12 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection with one error.
-    pub fn new(status: u16, code: &str, message: impl Into<String>, location: Option<&str>) -> Self {
+    pub fn new(
+        status: u16,
+        code: &str,
+        message: impl Into<String>,
+        location: Option<&str>,
+    ) -> Self {
         Rejection {
             status,
             body: ErrorBody::one(code, message, location),
@@ -111,9 +116,9 @@ impl Rejection {
         Rejection::new(400, codes::INVALID, message, Some(location))
     }
 
-    /// HTTP 404 with `H000`.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Rejection::new(404, codes::INVALID, message, None)
+    /// HTTP 404 with `H000` and what was not found.
+    pub fn not_found(location: &str, message: impl Into<String>) -> Self {
+        Rejection::new(404, codes::INVALID, message, Some(location))
     }
 
     /// The first error's code.
@@ -294,11 +299,17 @@ fn uuid() -> String {
 }
 
 fn minus(now: ConsentTime, d: Duration) -> ConsentTime {
-    ConsentTime(now.unix().saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+    ConsentTime(
+        now.unix()
+            .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    )
 }
 
 fn plus(now: ConsentTime, d: Duration) -> ConsentTime {
-    ConsentTime(now.unix().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+    ConsentTime(
+        now.unix()
+            .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    )
 }
 
 impl Emulator {
@@ -343,14 +354,12 @@ impl Emulator {
     pub fn token(&self, req: &TokenRequest, now: Instant) -> Result<TokenResponse, Rejection> {
         match req.grant_type.as_str() {
             "password" => {
-                let username = req
-                    .username
-                    .as_deref()
-                    .ok_or_else(|| Rejection::invalid("username", "username is required for grant_type password"))?;
-                let password = req
-                    .password
-                    .as_deref()
-                    .ok_or_else(|| Rejection::invalid("password", "password is required for grant_type password"))?;
+                let username = req.username.as_deref().ok_or_else(|| {
+                    Rejection::invalid("username", "username is required for grant_type password")
+                })?;
+                let password = req.password.as_deref().ok_or_else(|| {
+                    Rejection::invalid("password", "password is required for grant_type password")
+                })?;
                 let known = self
                     .config
                     .users
@@ -367,7 +376,10 @@ impl Emulator {
             }
             "refresh_token" => {
                 let token = req.refresh_token.as_deref().ok_or_else(|| {
-                    Rejection::invalid("refresh_token", "refresh_token is required for grant_type refresh_token")
+                    Rejection::invalid(
+                        "refresh_token",
+                        "refresh_token is required for grant_type refresh_token",
+                    )
                 })?;
                 self.tokens.redeem_refresh(token, now).map_err(|p| {
                     let what = match p {
@@ -377,7 +389,9 @@ impl Emulator {
                     Rejection::new(
                         401,
                         codes::BAD_TOKEN,
-                        format!("refresh token {what}: authenticate again with grant_type password"),
+                        format!(
+                            "refresh token {what}: authenticate again with grant_type password"
+                        ),
                         Some("refresh_token"),
                     )
                 })?;
@@ -621,7 +635,7 @@ impl Emulator {
         let address = Address::parse_for(channel, &query.recipient)
             .map_err(|e| invalid(RecordError::Address(e)))?;
         let missing = || {
-            Rejection::not_found(format!(
+            Rejection::not_found("recipient", format!(
                 "no {recipient_type} {channel} consent record for this recipient in brand {brand}"
             ))
         };
@@ -697,7 +711,10 @@ impl Emulator {
         now: ConsentTime,
     ) -> Result<BulkResponse, Rejection> {
         if items.is_empty() {
-            return Err(Rejection::invalid("body", "the request holds no consents: send a JSON array of 1 or more"));
+            return Err(Rejection::invalid(
+                "body",
+                "the request holds no consents: send a JSON array of 1 or more",
+            ));
         }
         if items.len() > self.config.max_bulk_items {
             return Err(Rejection::invalid(
@@ -785,7 +802,7 @@ impl Emulator {
         now: ConsentTime,
     ) -> Result<BulkResult, Rejection> {
         let missing = || {
-            Rejection::not_found(format!(
+            Rejection::not_found("requestId", format!(
                 "no bulk request {:?} for brand {brand} (results are kept 7 days)",
                 request_id.chars().take(40).collect::<String>()
             ))

@@ -21,7 +21,11 @@ const PAYLOAD_BITS: u32 = 59;
 const PAYLOAD_MASK: u64 = (1 << PAYLOAD_BITS) - 1;
 
 impl TupleKey {
-    pub(crate) fn new(address: AddressKey, channel: Channel, recipient_type: RecipientType) -> Self {
+    pub(crate) fn new(
+        address: AddressKey,
+        channel: Channel,
+        recipient_type: RecipientType,
+    ) -> Self {
         let (kind, payload) = match address {
             AddressKey::TrPhone(id) => (0u64, u64::from(id)),
             AddressKey::ForeignPhone(digits) => (1, digits),

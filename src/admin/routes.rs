@@ -1,0 +1,277 @@
+//! Admin routes. Each answers JSON (or Prometheus text) and never a recipient
+//! address in clear.
+
+use std::collections::HashMap;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use metrics::counter;
+use serde_json::json;
+
+use super::AdminState;
+use crate::consent::{
+    address_key, mask_text, Address, Brand, Channel, ConsentTime, MessageClass, RecipientType,
+};
+use crate::policy::{decide, Request as DecisionRequest};
+use crate::store::key_index;
+use crate::sync::push;
+
+const MAX_WEBHOOK_BODY: usize = 8 << 20;
+
+/// Route one request.
+pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.metrics.render(),
+        ),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, "/readyz") => readyz(state),
+        (&Method::GET, "/v1/check") => check(state, req.uri().query().unwrap_or("")),
+        (&Method::GET, "/v1/status") => status(state),
+        (&Method::POST, "/v1/webhook") => webhook(state, req).await,
+        (_, "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook") => {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this path",
+            )
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook",
+        ),
+    }
+}
+
+fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    text(status, "application/json", format!("{value}\n"))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json_response(status, json!({ "error": message.into() }))
+}
+
+fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(s) = state.store.load() else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": "no snapshot loaded"}),
+        );
+    };
+    let now = ConsentTime::now();
+    let mut stale = Vec::new();
+    for b in &state.brands {
+        let age = s
+            .brand(*b)
+            .and_then(|e| e.sync.synced_at)
+            .map(|t| now.unix() - t.unix());
+        let fresh = match (age, state.policy.max_data_age_secs) {
+            (_, None) => true,
+            (Some(age), Some(max)) => age <= max,
+            (None, Some(_)) => false,
+        };
+        if !fresh {
+            stale.push(json!({"brand": b.to_string(), "data_age_seconds": age}));
+        }
+    }
+    if stale.is_empty() {
+        json_response(
+            StatusCode::OK,
+            json!({"ready": true, "snapshot_version": s.version}),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": "data older than policy.max_data_age", "stale": stale}),
+        )
+    }
+}
+
+fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |name: &str| q.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let number = |name: &'static str| -> Result<Option<u32>, String> {
+        field(name)
+            .map(|v| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("{name} must be a positive integer, got {v:?}"))
+            })
+            .transpose()
+    };
+    let parsed = (|| -> Result<(DecisionRequest, String), String> {
+        let iys = number("iys_code")?.ok_or("iys_code is required")?;
+        let brand = number("brand_code")?.ok_or("brand_code is required")?;
+        let channel: Channel = field("channel")
+            .ok_or("channel is required (MESAJ, ARAMA or EPOSTA)")?
+            .parse()
+            .map_err(|e: crate::consent::InvalidValue| e.to_string())?;
+        let recipient = field("recipient").ok_or("recipient is required")?;
+        let rtype: RecipientType = match field("recipient_type") {
+            Some(v) => v
+                .parse()
+                .map_err(|e: crate::consent::InvalidValue| e.to_string())?,
+            None => RecipientType::Bireysel,
+        };
+        let class = match field("message_type") {
+            Some(v) => v.parse::<MessageClass>().map_err(|e| e.to_string())?,
+            None => MessageClass::Commercial(rtype),
+        };
+        let address = address_key(channel, recipient).map_err(|e| format!("recipient: {e}"))?;
+        let retailer = number("retailer_code")?;
+        let masked = Address::parse_for(channel, recipient)
+            .map(|a| a.masked())
+            .unwrap_or_else(|_| mask_text(recipient));
+        Ok((
+            DecisionRequest {
+                brand: Brand::new(iys, brand),
+                channel,
+                class,
+                address,
+                retailer,
+            },
+            masked,
+        ))
+    })();
+    let (req, masked) = match parsed {
+        Ok(p) => p,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let snapshot = state.store.guard();
+    let d = decide(snapshot.as_deref(), &state.policy, ConsentTime::now(), &req);
+    json_response(
+        StatusCode::OK,
+        json!({
+            "decision": d.verdict,
+            "reason": d.reason,
+            "enforced_decision": d.enforced(),
+            "monitor": d.monitor,
+            "snapshot_version": d.snapshot_version,
+            "data_age_seconds": d.data_age_seconds,
+            "brand": req.brand.to_string(),
+            "channel": req.channel,
+            "message_type": req.class.code(),
+            "recipient": masked,
+        }),
+    )
+}
+
+fn status(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(s) = state.store.load() else {
+        return json_response(
+            StatusCode::OK,
+            json!({"snapshot_version": null, "brands": []}),
+        );
+    };
+    let now = ConsentTime::now();
+    let brands: Vec<serde_json::Value> = s
+        .brands()
+        .into_iter()
+        .filter_map(|b| s.brand(b).map(|e| (b, e)))
+        .map(|(b, e)| {
+            let mut tuples = serde_json::Map::new();
+            for ch in Channel::ALL {
+                for rt in RecipientType::ALL {
+                    let (onay, ret) = e.sets[key_index(*ch, *rt)].tuples();
+                    tuples.insert(format!("{ch}/{rt}"), json!({"onay": onay, "ret": ret}));
+                }
+            }
+            json!({
+                "iys_code": b.iys_code,
+                "brand_code": b.brand_code,
+                "followed": state.brands.contains(&b),
+                "cursor_hs": e.sync.cursor_hs,
+                "cursor_iys": e.sync.cursor_iys,
+                "synced_at": e.sync.synced_at,
+                "data_age_seconds": e.sync.synced_at.map(|t| now.unix() - t.unix()),
+                "changes_applied": e.sync.changes_applied,
+                "tuples": tuples,
+            })
+        })
+        .collect();
+    let per_channel = s.tuples_per_channel();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "snapshot_version": s.version,
+            "published_at": s.published_at,
+            "monitor": state.policy.monitor,
+            "max_data_age_seconds": state.policy.max_data_age_secs,
+            "tuples": {"MESAJ": per_channel[0], "ARAMA": per_channel[1], "EPOSTA": per_channel[2]},
+            "store_bytes": s.heap_bytes(),
+            "brands": brands,
+        }),
+    )
+}
+
+async fn webhook(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let result =
+        |r: &'static str| counter!("iys_gate_webhook_requests_total", "result" => r).increment(1);
+    let Some(secret) = &state.webhook_secret else {
+        result("disabled");
+        return error(
+            StatusCode::NOT_FOUND,
+            "the webhook is not configured ([webhook] secret)",
+        );
+    };
+    let authorized = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| constant_time_eq(token.trim().as_bytes(), secret.as_bytes()));
+    if !authorized {
+        result("unauthorized");
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            result("bad_request");
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read body (limit {MAX_WEBHOOK_BODY} bytes): {e}"),
+            );
+        }
+    };
+    match push::apply(&state.store, &body).await {
+        Ok(r) => {
+            result("ok");
+            counter!("iys_gate_sync_changes_applied_total").increment(r.applied);
+            json_response(StatusCode::OK, json!(r))
+        }
+        Err(e) => {
+            result("bad_request");
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

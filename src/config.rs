@@ -1,0 +1,516 @@
+//! The gate's configuration: one TOML file, every key documented in
+//! `config/iys-gate.toml`, validated at start with errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::consent::Brand;
+
+/// The built-in demo configuration (`iys-gate serve` without `--config`).
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// Everything `iys-gate serve` reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Admin HTTP listener.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Consent store and snapshot file.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// How decisions are enforced.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The registry to follow.
+    pub registry: Option<RegistryConfig>,
+    /// Brands the gate holds and follows.
+    #[serde(default)]
+    pub brands: Vec<BrandConfig>,
+    /// Pushed changes.
+    pub webhook: Option<WebhookConfig>,
+    /// Refusal audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Demo data (the embedded demo only).
+    pub demo: Option<DemoConfig>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+/// What to do with a CSV row that does not parse.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BadRows {
+    /// Stop the load and report the row.
+    #[default]
+    Abort,
+    /// Skip it, count it, report the first few.
+    Skip,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Snapshot file: loaded at start, written periodically and at shutdown.
+    pub snapshot_path: Option<PathBuf>,
+    /// Full exports loaded when there is no snapshot file.
+    #[serde(default)]
+    pub bootstrap_csv: Vec<PathBuf>,
+    /// CSV rows that do not parse: `abort` or `skip`.
+    #[serde(default)]
+    pub bad_rows: BadRows,
+    /// How often a changed snapshot is written.
+    #[serde(default = "default_persist_interval", with = "humantime_serde")]
+    pub persist_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            snapshot_path: None,
+            bootstrap_csv: Vec::new(),
+            bad_rows: BadRows::default(),
+            persist_interval: default_persist_interval(),
+        }
+    }
+}
+
+fn default_persist_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Record decisions but enforce none.
+    #[serde(default)]
+    pub monitor: bool,
+    /// Data older than this defers commercial traffic; `0s` disables the limit.
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub max_data_age: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            monitor: false,
+            max_data_age: default_max_age(),
+        }
+    }
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+/// `[registry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// API base URL (`https://api.iys.org.tr`); ignored when `emulator = true`.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// API user.
+    #[serde(default)]
+    pub username: String,
+    /// API password (prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// How often the change feeds are polled.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Changes per page (1..=999).
+    #[serde(default = "default_page_limit")]
+    pub page_limit: u32,
+    /// Per-request timeout.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest back-off after 429/5xx/transport errors.
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Run the built-in registry emulator in this process and follow it.
+    #[serde(default)]
+    pub emulator: bool,
+    /// Listen address of the in-process emulator.
+    #[serde(default = "default_emulator_listen")]
+    pub emulator_listen: SocketAddr,
+}
+
+fn default_base_url() -> String {
+    "https://api.iys.org.tr".into()
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_page_limit() -> u32 {
+    999
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_emulator_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8480))
+}
+
+/// `[[brands]]`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandConfig {
+    /// Service provider code.
+    pub iys_code: u32,
+    /// Brand code.
+    pub brand_code: u32,
+}
+
+impl BrandConfig {
+    /// As a [`Brand`].
+    pub fn brand(&self) -> Brand {
+        Brand::new(self.iys_code, self.brand_code)
+    }
+}
+
+/// `[webhook]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Shared secret expected as `Authorization: Bearer <secret>` (prefer `secret_env`).
+    pub secret: Option<String>,
+    /// Environment variable holding the secret.
+    pub secret_env: Option<String>,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines file for refusals; none: audit records go to the log.
+    pub path: Option<PathBuf>,
+    /// Write addresses in clear (off: masked, as KVKK asks).
+    #[serde(default)]
+    pub unmasked: bool,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `iys_gate=debug`, ...); `RUST_LOG` overrides.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// `[demo]`: synthetic data loaded into the in-process emulator and the store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Generated tuples.
+    #[serde(default = "default_demo_tuples")]
+    pub tuples: u64,
+    /// Generator seed.
+    #[serde(default = "default_demo_seed")]
+    pub seed: u64,
+}
+
+fn default_demo_tuples() -> u64 {
+    100_000
+}
+fn default_demo_seed() -> u64 {
+    1
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (the message names the key).
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// File name or `embedded demo`.
+        origin: String,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// What to change.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate TOML text.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded demo configuration.
+    pub fn demo() -> Config {
+        match Config::from_toml(DEMO_CONFIG, "embedded demo") {
+            Ok(c) => c,
+            Err(e) => unreachable!("the embedded demo config is tested: {e}"),
+        }
+    }
+
+    /// Check values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, b) in self.brands.iter().enumerate() {
+            if !seen.insert(b.brand()) {
+                return Err(invalid(
+                    &format!("brands[{i}]"),
+                    format!("brand {} is listed twice", b.brand()),
+                ));
+            }
+        }
+        if let Some(r) = &self.registry {
+            if self.brands.is_empty() {
+                return Err(invalid(
+                    "brands",
+                    "a [registry] is configured but no [[brands]] to follow",
+                ));
+            }
+            if !(1..=999).contains(&r.page_limit) {
+                return Err(invalid(
+                    "registry.page_limit",
+                    "must be between 1 and 999 (the registry's maximum)",
+                ));
+            }
+            if r.poll_interval < Duration::from_millis(100) {
+                return Err(invalid("registry.poll_interval", "must be at least 100ms"));
+            }
+            if !r.emulator {
+                if !(r.base_url.starts_with("https://") || r.base_url.starts_with("http://")) {
+                    return Err(invalid(
+                        "registry.base_url",
+                        "must start with https:// (or http:// for a local emulator)",
+                    ));
+                }
+                if r.username.is_empty() {
+                    return Err(invalid(
+                        "registry.username",
+                        "is required unless registry.emulator = true",
+                    ));
+                }
+                if r.password.is_none() && r.password_env.is_none() {
+                    return Err(invalid(
+                        "registry.password",
+                        "set registry.password or registry.password_env",
+                    ));
+                }
+            }
+        }
+        if let Some(w) = &self.webhook {
+            match (&w.secret, &w.secret_env) {
+                (Some(s), _) if s.len() < 16 => {
+                    return Err(invalid("webhook.secret", "must be at least 16 characters"))
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        "webhook.secret",
+                        "set webhook.secret or webhook.secret_env",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if self.store.persist_interval < Duration::from_secs(1) {
+            return Err(invalid("store.persist_interval", "must be at least 1s"));
+        }
+        Ok(())
+    }
+
+    /// The registry password, from the file or the environment.
+    pub fn registry_password(&self) -> Result<String, ConfigError> {
+        let Some(r) = &self.registry else {
+            return Ok(String::new());
+        };
+        if r.emulator {
+            return Ok(r.password.clone().unwrap_or_else(|| "demo".into()));
+        }
+        secret_value(
+            "registry.password_env",
+            r.password.as_deref(),
+            r.password_env.as_deref(),
+        )
+    }
+
+    /// The webhook secret, from the file or the environment.
+    pub fn webhook_secret(&self) -> Result<Option<String>, ConfigError> {
+        let Some(w) = &self.webhook else {
+            return Ok(None);
+        };
+        let s = secret_value(
+            "webhook.secret_env",
+            w.secret.as_deref(),
+            w.secret_env.as_deref(),
+        )?;
+        if s.len() < 16 {
+            return Err(invalid(
+                "webhook.secret_env",
+                "the secret must be at least 16 characters",
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// The policy the decision function applies.
+    pub fn policy(&self) -> crate::policy::Policy {
+        crate::policy::Policy {
+            max_data_age_secs: (!self.policy.max_data_age.is_zero())
+                .then(|| self.policy.max_data_age.as_secs() as i64),
+            monitor: self.policy.monitor,
+        }
+    }
+}
+
+fn secret_value(
+    env_key: &str,
+    value: Option<&str>,
+    env: Option<&str>,
+) -> Result<String, ConfigError> {
+    if let Some(v) = value {
+        return Ok(v.to_string());
+    }
+    let var = env.unwrap_or_default();
+    std::env::var(var)
+        .map_err(|_| invalid(env_key, format!("environment variable {var} is not set")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let c = Config::demo();
+        assert!(c.registry.as_ref().unwrap().emulator);
+        assert!(!c.brands.is_empty());
+    }
+
+    #[test]
+    fn documented_example_is_valid() {
+        std::env::set_var("IYS_GATE_TEST_PW", "pw");
+        std::env::set_var("IYS_GATE_TEST_SECRET", "0123456789abcdef0123");
+        let text = include_str!("../config/iys-gate.toml");
+        let c = Config::from_toml(text, "iys-gate.toml").unwrap();
+        assert!(c.registry.is_some());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[admin]\nlisten = \"nope\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = Config::from_toml("[store]\nsnapshot = \"x\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("snapshot"), "{e}");
+        let e = Config::from_toml("[registry]\nemulator = true\npage_limit = 5000\n[[brands]]\niys_code = 1\nbrand_code = 2\n", "t").unwrap_err().to_string();
+        assert!(e.contains("registry.page_limit"), "{e}");
+        let e = Config::from_toml("[registry]\nemulator = true\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("brands"), "{e}");
+        let e = Config::from_toml("[policy]\nmax_data_age = \"soon\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_data_age"), "{e}");
+        let e = Config::from_toml("[webhook]\nsecret = \"short\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook.secret"), "{e}");
+    }
+}

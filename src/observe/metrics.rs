@@ -1,0 +1,147 @@
+//! Prometheus metrics, all prefixed `iys_gate_`. Hot-path counters are
+//! registered once and held, so counting a decision is an atomic add. No
+//! label ever carries a recipient address or a brand.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, Counter, Gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::consent::Channel;
+use crate::policy::{Decision, Reason};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the Prometheus recorder (once per process) and return its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests embedding the
+            // gate twice); the handle then renders an empty page, never fails.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "iys_gate_decisions_total",
+        "Decisions by channel, decision and reason"
+    );
+    describe_gauge!(
+        "iys_gate_tuples",
+        "Consent records held (ONAY and RET) by channel"
+    );
+    describe_gauge!(
+        "iys_gate_sync_age_seconds",
+        "Age of the oldest brand's data"
+    );
+    describe_gauge!(
+        "iys_gate_snapshot_version",
+        "Version of the published snapshot"
+    );
+    describe_counter!(
+        "iys_gate_sync_changes_applied_total",
+        "Registry changes applied to the store"
+    );
+    describe_counter!(
+        "iys_gate_sync_batches_total",
+        "Sync batches by source and result"
+    );
+    describe_counter!(
+        "iys_gate_sync_errors_total",
+        "Registry call failures by kind"
+    );
+    describe_counter!(
+        "iys_gate_webhook_requests_total",
+        "Webhook pushes by result"
+    );
+    describe_counter!(
+        "iys_gate_snapshot_writes_total",
+        "Snapshot file writes by result"
+    );
+    describe_counter!(
+        "iys_gate_audit_dropped_total",
+        "Audit records dropped because the writer fell behind"
+    );
+}
+
+/// Pre-registered decision counters, one per (channel, reason).
+#[derive(Clone)]
+pub struct DecisionCounters {
+    by: [[Counter; Reason::ALL.len()]; 3],
+}
+
+impl DecisionCounters {
+    /// Register every (channel, decision, reason) series.
+    pub fn new() -> Self {
+        let by = std::array::from_fn(|c| {
+            let channel = Channel::ALL[c].as_str();
+            std::array::from_fn(|r| {
+                let (verdict, reason) = Reason::ALL[r];
+                counter!("iys_gate_decisions_total", "channel" => channel, "decision" => verdict.as_str(), "reason" => reason.as_str())
+            })
+        });
+        DecisionCounters { by }
+    }
+
+    /// Count one decision.
+    #[inline]
+    pub fn record(&self, channel: Channel, d: &Decision) {
+        let r = Reason::ALL
+            .iter()
+            .position(|(_, reason)| *reason == d.reason)
+            .unwrap_or(0);
+        self.by[channel.index()][r].increment(1);
+    }
+}
+
+impl Default for DecisionCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Store gauges, updated after each publish.
+pub struct StoreGauges {
+    tuples: [Gauge; 3],
+    version: Gauge,
+    age: Gauge,
+}
+
+impl StoreGauges {
+    /// Register the gauges.
+    pub fn new() -> Self {
+        StoreGauges {
+            tuples: std::array::from_fn(
+                |c| gauge!("iys_gate_tuples", "channel" => Channel::ALL[c].as_str()),
+            ),
+            version: gauge!("iys_gate_snapshot_version"),
+            age: gauge!("iys_gate_sync_age_seconds"),
+        }
+    }
+
+    /// Publish the store's figures.
+    pub fn set(&self, tuples: [u64; 3], version: u64) {
+        for (g, t) in self.tuples.iter().zip(tuples) {
+            g.set(t as f64);
+        }
+        self.version.set(version as f64);
+    }
+
+    /// Publish the data age.
+    pub fn set_age(&self, secs: f64) {
+        self.age.set(secs);
+    }
+}
+
+impl Default for StoreGauges {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,81 @@
+//! Keeping the store current: the published snapshot handle, bootstrap from a
+//! snapshot file or CSV exports, the change-feed follower, pushed changes, and
+//! periodic persistence.
+
+pub mod bootstrap;
+pub mod follow;
+pub mod persist;
+pub mod push;
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwapOption, Guard};
+
+use crate::consent::ConsentTime;
+use crate::observe::metrics::StoreGauges;
+use crate::store::{Snapshot, SnapshotEdit};
+
+/// The published snapshot. Readers load it lock-free once per message; writers
+/// (sync, webhook) take turns through `edit`, and each publish replaces it whole.
+pub struct StoreHandle {
+    current: ArcSwapOption<Snapshot>,
+    write: tokio::sync::Mutex<()>,
+    gauges: StoreGauges,
+}
+
+impl StoreHandle {
+    /// An empty handle (no snapshot: commercial traffic is deferred).
+    pub fn new() -> Arc<StoreHandle> {
+        Arc::new(StoreHandle {
+            current: ArcSwapOption::empty(),
+            write: tokio::sync::Mutex::new(()),
+            gauges: StoreGauges::new(),
+        })
+    }
+
+    /// The current snapshot, for one message's decisions (cheap, lock-free).
+    #[inline]
+    pub fn guard(&self) -> Guard<Option<Arc<Snapshot>>> {
+        self.current.load()
+    }
+
+    /// The current snapshot as an owned `Arc`.
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Publish a snapshot (bootstrap).
+    pub fn publish(&self, s: Snapshot) {
+        self.gauges.set(s.tuples_per_channel(), s.version);
+        self.current.store(Some(Arc::new(s)));
+    }
+
+    /// Change the current snapshot: `f` edits a copy; if it succeeds the copy
+    /// is published as the next version, otherwise nothing changes.
+    pub async fn edit<T, E>(
+        &self,
+        f: impl FnOnce(&mut SnapshotEdit) -> Result<T, E>,
+    ) -> Result<(T, u64), E> {
+        let _turn = self.write.lock().await;
+        let base = self.load().unwrap_or_default();
+        let mut edit = base.edit();
+        let out = f(&mut edit)?;
+        let next = edit.publish(ConsentTime::now());
+        let version = next.version;
+        self.publish(next);
+        Ok((out, version))
+    }
+
+    /// Publish the age of the oldest brand's data.
+    pub fn update_age_gauge(&self, now: ConsentTime) {
+        if let Some(s) = self.load() {
+            let oldest = s
+                .brand_entries()
+                .filter_map(|(_, e)| e.sync.synced_at)
+                .min();
+            if let Some(t) = oldest {
+                self.gauges.set_age((now.unix() - t.unix()).max(0) as f64);
+            }
+        }
+    }
+}
