@@ -85,7 +85,13 @@ impl Harness {
 
     /// All of a feed from the start, `limit` per page; returns the changes and
     /// the final cursor.
-    async fn drain(&self, token: &str, source: &str, after: Option<&str>, limit: usize) -> (Vec<Value>, String) {
+    async fn drain(
+        &self,
+        token: &str,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<Value>, String) {
         let mut after = after.map(str::to_string);
         let mut all = Vec::new();
         loop {
@@ -119,16 +125,24 @@ fn consent(recipient: &str, status: &str, date: &str, source: &str) -> Value {
 
 /// The registry's error shape with exactly one error: returns (location or "", code).
 fn one_error(body: &Value) -> (String, String) {
-    let obj = body.as_object().unwrap_or_else(|| panic!("not an object: {body}"));
+    let obj = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"));
     assert_eq!(obj.len(), 1, "only `errors`: {body}");
     let errors = obj["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{body}");
     let e = errors[0].as_object().unwrap();
     let keys: HashSet<&str> = e.keys().map(String::as_str).collect();
-    assert!(keys.is_subset(&HashSet::from(["location", "code", "message"])), "{body}");
+    assert!(
+        keys.is_subset(&HashSet::from(["location", "code", "message"])),
+        "{body}"
+    );
     assert!(!e["message"].as_str().unwrap().is_empty());
     (
-        e.get("location").and_then(Value::as_str).unwrap_or_default().to_string(),
+        e.get("location")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         e["code"].as_str().unwrap().to_string(),
     )
 }
@@ -152,7 +166,9 @@ async fn password_and_refresh_grants() {
     assert_eq!(status, 200, "{second}");
     assert_ne!(second["access_token"], first["access_token"]);
     let access = second["access_token"].as_str().unwrap();
-    let (status, _) = h.get(&format!("{BRAND}/changes?source=HS"), Some(access)).await;
+    let (status, _) = h
+        .get(&format!("{BRAND}/changes?source=HS"), Some(access))
+        .await;
     assert_eq!(status, 200);
 
     // A refresh token works once.
@@ -175,7 +191,11 @@ async fn password_and_refresh_grants() {
         .await;
     assert_eq!(status, 401, "{body}");
     let (status, body) = h
-        .post("/oauth2/token", None, &json!({"grant_type":"client_credentials"}))
+        .post(
+            "/oauth2/token",
+            None,
+            &json!({"grant_type":"client_credentials"}),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&body).0, "grant_type");
@@ -208,7 +228,9 @@ async fn missing_invalid_or_expired_token_is_401_h351() {
     let (status, _) = h.post(BRAND, Some(&token), &body).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, err) = h.get(&format!("{BRAND}/changes?source=HS"), Some(&token)).await;
+    let (status, err) = h
+        .get(&format!("{BRAND}/changes?source=HS"), Some(&token))
+        .await;
     assert_eq!(status, 401);
     assert_eq!(one_error(&err).1, "H351");
     assert!(err.to_string().contains("expired"), "{err}");
@@ -222,20 +244,32 @@ async fn write_rules_answer_with_the_registry_codes() {
 
     // H155: before 2015-05-01.
     let (status, err) = h
-        .post(BRAND, t, &consent("05321234567", "ONAY", "2015-04-30 23:59:59", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("05321234567", "ONAY", "2015-04-30 23:59:59", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err), ("consentDate".into(), "H155".into()));
 
     // H175: the first record cannot be RET.
     let (status, err) = h
-        .post(BRAND, t, &consent("05321234567", "RET", "2024-01-02 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("05321234567", "RET", "2024-01-02 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err), ("status".into(), "H175".into()));
 
     let (status, ok) = h
-        .post(BRAND, t, &consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 200, "{ok}");
     let keys: HashSet<&str> = ok.as_object().unwrap().keys().map(String::as_str).collect();
@@ -244,21 +278,33 @@ async fn write_rules_answer_with_the_registry_codes() {
 
     // H174: same status again (another spelling of the same number).
     let (status, err) = h
-        .post(BRAND, t, &consent("+90 532 123 45 67", "ONAY", "2024-02-02 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("+90 532 123 45 67", "ONAY", "2024-02-02 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err), ("status".into(), "H174".into()));
 
     // H178: older than the stored record.
     let (status, err) = h
-        .post(BRAND, t, &consent("5321234567", "RET", "2023-12-31 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("5321234567", "RET", "2023-12-31 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err), ("consentDate".into(), "H178".into()));
 
     // A newer RET is accepted; a field error names the field.
     let (status, _) = h
-        .post(BRAND, t, &consent("5321234567", "RET", "2024-03-01 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("5321234567", "RET", "2024-03-01 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 200);
     let mut bad = consent("5321234567", "ONAY", "2024-04-01 10:00:00", "HS_WEB");
@@ -266,7 +312,10 @@ async fn write_rules_answer_with_the_registry_codes() {
     let (status, err) = h.post(BRAND, t, &bad).await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err), ("type".into(), "H000".into()));
-    assert!(err.to_string().contains("MESAJ"), "names the accepted values: {err}");
+    assert!(
+        err.to_string().contains("MESAJ"),
+        "names the accepted values: {err}"
+    );
 }
 
 #[tokio::test]
@@ -275,18 +324,34 @@ async fn citizen_changes_appear_in_the_iys_feed_only() {
     let t = h.token().await;
     let t = Some(t.as_str());
     let (status, hs) = h
-        .post(BRAND, t, &consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB"))
+        .post(
+            BRAND,
+            t,
+            &consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB"),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, iys) = h
-        .post(BRAND, t, &consent("05321234567", "RET", "2024-05-02 10:00:00", "IYS_KISA_LINK"))
+        .post(
+            BRAND,
+            t,
+            &consent("05321234567", "RET", "2024-05-02 10:00:00", "IYS_KISA_LINK"),
+        )
         .await;
     assert_eq!(status, 200);
     // A citizen played in process lands in the same feed.
     let brand = Brand::new(700001, 1);
-    let body: ConsentBody =
-        serde_json::from_value(consent("05329998877", "ONAY", "2024-05-03 10:00:00", "IYS_WEB")).unwrap();
-    let in_process = h.emulator.add_consent(brand, &body, ConsentTime::now()).unwrap();
+    let body: ConsentBody = serde_json::from_value(consent(
+        "05329998877",
+        "ONAY",
+        "2024-05-03 10:00:00",
+        "IYS_WEB",
+    ))
+    .unwrap();
+    let in_process = h
+        .emulator
+        .add_consent(brand, &body, ConsentTime::now())
+        .unwrap();
 
     let (hs_feed, _) = h.drain(t.unwrap(), "HS", None, 999).await;
     let (iys_feed, _) = h.drain(t.unwrap(), "IYS", None, 999).await;
@@ -295,7 +360,10 @@ async fn citizen_changes_appear_in_the_iys_feed_only() {
             .map(|c| c["transactionId"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(&hs_feed), vec![hs["transactionId"].as_str().unwrap().to_string()]);
+    assert_eq!(
+        ids(&hs_feed),
+        vec![hs["transactionId"].as_str().unwrap().to_string()]
+    );
     assert_eq!(
         ids(&iys_feed),
         vec![
@@ -323,14 +391,22 @@ async fn paging_returns_every_change_exactly_once() {
             .post(
                 BRAND,
                 Some(&t),
-                &consent(&format!("0532100{i:04}"), "ONAY", "2024-01-02 10:00:00", "HS_WEB"),
+                &consent(
+                    &format!("0532100{i:04}"),
+                    "ONAY",
+                    "2024-01-02 10:00:00",
+                    "HS_WEB",
+                ),
             )
             .await;
         assert_eq!(status, 200, "{ok}");
         posted.push(ok["transactionId"].as_str().unwrap().to_string());
     }
     let (first, cursor) = h.drain(&t, "HS", None, 5).await;
-    let got: Vec<&str> = first.iter().map(|c| c["transactionId"].as_str().unwrap()).collect();
+    let got: Vec<&str> = first
+        .iter()
+        .map(|c| c["transactionId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, posted, "all changes, in creation order, once");
 
     // Resume from the stored cursor: only what came after.
@@ -340,13 +416,21 @@ async fn paging_returns_every_change_exactly_once() {
             .post(
                 BRAND,
                 Some(&t),
-                &consent(&format!("0533100{i:04}"), "ONAY", "2024-01-02 10:00:00", "HS_WEB"),
+                &consent(
+                    &format!("0533100{i:04}"),
+                    "ONAY",
+                    "2024-01-02 10:00:00",
+                    "HS_WEB",
+                ),
             )
             .await;
         more.push(ok["transactionId"].as_str().unwrap().to_string());
     }
     let (second, _) = h.drain(&t, "HS", Some(&cursor), 3).await;
-    let got: Vec<&str> = second.iter().map(|c| c["transactionId"].as_str().unwrap()).collect();
+    let got: Vec<&str> = second
+        .iter()
+        .map(|c| c["transactionId"].as_str().unwrap())
+        .collect();
     assert_eq!(got, more);
 
     // Bad limits and cursors are 400 with the parameter named.
@@ -364,7 +448,10 @@ async fn paging_returns_every_change_exactly_once() {
     }
     // An HS cursor is not accepted on the IYS feed.
     let (status, err) = h
-        .get(&format!("{BRAND}/changes?source=IYS&after={cursor}"), Some(&t))
+        .get(
+            &format!("{BRAND}/changes?source=IYS&after={cursor}"),
+            Some(&t),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(one_error(&err).0, "after");
@@ -386,7 +473,9 @@ async fn bulk_request_and_its_result() {
     let subs = accepted["subRequests"].as_array().unwrap();
     assert_eq!(subs.len(), 4);
 
-    let (status, result) = h.get(&format!("{BRAND}/request/{request_id}"), Some(&t)).await;
+    let (status, result) = h
+        .get(&format!("{BRAND}/request/{request_id}"), Some(&t))
+        .await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["requestId"], request_id);
     let list = result["list"].as_array().unwrap();
@@ -400,7 +489,10 @@ async fn bulk_request_and_its_result() {
     assert_eq!(list[1]["recipient"], "05321234568");
     assert_eq!(list[2]["error"]["code"], "H000");
     assert!(
-        list[2]["error"]["message"].as_str().unwrap().contains("missing field"),
+        list[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field"),
         "{}",
         list[2]
     );
@@ -409,10 +501,14 @@ async fn bulk_request_and_its_result() {
     let (_, feed) = h.get(&format!("{BRAND}/changes?source=HS"), Some(&t)).await;
     assert_eq!(feed["list"].as_array().unwrap().len(), 2);
 
-    let (status, err) = h.get(&format!("{BRAND}/request/no-such-id"), Some(&t)).await;
+    let (status, err) = h
+        .get(&format!("{BRAND}/request/no-such-id"), Some(&t))
+        .await;
     assert_eq!(status, 404);
     one_error(&err);
-    let (status, err) = h.post(&format!("{BRAND}/request"), Some(&t), &json!([])).await;
+    let (status, err) = h
+        .post(&format!("{BRAND}/request"), Some(&t), &json!([]))
+        .await;
     assert_eq!(status, 400);
     one_error(&err);
 }
@@ -428,14 +524,23 @@ fn bulk_items_wait_in_enqueue_for_the_bulk_delay() {
     let accepted = emu
         .submit_bulk(
             brand,
-            &[consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB")],
+            &[consent(
+                "05321234567",
+                "ONAY",
+                "2024-01-02 10:00:00",
+                "HS_WEB",
+            )],
             t0,
         )
         .unwrap();
-    let r = emu.bulk_result(brand, &accepted.request_id, ConsentTime(t0.unix() + 29)).unwrap();
+    let r = emu
+        .bulk_result(brand, &accepted.request_id, ConsentTime(t0.unix() + 29))
+        .unwrap();
     assert_eq!(r.list[0].status, "enqueue");
     assert_eq!(emu.consent_count(), 0);
-    let r = emu.bulk_result(brand, &accepted.request_id, ConsentTime(t0.unix() + 30)).unwrap();
+    let r = emu
+        .bulk_result(brand, &accepted.request_id, ConsentTime(t0.unix() + 30))
+        .unwrap();
     assert_eq!(r.list[0].status, "success");
     assert_eq!(emu.consent_count(), 1);
 }
@@ -444,14 +549,20 @@ fn bulk_items_wait_in_enqueue_for_the_bulk_delay() {
 async fn status_query_returns_the_stored_record() {
     let h = Harness::default().await;
     let t = h.token().await;
-    let mut body = consent("ali.veli@example.com", "ONAY", "2024-01-02 10:00:00", "HS_WEB");
+    let mut body = consent(
+        "ali.veli@example.com",
+        "ONAY",
+        "2024-01-02 10:00:00",
+        "HS_WEB",
+    );
     body["type"] = json!("EPOSTA");
     body["retailerCode"] = json!(12);
     body["retailerAccess"] = json!([5, 3]);
     let (status, ok) = h.post(BRAND, Some(&t), &body).await;
     assert_eq!(status, 200, "{ok}");
 
-    let query = json!({"recipient":" Ali.Veli@EXAMPLE.com","recipientType":"BIREYSEL","type":"EPOSTA"});
+    let query =
+        json!({"recipient":" Ali.Veli@EXAMPLE.com","recipientType":"BIREYSEL","type":"EPOSTA"});
     let (status, got) = h.post(&format!("{BRAND}/status"), Some(&t), &query).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(
@@ -514,7 +625,10 @@ async fn rate_limit_answers_429_h124() {
     assert!(limited >= 2, "{limited} of 8 limited");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _) = h.get(&format!("{BRAND}/changes?source=HS"), None).await;
-    assert_eq!(status, 401, "admitted again after a second (then refused for the token)");
+    assert_eq!(
+        status, 401,
+        "admitted again after a second (then refused for the token)"
+    );
 }
 
 #[tokio::test]
@@ -538,10 +652,17 @@ async fn malformed_requests_get_the_error_shape() {
     assert!(err.to_string().contains("invalid JSON"), "{err}");
 
     let (status, err) = h
-        .post(BRAND, Some(&t), &json!({"recipient":"05321234567","type":"MESAJ"}))
+        .post(
+            BRAND,
+            Some(&t),
+            &json!({"recipient":"05321234567","type":"MESAJ"}),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(err.to_string().contains("missing field `recipientType`"), "{err}");
+    assert!(
+        err.to_string().contains("missing field `recipientType`"),
+        "{err}"
+    );
 
     let (status, err) = h.get("/sps/700001/brands/1/consent", Some(&t)).await;
     assert_eq!(status, 404);
@@ -570,21 +691,51 @@ fn csv_load_sets_state_without_feed_and_reports_bad_lines() {
     let emu = Emulator::default();
     let now = ConsentTime::now();
     let summary = emu.load_csv(csv.as_bytes(), now).unwrap();
-    assert_eq!((summary.rows, summary.loaded, summary.superseded, summary.skipped), (5, 2, 1, 2));
-    assert!(summary.errors[0].starts_with("line 3:"), "{:?}", summary.errors);
+    assert_eq!(
+        (
+            summary.rows,
+            summary.loaded,
+            summary.superseded,
+            summary.skipped
+        ),
+        (5, 2, 1, 2)
+    );
+    assert!(
+        summary.errors[0].starts_with("line 3:"),
+        "{:?}",
+        summary.errors
+    );
     assert!(summary.errors[1].starts_with("line 6:") && summary.errors[1].contains("H155"));
 
     let brand = Brand::new(700001, 1);
-    let q = serde_json::from_value(json!({"recipient":"5321234567","recipientType":"BIREYSEL","type":"MESAJ"})).unwrap();
+    let q = serde_json::from_value(
+        json!({"recipient":"5321234567","recipientType":"BIREYSEL","type":"MESAJ"}),
+    )
+    .unwrap();
     let s = emu.status(brand, &q, now).unwrap();
-    assert_eq!((s.status.as_str(), s.consent_date.as_str()), ("ONAY", "2024-01-02 10:00:00"));
+    assert_eq!(
+        (s.status.as_str(), s.consent_date.as_str()),
+        ("ONAY", "2024-01-02 10:00:00")
+    );
     for feed in [FeedSource::Hs, FeedSource::Iys] {
-        assert!(emu.changes(brand, feed, None, None, now).unwrap().list.is_empty());
+        assert!(emu
+            .changes(brand, feed, None, None, now)
+            .unwrap()
+            .list
+            .is_empty());
     }
     // Loaded state is what the write rules check against.
-    let again: ConsentBody =
-        serde_json::from_value(consent("05321234567", "ONAY", "2024-06-01 10:00:00", "HS_WEB")).unwrap();
-    assert_eq!(emu.add_consent(brand, &again, now).unwrap_err().errors[0].code, "H174");
+    let again: ConsentBody = serde_json::from_value(consent(
+        "05321234567",
+        "ONAY",
+        "2024-06-01 10:00:00",
+        "HS_WEB",
+    ))
+    .unwrap();
+    assert_eq!(
+        emu.add_consent(brand, &again, now).unwrap_err().errors[0].code,
+        "H174"
+    );
 
     let bad_header = emu.load_csv("recipient,status\n1,2\n".as_bytes(), now);
     assert!(bad_header.is_err());
@@ -598,20 +749,51 @@ fn feed_lag_hides_and_retention_prunes() {
     });
     let brand = Brand::new(700001, 1);
     let t0 = ConsentTime::parse("2026-01-01 12:00:00").unwrap();
-    let body: ConsentBody =
-        serde_json::from_value(consent("05321234567", "ONAY", "2024-01-02 10:00:00", "HS_WEB")).unwrap();
+    let body: ConsentBody = serde_json::from_value(consent(
+        "05321234567",
+        "ONAY",
+        "2024-01-02 10:00:00",
+        "HS_WEB",
+    ))
+    .unwrap();
     emu.add_consent(brand, &body, t0).unwrap();
 
-    let page = emu.changes(brand, FeedSource::Hs, None, None, ConsentTime(t0.unix() + 3599)).unwrap();
+    let page = emu
+        .changes(
+            brand,
+            FeedSource::Hs,
+            None,
+            None,
+            ConsentTime(t0.unix() + 3599),
+        )
+        .unwrap();
     assert!(page.list.is_empty(), "younger than the lag");
     let cursor = page.after;
     let page = emu
-        .changes(brand, FeedSource::Hs, Some(&cursor), None, ConsentTime(t0.unix() + 3600))
+        .changes(
+            brand,
+            FeedSource::Hs,
+            Some(&cursor),
+            None,
+            ConsentTime(t0.unix() + 3600),
+        )
         .unwrap();
-    assert_eq!(page.list.len(), 1, "the same cursor sees it once the lag passed");
+    assert_eq!(
+        page.list.len(),
+        1,
+        "the same cursor sees it once the lag passed"
+    );
 
     let week = 7 * 24 * 3600;
-    let page = emu.changes(brand, FeedSource::Hs, None, None, ConsentTime(t0.unix() + week + 1)).unwrap();
+    let page = emu
+        .changes(
+            brand,
+            FeedSource::Hs,
+            None,
+            None,
+            ConsentTime(t0.unix() + week + 1),
+        )
+        .unwrap();
     assert!(page.list.is_empty(), "older than 7 days: pruned");
 }
 
@@ -647,7 +829,12 @@ fn twenty_million_consents_memory() {
     let rss = |field: &str| -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            / 1024
     };
     let before = rss("VmRSS:");
     let started = std::time::Instant::now();

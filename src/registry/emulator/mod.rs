@@ -635,9 +635,12 @@ impl Emulator {
         let address = Address::parse_for(channel, &query.recipient)
             .map_err(|e| invalid(RecordError::Address(e)))?;
         let missing = || {
-            Rejection::not_found("recipient", format!(
+            Rejection::not_found(
+                "recipient",
+                format!(
                 "no {recipient_type} {channel} consent record for this recipient in brand {brand}"
-            ))
+            ),
+            )
         };
         let cell = self.settled(brand, now).ok_or_else(missing)?;
         let st = read(&cell);
@@ -802,10 +805,13 @@ impl Emulator {
         now: ConsentTime,
     ) -> Result<BulkResult, Rejection> {
         let missing = || {
-            Rejection::not_found("requestId", format!(
-                "no bulk request {:?} for brand {brand} (results are kept 7 days)",
-                request_id.chars().take(40).collect::<String>()
-            ))
+            Rejection::not_found(
+                "requestId",
+                format!(
+                    "no bulk request {:?} for brand {brand} (results are kept 7 days)",
+                    request_id.chars().take(40).collect::<String>()
+                ),
+            )
         };
         let cell = self.settled(brand, now).ok_or_else(missing)?;
         let st = read(&cell);
