@@ -40,6 +40,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Demo data (the embedded demo only).
     pub demo: Option<DemoConfig>,
+    /// The SMS gate (SMPP proxy).
+    pub smpp: Option<crate::smpp::config::SmppConfig>,
 }
 
 /// `[admin]`
@@ -404,6 +406,10 @@ impl Config {
                 }
                 _ => {}
             }
+        }
+        if let Some(smpp) = &self.smpp {
+            smpp.validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));

@@ -94,6 +94,10 @@ pub fn demo_records(
 pub struct RunningGate {
     /// Where the admin API listens.
     pub admin_addr: std::net::SocketAddr,
+    /// Where the SMPP gate listens (plain TCP), when configured.
+    pub smpp_addr: Option<std::net::SocketAddr>,
+    /// Where the SMPP gate listens with TLS, when configured.
+    pub smpp_tls_addr: Option<std::net::SocketAddr>,
     /// The in-process registry emulator's base URL, when one runs.
     pub emulator_url: Option<String>,
     /// The in-process registry emulator, when one runs.
@@ -266,6 +270,51 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
         )));
     }
 
+    let audit = Audit::start(config.audit.path.clone(), config.audit.unmasked)?;
+    let context = GateContext {
+        store,
+        policy: config.policy(),
+        decisions: DecisionCounters::new(),
+        audit,
+    };
+
+    // The SMS gate.
+    let mut smpp_addr = None;
+    let mut smpp_tls_addr = None;
+    if let Some(smpp) = &config.smpp {
+        let shared = Arc::new(crate::smpp::proxy::ProxyShared::new(
+            context.clone(),
+            smpp.clone(),
+        )?);
+        let limit = Arc::new(tokio::sync::Semaphore::new(smpp.max_sessions));
+        let listener = TcpListener::bind(smpp.listen)
+            .await
+            .with_context(|| format!("smpp.listen {}", smpp.listen))?;
+        smpp_addr = Some(listener.local_addr()?);
+        tasks.push(tokio::spawn(crate::smpp::proxy::serve(
+            listener,
+            None,
+            shared.clone(),
+            limit.clone(),
+            stop_rx.clone(),
+        )));
+        if let Some(tls) = &smpp.tls {
+            let acceptor = crate::smpp::proxy::tls_acceptor(&tls.cert, &tls.key)?;
+            let listener = TcpListener::bind(tls.listen)
+                .await
+                .with_context(|| format!("smpp.tls.listen {}", tls.listen))?;
+            smpp_tls_addr = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(crate::smpp::proxy::serve(
+                listener,
+                Some(acceptor),
+                shared,
+                limit,
+                stop_rx.clone(),
+            )));
+        }
+        tracing::info!(listen = ?smpp_addr, tls = ?smpp_tls_addr, upstream = %smpp.upstream, "SMPP gate listening");
+    }
+
     tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
     if demo.is_some() {
         if let Some(b) = brands.first() {
@@ -278,18 +327,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
             );
         }
     }
-
-    let audit = Audit::start(config.audit.path.clone(), config.audit.unmasked)?;
     Ok(RunningGate {
         admin_addr,
+        smpp_addr,
+        smpp_tls_addr,
         emulator_url: emulator_server.as_ref().map(|s| s.url()),
         emulator: emulator_handle,
-        context: GateContext {
-            store,
-            policy: config.policy(),
-            decisions: DecisionCounters::new(),
-            audit,
-        },
+        context,
         stop: stop_tx,
         tasks,
         _emulator_server: emulator_server,

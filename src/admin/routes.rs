@@ -141,7 +141,7 @@ fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
                 brand: Brand::new(iys, brand),
                 channel,
                 class,
-                address,
+                address: Some(address),
                 retailer,
             },
             masked,

@@ -8,32 +8,37 @@ use rand::RngCore;
 
 /// A seeded permutation of `0..n`: an alternating (unbalanced) Feistel network over
 /// the next power of two, with cycle walking back into `0..n`. Cheap, needs no
-/// memory, and any prefix of it is a uniform-looking sample without repeats.
+/// memory, and any prefix of it is a uniform-looking sample without repeats. The
+/// round function is a keyed multiply-shift hash (top bits of the product).
 #[derive(Debug, Clone)]
 pub(super) struct Perm {
     n: u64,
     rbits: u32,
     lmask: u64,
     rmask: u64,
-    keys: [u64; ROUNDS],
+    lshift: u32,
+    rshift: u32,
+    keys: [(u64, u64); ROUNDS],
 }
 
 const ROUNDS: usize = 6;
 
 impl Perm {
     pub(super) fn new(n: u64, rng: &mut impl RngCore) -> Perm {
-        let bits = (64 - n.saturating_sub(1).leading_zeros()).max(1);
+        let bits = bits_for(n);
         let rbits = bits / 2;
         let lbits = bits - rbits;
-        let mut keys = [0u64; ROUNDS];
+        let mut keys = [(0u64, 0u64); ROUNDS];
         for k in &mut keys {
-            *k = rng.next_u64();
+            *k = (rng.next_u64(), rng.next_u64() | 1);
         }
         Perm {
             n,
             rbits,
             lmask: mask(lbits),
             rmask: mask(rbits),
+            lshift: 64 - lbits,
+            rshift: (64 - rbits).min(63),
             keys,
         }
     }
@@ -44,6 +49,7 @@ impl Perm {
     }
 
     /// The image of `x` (`x < len()`).
+    #[inline]
     pub(super) fn get(&self, x: u64) -> u64 {
         debug_assert!(x < self.n);
         let mut y = x;
@@ -55,18 +61,24 @@ impl Perm {
         }
     }
 
+    #[inline]
     fn round_trip(&self, x: u64) -> u64 {
         let mut l = x >> self.rbits;
         let mut r = x & self.rmask;
-        for (i, k) in self.keys.iter().enumerate() {
+        for (i, &(k, m)) in self.keys.iter().enumerate() {
             if i % 2 == 0 {
-                l ^= mix(r ^ k) & self.lmask;
+                l ^= ((r ^ k).wrapping_mul(m) >> self.lshift) & self.lmask;
             } else {
-                r ^= mix(l ^ k) & self.rmask;
+                r ^= ((l ^ k).wrapping_mul(m) >> self.rshift) & self.rmask;
             }
         }
         (l << self.rbits) | r
     }
+}
+
+/// Bits needed for `0..n` (at least 1).
+pub(super) fn bits_for(n: u64) -> u32 {
+    (64 - n.saturating_sub(1).leading_zeros()).max(1)
 }
 
 fn mask(bits: u32) -> u64 {
@@ -75,15 +87,6 @@ fn mask(bits: u32) -> u64 {
     } else {
         (1u64 << bits) - 1
     }
-}
-
-/// The murmur3 64-bit finaliser.
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
 }
 
 /// Uniform in `0..n` from 64 random bits (multiply-high; the bias is below 2^-32
@@ -110,6 +113,16 @@ pub(super) const AREA_CODES: [u64; 40] = [
 const MOBILE_BLOCK: u64 = 10_000_000;
 /// Landline subscriber numbers per area code: 7 digits starting with 2..9.
 const LANDLINE_BLOCK: u64 = 8_000_000;
+/// Turkish numbers come from a permutation of `0..2^28`: value `v` is block
+/// `v % blocks`, subscriber `v / blocks` stretched over the block (strictly
+/// increasing, so injective). No cycle walking on the hot path.
+const TR_BITS: u32 = 28;
+
+/// `v` in `0..2^TR_BITS` as (block index, subscriber number within a block of `size`).
+fn spread(v: u64, blocks: u64, size: u64) -> (usize, u64) {
+    let per_block = (1u64 << TR_BITS).div_ceil(blocks);
+    ((v % blocks) as usize, v / blocks * size / per_block)
+}
 
 /// Foreign mobile ranges: (E.164 digits before the subscriber part, subscriber digits).
 const FOREIGN: [(u64, u32); 12] = [
@@ -400,22 +413,19 @@ impl Population {
         emails: u64,
         rng: &mut impl RngCore,
     ) -> Result<Population, String> {
-        let mobile_space = MOBILE_PREFIXES.len() as u64 * MOBILE_BLOCK;
-        if mobiles > mobile_space {
+        let tr_space = 1u64 << TR_BITS;
+        if mobiles > tr_space || landlines > tr_space {
             return Err(format!(
-                "mobiles {mobiles} exceeds the {mobile_space} numbers in the prefixes"
-            ));
-        }
-        let landline_space = AREA_CODES.len() as u64 * LANDLINE_BLOCK;
-        if landlines > landline_space {
-            return Err(format!(
-                "landlines {landlines} exceeds the {landline_space} numbers in the area codes"
+                "mobiles and landlines are limited to {tr_space} each"
             ));
         }
         let foreign_space = FOREIGN.len() as u64 * 10_000_000;
         if foreign > foreign_space {
             return Err(format!("foreign {foreign} exceeds {foreign_space}"));
         }
+        // E-mails: a permutation of 0..2^k (k = bits for `emails`), the range
+        // split among the domains by weight.
+        let email_space = 1u64 << bits_for(emails);
         let capacity = email_capacity();
         let total_weight: u64 = DOMAINS.iter().map(|d| d.1).sum();
         let mut domain_starts = Vec::with_capacity(DOMAINS.len());
@@ -423,13 +433,13 @@ impl Population {
         for (i, (name, w)) in DOMAINS.iter().enumerate() {
             domain_starts.push(start);
             let size = if i + 1 == DOMAINS.len() {
-                emails - start
+                email_space - start
             } else {
-                (u128::from(emails) * u128::from(*w) / u128::from(total_weight)) as u64
+                (u128::from(email_space) * u128::from(*w) / u128::from(total_weight)) as u64
             };
             if size > capacity {
                 return Err(format!(
-                    "emails {emails} is too many: {name} would need {size} distinct addresses, at most {capacity}"
+                    "emails {emails} is too many: {name} could need {size} distinct addresses, at most {capacity}"
                 ));
             }
             start += size;
@@ -439,9 +449,9 @@ impl Population {
             landlines,
             foreign,
             emails,
-            mobile_map: Perm::new(mobile_space, rng),
-            landline_map: Perm::new(landline_space, rng),
-            email_map: Perm::new(emails, rng),
+            mobile_map: Perm::new(tr_space, rng),
+            landline_map: Perm::new(tr_space, rng),
+            email_map: Perm::new(email_space, rng),
             foreign_key: rng.next_u64(),
             domain_starts,
         })
@@ -468,16 +478,16 @@ impl Population {
     pub(super) fn phone(&self, idx: u64) -> (Addr, PhoneKind) {
         if idx < self.mobiles {
             let v = self.mobile_map.get(idx);
-            let prefix = MOBILE_PREFIXES[(v / MOBILE_BLOCK) as usize];
+            let (block, sub) = spread(v, MOBILE_PREFIXES.len() as u64, MOBILE_BLOCK);
             (
-                Addr::Tr(prefix * MOBILE_BLOCK + v % MOBILE_BLOCK),
+                Addr::Tr(MOBILE_PREFIXES[block] * MOBILE_BLOCK + sub),
                 PhoneKind::Mobile,
             )
         } else if idx < self.mobiles + self.landlines {
             let v = self.landline_map.get(idx - self.mobiles);
-            let area = AREA_CODES[(v / LANDLINE_BLOCK) as usize];
+            let (block, sub) = spread(v, AREA_CODES.len() as u64, LANDLINE_BLOCK);
             (
-                Addr::Tr(area * 10_000_000 + 2_000_000 + v % LANDLINE_BLOCK),
+                Addr::Tr(AREA_CODES[block] * 10_000_000 + 2_000_000 + sub),
                 PhoneKind::Landline,
             )
         } else {
@@ -566,6 +576,32 @@ mod tests {
     }
 
     #[test]
+    fn perm_prefixes_look_like_random_samples() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 1u64 << 20;
+        let a = Perm::new(n, &mut rng);
+        let b = Perm::new(n, &mut rng);
+        let take = 100_000u64;
+        let sa: HashSet<u64> = (0..take).map(|x| a.get(x)).collect();
+        let overlap = (0..take).filter(|&x| sa.contains(&b.get(x))).count() as f64;
+        let expected = (take * take) as f64 / n as f64;
+        assert!(
+            (overlap / expected - 1.0).abs() < 0.05,
+            "{overlap} vs {expected}"
+        );
+        let mut buckets = [0u32; 16];
+        for &v in &sa {
+            buckets[(v >> 16) as usize] += 1;
+        }
+        for c in buckets {
+            assert!(
+                (f64::from(c) / (take as f64 / 16.0) - 1.0).abs() < 0.05,
+                "{buckets:?}"
+            );
+        }
+    }
+
+    #[test]
     fn name_lists_render_injectively() {
         let mut names = HashSet::new();
         for n in FIRST_NAMES.iter().chain(SURNAMES) {
@@ -609,6 +645,11 @@ mod tests {
             assert!(keys.insert(phone.key()), "repeat {phone}");
         }
         assert_eq!(kinds, [200_000, 20_000, 5_000]);
+        // Subscriber numbers use the whole 7-digit range of each prefix.
+        let high = (0..200_000)
+            .filter(|&i| matches!(pop.phone(i).0, Addr::Tr(n) if n % 10_000_000 >= 9_000_000))
+            .count();
+        assert!(high > 15_000, "{high}");
         let mut buf = Vec::new();
         let mut turkish = 0;
         for i in 0..pop.emails() {

@@ -66,7 +66,7 @@ fn every_csv_row_parses_back_to_the_record() {
 #[test]
 fn tuples_are_distinct_within_a_brand_and_shared_across() {
     // A small population, so brands overlap heavily and walks go deep.
-    let mut p = GenParams::new(200_000, 4, 3);
+    let mut p = GenParams::new(200_000, 8, 3);
     p.mobiles = 60_000;
     p.landlines = 5_000;
     p.foreign = 500;

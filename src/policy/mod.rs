@@ -16,8 +16,10 @@ pub struct Request {
     pub channel: Channel,
     /// What the sender declared it to be.
     pub class: MessageClass,
-    /// The recipient's store key (see [`crate::consent::address_key`]).
-    pub address: AddressKey,
+    /// The recipient's store key (see [`crate::consent::address_key`]);
+    /// `None` when the destination cannot be an İYS address at all (a short
+    /// code, an alphanumeric or malformed address): no consent can exist for it.
+    pub address: Option<AddressKey>,
     /// The dealer the message is sent for, if any.
     pub retailer: Option<u32>,
 }
@@ -181,8 +183,9 @@ pub fn decide(
             return d;
         }
     }
-    let found = snapshot
-        .find(req.brand, req.channel, rtype, req.address, req.retailer)
+    let found = req
+        .address
+        .and_then(|address| snapshot.find(req.brand, req.channel, rtype, address, req.retailer))
         .unwrap_or(Found::Unknown);
     let (verdict, reason) = match found {
         Found::Consent => (Verdict::Allow, Reason::Consent),
@@ -228,7 +231,7 @@ mod tests {
             brand: BRAND,
             channel,
             class,
-            address: crate::consent::address_key(channel, addr).unwrap(),
+            address: Some(crate::consent::address_key(channel, addr).unwrap()),
             retailer,
         };
         let d = decide(s, &policy, NOW, &req);
@@ -311,7 +314,7 @@ mod tests {
             brand: Brand::new(700001, 2),
             channel: Mesaj,
             class: B,
-            address: crate::consent::address_key(Mesaj, "5321111111").unwrap(),
+            address: Some(crate::consent::address_key(Mesaj, "5321111111").unwrap()),
             retailer: None,
         };
         assert_eq!(
@@ -362,6 +365,27 @@ mod tests {
     }
 
     #[test]
+    fn an_address_that_cannot_hold_consent_is_refused_unless_informational() {
+        let s = snapshot(&[], NOW);
+        let req = Request {
+            brand: BRAND,
+            channel: Channel::Mesaj,
+            class: B,
+            address: None,
+            retailer: None,
+        };
+        assert_eq!(
+            decide(Some(&s), &Policy::default(), NOW, &req).reason,
+            Reason::NoConsent
+        );
+        let req = Request { class: I, ..req };
+        assert_eq!(
+            decide(Some(&s), &Policy::default(), NOW, &req).reason,
+            Reason::Exempt
+        );
+    }
+
+    #[test]
     fn monitor_mode_records_but_allows() {
         let s = snapshot(&[], NOW);
         let p = Policy {
@@ -372,7 +396,7 @@ mod tests {
             brand: BRAND,
             channel: Channel::Mesaj,
             class: B,
-            address: crate::consent::address_key(Channel::Mesaj, "5321111111").unwrap(),
+            address: Some(crate::consent::address_key(Channel::Mesaj, "5321111111").unwrap()),
             retailer: None,
         };
         let d = decide(Some(&s), &p, NOW, &req);

@@ -1,0 +1,61 @@
+//! Decode and encode of a typical submit_sm: 160-octet GSM text, a validity
+//! period, and the İYS class and brand TLVs. One PDU per iteration, one core.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use iys_gate::smpp::codec::{
+    frame_len, Body, COctetString, OctetString, Pdu, SmppTime, SubmitSm, Tlv, Tlvs,
+    DEFAULT_MAX_COMMAND_LENGTH,
+};
+
+fn typical_submit_sm() -> Pdu {
+    let mut tlvs = Tlvs::new();
+    tlvs.push(Tlv::new(0x1400, &b"11"[..]).expect("iys_message_type"));
+    tlvs.push(Tlv::new(0x1401, &b"654321"[..]).expect("iys_brand_code"));
+    let body = SubmitSm {
+        source_addr_ton: 5,
+        source_addr: COctetString::new("MARKA").expect("source_addr"),
+        dest_addr_ton: 1,
+        dest_addr_npi: 1,
+        destination_addr: COctetString::new("905321234567").expect("destination_addr"),
+        validity_period: SmppTime::new("250101120000000+").expect("validity_period"),
+        registered_delivery: 1,
+        short_message: OctetString::new(vec![b'x'; 160]).expect("short_message"),
+        tlvs,
+        ..SubmitSm::default()
+    };
+    Pdu::new(0x0102_0304, Body::SubmitSm(body))
+}
+
+fn bench(c: &mut Criterion) {
+    let pdu = typical_submit_sm();
+    let frame = pdu.to_vec();
+    let shared = Bytes::from(frame.clone());
+
+    let mut group = c.benchmark_group("submit_sm");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            let len = frame_len(black_box(&frame), DEFAULT_MAX_COMMAND_LENGTH);
+            black_box(len).ok();
+            Pdu::decode(black_box(&frame)).ok()
+        })
+    });
+    group.bench_function("decode_bytes", |b| {
+        b.iter(|| Pdu::decode_bytes(black_box(shared.clone())).ok())
+    });
+    let mut out = Vec::with_capacity(frame.len());
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(&pdu).encode(&mut out);
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,496 @@
+//! The SMPP field types (C-Octet Strings, Octet Strings, times, bounded lists) and
+//! the reader that decodes them with nom, bounded by the spec limits.
+//!
+//! Limits live in the types (`COctetString<21>` as in the spec tables), so a value
+//! that can be built can be encoded, and decoding never scans or allocates past
+//! the spec maximum whatever the peer sends.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::{BufMut, Bytes};
+use nom::bytes::complete::{take, take_till};
+use nom::number::complete::{be_u16, be_u32, be_u8};
+
+use super::error::{DecodeError, DecodeErrorKind, ValueError};
+
+/// A NUL-terminated string of at most `MAX` octets, the NUL included (the spec's
+/// "Var. max MAX"). Holds the octets without the NUL; the text is not assumed to
+/// be UTF-8 so what a peer sent is forwarded unchanged.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct COctetString<const MAX: usize>(Bytes);
+
+impl<const MAX: usize> COctetString<MAX> {
+    /// The most content octets the field holds (the spec maximum minus the NUL).
+    pub const MAX_LEN: usize = MAX - 1;
+
+    /// The empty string (a lone NUL on the wire).
+    pub const fn empty() -> Self {
+        COctetString(Bytes::new())
+    }
+
+    /// A string from its octets, without the NUL terminator.
+    pub fn new(value: impl Into<Bytes>) -> Result<Self, ValueError> {
+        let value = value.into();
+        if value.len() > Self::MAX_LEN {
+            return Err(ValueError::TooLong {
+                len: value.len(),
+                max: Self::MAX_LEN,
+            });
+        }
+        if value.contains(&0) {
+            return Err(ValueError::ContainsNul);
+        }
+        Ok(COctetString(value))
+    }
+
+    /// A string copied from a slice (for values that are not `'static`).
+    pub fn copy_from(value: &[u8]) -> Result<Self, ValueError> {
+        Self::new(Bytes::copy_from_slice(value))
+    }
+
+    /// The octets, without the NUL terminator.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The octets as shared `Bytes`, without the NUL terminator.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The text, if it is UTF-8 (addresses and ids normally are ASCII).
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len() + 1
+    }
+
+    fn encode<B: BufMut>(&self, out: &mut B) {
+        out.put_slice(&self.0);
+        out.put_u8(0);
+    }
+}
+
+impl<const MAX: usize> Deref for COctetString<MAX> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> fmt::Debug for COctetString<MAX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.escape_ascii())
+    }
+}
+
+/// Raw octets of at most `MAX` (the `short_message` field with its `sm_length`).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct OctetString<const MAX: usize>(Bytes);
+
+impl<const MAX: usize> OctetString<MAX> {
+    /// The empty value.
+    pub const fn empty() -> Self {
+        OctetString(Bytes::new())
+    }
+
+    /// A value from its octets.
+    pub fn new(value: impl Into<Bytes>) -> Result<Self, ValueError> {
+        let value = value.into();
+        if value.len() > MAX {
+            return Err(ValueError::TooLong {
+                len: value.len(),
+                max: MAX,
+            });
+        }
+        Ok(OctetString(value))
+    }
+
+    /// A value copied from a slice.
+    pub fn copy_from(value: &[u8]) -> Result<Self, ValueError> {
+        Self::new(Bytes::copy_from_slice(value))
+    }
+
+    /// The octets.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The octets as shared `Bytes`.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> Deref for OctetString<MAX> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> fmt::Debug for OctetString<MAX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
+    }
+}
+
+/// An SMPP time (`schedule_delivery_time`, `validity_period`, `final_date`): a
+/// C-Octet String that is empty or exactly 16 characters `YYMMDDhhmmsstnnp`.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct SmppTime(Bytes);
+
+impl SmppTime {
+    /// Length of a present time, without its NUL.
+    pub const LEN: usize = 16;
+
+    /// No time (a lone NUL on the wire): "immediate" or "SMSC default".
+    pub const fn empty() -> Self {
+        SmppTime(Bytes::new())
+    }
+
+    /// A time from its 16 characters (or none).
+    pub fn new(value: impl Into<Bytes>) -> Result<Self, ValueError> {
+        let value = value.into();
+        if !value.is_empty() && value.len() != Self::LEN {
+            return Err(ValueError::TimeLength(value.len()));
+        }
+        if value.contains(&0) {
+            return Err(ValueError::ContainsNul);
+        }
+        Ok(SmppTime(value))
+    }
+
+    /// The characters, without the NUL (empty when absent).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether no time is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len() + 1
+    }
+
+    fn encode<B: BufMut>(&self, out: &mut B) {
+        out.put_slice(&self.0);
+        out.put_u8(0);
+    }
+}
+
+impl fmt::Debug for SmppTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.escape_ascii())
+    }
+}
+
+/// A list whose length the spec bounds to `MIN..=MAX` (it travels as a one-octet count).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BoundedVec<T, const MIN: usize, const MAX: usize>(Vec<T>);
+
+impl<T, const MIN: usize, const MAX: usize> BoundedVec<T, MIN, MAX> {
+    /// A list from its entries.
+    pub fn new(items: Vec<T>) -> Result<Self, ValueError> {
+        if (MIN..=MAX).contains(&items.len()) {
+            Ok(BoundedVec(items))
+        } else {
+            Err(ValueError::Count {
+                len: items.len(),
+                min: MIN,
+                max: MAX,
+            })
+        }
+    }
+
+    /// The entries.
+    pub fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+
+    /// The count octet: fits because `MAX` is at most 255 for every use here.
+    fn count(&self) -> u8 {
+        u8::try_from(self.0.len()).unwrap_or(u8::MAX)
+    }
+}
+
+impl<T, const MIN: usize, const MAX: usize> Deref for BoundedVec<T, MIN, MAX> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+/// How each PDU body (and each structure inside one) reads and writes itself.
+pub(super) trait Codec: Sized {
+    /// Reads the value from the reader's current position.
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// The number of octets `encode` writes.
+    fn encoded_len(&self) -> usize;
+    /// Writes the value.
+    fn encode<B: BufMut>(&self, out: &mut B);
+}
+
+type NomResult<'a, O> = nom::IResult<&'a [u8], O, ()>;
+
+/// A cursor over one PDU body. Values are sliced out of the body's `Bytes`, so
+/// decoding copies nothing.
+pub(super) struct Reader<'a> {
+    body: &'a Bytes,
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(body: &'a Bytes) -> Self {
+        Reader {
+            body,
+            rest: body.as_ref(),
+        }
+    }
+
+    /// Octets not yet read.
+    pub(super) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    #[inline]
+    fn advance<O>(&mut self, field: &'static str, res: NomResult<'a, O>) -> Result<O, DecodeError> {
+        match res {
+            Ok((rest, value)) => {
+                self.rest = rest;
+                Ok(value)
+            }
+            Err(_) => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedEof)),
+        }
+    }
+
+    #[inline]
+    pub(super) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        let res = be_u8(self.rest);
+        self.advance(field, res)
+    }
+
+    #[inline]
+    pub(super) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        let res = be_u16(self.rest);
+        self.advance(field, res)
+    }
+
+    #[inline]
+    pub(super) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let res = be_u32(self.rest);
+        self.advance(field, res)
+    }
+
+    /// `len` octets as shared `Bytes`.
+    #[inline]
+    pub(super) fn take(&mut self, field: &'static str, len: usize) -> Result<Bytes, DecodeError> {
+        let res = take(len)(self.rest);
+        let value = self.advance(field, res)?;
+        Ok(self.body.slice_ref(value))
+    }
+
+    /// A C-Octet String of at most `MAX` octets with its NUL. Looks for the NUL
+    /// only within the first `MAX` octets.
+    #[inline]
+    pub(super) fn c_octet_string<const MAX: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<COctetString<MAX>, DecodeError> {
+        let window = &self.rest[..self.rest.len().min(MAX)];
+        let found: NomResult<'a, &'a [u8]> = take_till(|b| b == 0)(window);
+        let kind = match found {
+            Ok((after, value)) if !after.is_empty() => {
+                // `after` starts with the NUL, which lies inside `rest`.
+                self.rest = &self.rest[value.len() + 1..];
+                return Ok(COctetString(self.body.slice_ref(value)));
+            }
+            _ if self.rest.is_empty() => DecodeErrorKind::UnexpectedEof,
+            _ if self.rest.len() >= MAX => DecodeErrorKind::TooLong { max: MAX - 1 },
+            _ => DecodeErrorKind::NotNullTerminated,
+        };
+        Err(DecodeError::new(field, kind))
+    }
+
+    /// An SMPP time: a C-Octet String of 17 that is empty or 16 characters.
+    #[inline]
+    pub(super) fn time(&mut self, field: &'static str) -> Result<SmppTime, DecodeError> {
+        let value = self.c_octet_string::<17>(field)?;
+        if !value.is_empty() && value.len() != SmppTime::LEN {
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::InvalidValue("must be empty or 16 characters (YYMMDDhhmmsstnnp)"),
+            ));
+        }
+        Ok(SmppTime(value.0))
+    }
+
+    /// `sm_length` and the `short_message` it counts.
+    #[inline]
+    pub(super) fn short_message(&mut self) -> Result<OctetString<254>, DecodeError> {
+        let len = usize::from(self.u8("sm_length")?);
+        if len > 254 {
+            return Err(DecodeError::new(
+                "sm_length",
+                DecodeErrorKind::TooLong { max: 254 },
+            ));
+        }
+        if len > self.rest.len() {
+            return Err(DecodeError::new(
+                "sm_length",
+                DecodeErrorKind::LengthOverrun {
+                    len,
+                    available: self.rest.len(),
+                },
+            ));
+        }
+        Ok(OctetString(self.take("short_message", len)?))
+    }
+
+    /// A one-octet count followed by that many entries, the count bounded to `MIN..=MAX`.
+    pub(super) fn counted<T: Codec, const MIN: usize, const MAX: usize>(
+        &mut self,
+        field: &'static str,
+        invalid: &'static str,
+    ) -> Result<BoundedVec<T, MIN, MAX>, DecodeError> {
+        let count = usize::from(self.u8(field)?);
+        if !(MIN..=MAX).contains(&count) {
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::InvalidValue(invalid),
+            ));
+        }
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(T::decode(self)?);
+        }
+        Ok(BoundedVec(items))
+    }
+
+    /// Fails unless the whole body has been read.
+    pub(super) fn finish(&self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::new(
+                "command_length",
+                DecodeErrorKind::TrailingBytes(self.rest.len()),
+            ))
+        }
+    }
+}
+
+/// Encoding of the field types, used by the PDU bodies.
+pub(super) trait Put {
+    fn put_c<const MAX: usize>(&mut self, value: &COctetString<MAX>);
+    fn put_time(&mut self, value: &SmppTime);
+    fn put_short_message(&mut self, value: &OctetString<254>);
+}
+
+impl<B: BufMut> Put for B {
+    fn put_c<const MAX: usize>(&mut self, value: &COctetString<MAX>) {
+        value.encode(self);
+    }
+
+    fn put_time(&mut self, value: &SmppTime) {
+        value.encode(self);
+    }
+
+    fn put_short_message(&mut self, value: &OctetString<254>) {
+        // At most 254 octets by construction.
+        self.put_u8(u8::try_from(value.len()).unwrap_or(u8::MAX));
+        self.put_slice(value);
+    }
+}
+
+/// Encoded lengths of the field types.
+pub(super) fn c_len<const MAX: usize>(value: &COctetString<MAX>) -> usize {
+    value.encoded_len()
+}
+
+pub(super) fn time_len(value: &SmppTime) -> usize {
+    value.encoded_len()
+}
+
+pub(super) fn short_message_len(value: &OctetString<254>) -> usize {
+    1 + value.len()
+}
+
+pub(super) fn put_counted<T: Codec, B: BufMut, const MIN: usize, const MAX: usize>(
+    out: &mut B,
+    list: &BoundedVec<T, MIN, MAX>,
+) {
+    out.put_u8(list.count());
+    for item in list.iter() {
+        item.encode(out);
+    }
+}
+
+pub(super) fn counted_len<T: Codec, const MIN: usize, const MAX: usize>(
+    list: &BoundedVec<T, MIN, MAX>,
+) -> usize {
+    1 + list.iter().map(Codec::encoded_len).sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_c<const MAX: usize>(
+        input: &'static [u8],
+    ) -> Result<(COctetString<MAX>, usize), DecodeError> {
+        let body = Bytes::from_static(input);
+        let mut r = Reader::new(&body);
+        let value = r.c_octet_string::<MAX>("source_addr")?;
+        Ok((value, r.remaining()))
+    }
+
+    #[test]
+    fn c_octet_string_stops_at_the_nul_and_keeps_the_rest() {
+        let (v, rest) = read_c::<21>(b"12345\0xy").unwrap();
+        assert_eq!(v.as_bytes(), b"12345");
+        assert_eq!(rest, 2);
+        let (v, rest) = read_c::<21>(b"\0").unwrap();
+        assert!(v.is_empty());
+        assert_eq!(rest, 0);
+    }
+
+    #[test]
+    fn c_octet_string_at_the_limit_is_accepted_one_past_is_too_long() {
+        let (v, _) = read_c::<6>(b"ABCDE\0").unwrap();
+        assert_eq!(v.len(), 5);
+        let err = read_c::<6>(b"ABCDEF\0").unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::TooLong { max: 5 });
+        assert_eq!(err.field, "source_addr");
+    }
+
+    #[test]
+    fn c_octet_string_without_nul_or_absent() {
+        let err = read_c::<21>(b"123").unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::NotNullTerminated);
+        let err = read_c::<21>(b"").unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn constructors_enforce_the_limits() {
+        assert!(COctetString::<6>::new("CMT").is_ok());
+        assert_eq!(
+            COctetString::<6>::new("TOOLONG"),
+            Err(ValueError::TooLong { len: 7, max: 5 })
+        );
+        assert_eq!(
+            COctetString::<6>::new(&b"a\0b"[..]),
+            Err(ValueError::ContainsNul)
+        );
+        assert_eq!(SmppTime::new("0101"), Err(ValueError::TimeLength(4)));
+        assert!(SmppTime::new("250101120000000+").is_ok());
+        assert!(OctetString::<254>::new(vec![0u8; 255]).is_err());
+        assert!(BoundedVec::<u8, 1, 254>::new(vec![]).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The SMPP proxy: listeners (plain and TLS), the connection limit, and one
+//! [`session`] per bound sender.
+
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use super::config::{AccountConfig, SmppConfig};
+use crate::serve::GateContext;
+
+/// What every session shares.
+pub struct ProxyShared {
+    /// Store, policy, counters, audit.
+    pub ctx: GateContext,
+    /// `[smpp]`.
+    pub cfg: SmppConfig,
+    /// Accounts by system_id, with resolved passwords.
+    pub accounts: HashMap<String, (AccountConfig, String)>,
+}
+
+impl ProxyShared {
+    /// Resolve account passwords (file or environment).
+    pub fn new(ctx: GateContext, cfg: SmppConfig) -> anyhow::Result<ProxyShared> {
+        let mut accounts = HashMap::new();
+        for (i, a) in cfg.accounts.iter().enumerate() {
+            let pw = match (&a.password, &a.password_env) {
+                (Some(p), _) => p.clone(),
+                (None, Some(var)) => std::env::var(var).with_context(|| {
+                    format!("smpp.accounts[{i}].password_env: {var} is not set")
+                })?,
+                (None, None) => {
+                    anyhow::bail!("smpp.accounts[{i}].password: set password or password_env")
+                }
+            };
+            accounts.insert(a.system_id.clone(), (a.clone(), pw));
+        }
+        Ok(ProxyShared { ctx, cfg, accounts })
+    }
+}
+
+/// Load the TLS acceptor from PEM files.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("smpp.tls.cert {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| {
+            format!(
+                "smpp.tls.cert {}: not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("smpp.tls.key {}: not a PEM private key", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("smpp.tls: certificate and key do not match")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accept senders on `listener` (TLS when `tls` is given) until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<ProxyShared>,
+    limit: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let sessions = metrics::gauge!("iys_gate_smpp_sessions");
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("smpp accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            metrics::counter!("iys_gate_smpp_connections_refused_total").increment(1);
+            tracing::warn!(%peer, "smpp connection refused: smpp.max_sessions reached");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let sessions = sessions.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            sessions.increment(1.0);
+            match tls {
+                None => session::run(stream, peer, shared, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(shared.cfg.bind_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            session::run(tls_stream, peer, shared, shutdown).await
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, "smpp TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(%peer, "smpp TLS handshake timed out"),
+                    }
+                }
+            }
+            sessions.decrement(1.0);
+            drop(permit);
+        });
+    }
+}

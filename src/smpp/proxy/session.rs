@@ -1,0 +1,1096 @@
+//! One sender's session: bind (authenticate, then bind upstream with the same
+//! bind type), then proxy both ways until either side unbinds or drops.
+//!
+//! Sequence numbers are remapped on each leg, so the gate's own PDUs
+//! (enquire_link, unbind) never collide with the peers'. Requests the gate
+//! forwards wait in a pending map per leg; responses may come in any order. At
+//! most `window` requests are in flight towards each peer: past that, requests
+//! already read are parked (bounded) and reading stops, while responses keep
+//! flowing, so the proxy applies back-pressure without buffering without bound
+//! and without the deadlock of a full window waiting on a response behind it.
+//! Every request the sender makes gets exactly one response: from the SMSC, or
+//! from the gate (refusal, decode error, timeout, upstream loss).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use metrics::{counter, histogram};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::ProxyShared;
+use crate::smpp::codec::{
+    frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, DestAddress,
+    Header, Pdu, SubmitMultiResp, UnsuccessSme, UnsuccessSmes,
+};
+use crate::smpp::config::{AccountConfig, UpstreamLoss};
+use crate::smpp::gating::{classify, judge, refusal_status, ConcatMemory};
+
+/// Most bytes buffered from one peer before reading pauses.
+const MAX_READ_BUFFER: usize = 1 << 20;
+/// How long the gate waits for an unbind_resp before closing anyway.
+const UNBIND_GRACE: Duration = Duration::from_secs(2);
+/// Timer resolution.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Why a session ended (for the log).
+#[derive(Debug)]
+enum End {
+    SenderUnbound,
+    SenderClosed,
+    SenderIdle,
+    SenderFraming(String),
+    UpstreamLost(String),
+    UpstreamUnbound,
+    Shutdown,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::SenderUnbound => f.write_str("sender unbound"),
+            End::SenderClosed => f.write_str("sender closed the connection"),
+            End::SenderIdle => f.write_str("sender inactive past smpp.inactivity_timeout"),
+            End::SenderFraming(e) => write!(f, "sender sent an impossible frame: {e}"),
+            End::UpstreamLost(e) => write!(f, "SMSC link lost: {e}"),
+            End::UpstreamUnbound => f.write_str("SMSC unbound"),
+            End::Shutdown => f.write_str("gate shutting down"),
+        }
+    }
+}
+
+/// Run one sender connection to its end.
+pub async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<ProxyShared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let mut down = Leg::new(rd, wr);
+    let Some((account, bind, bind_kind, upstream)) = bind_phase(&mut down, peer, &shared).await
+    else {
+        let _ = down.flush().await;
+        return;
+    };
+    let (urd, uwr) = upstream.into_split();
+    let up = Leg::new(urd, uwr);
+    let mut s = Session {
+        shared: shared.clone(),
+        account,
+        bind,
+        bind_kind,
+        peer,
+        down,
+        up,
+        to_up: HashMap::new(),
+        to_down: HashMap::new(),
+        closing: None,
+        concat: ConcatMemory::new(4096, Duration::from_secs(600)),
+        in_flight: metrics::gauge!("iys_gate_smpp_in_flight"),
+    };
+    let end = s.proxy(shutdown).await;
+    s.finish(&end).await;
+    tracing::info!(%peer, account = %s.account.system_id, reason = %end, "smpp session ended");
+}
+
+/// One side of the proxy: a socket's halves and its buffers.
+struct Leg<R, W> {
+    rd: R,
+    wr: W,
+    inbuf: BytesMut,
+    out: BytesMut,
+    /// Requests read while the window towards the other side was full.
+    parked: VecDeque<Bytes>,
+    eof: bool,
+    last_rx: Instant,
+    next_seq: u32,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
+    fn new(rd: R, wr: W) -> Self {
+        Leg {
+            rd,
+            wr,
+            inbuf: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(64 * 1024),
+            parked: VecDeque::new(),
+            eof: false,
+            last_rx: Instant::now(),
+            next_seq: 0,
+        }
+    }
+
+    /// The next sequence number the gate uses on this leg (1..=0x7FFFFFFF).
+    fn seq(&mut self) -> u32 {
+        self.next_seq = if self.next_seq >= 0x7FFF_FFFF {
+            1
+        } else {
+            self.next_seq + 1
+        };
+        self.next_seq
+    }
+
+    fn send(&mut self, pdu: &Pdu) {
+        pdu.encode(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.wr.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.wr.flush().await
+    }
+
+    /// Read one whole frame (bind phase), with a deadline.
+    async fn read_frame(&mut self, max: u32, deadline: Instant) -> Result<Bytes, String> {
+        loop {
+            match frame_len(&self.inbuf, max) {
+                Ok(Some(n)) => return Ok(self.inbuf.split_to(n).freeze()),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let read =
+                tokio::time::timeout_at(deadline.into(), self.rd.read_buf(&mut self.inbuf)).await;
+            match read {
+                Err(_) => return Err("timed out".into()),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(0)) => return Err("connection closed".into()),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Who is waiting for the response to a request the gate sent.
+#[derive(Debug)]
+enum Waiting {
+    /// The peer on the other leg, under its own sequence number.
+    Peer {
+        seq: u32,
+        command: CommandId,
+        sent: Instant,
+        /// submit_multi: destinations the gate refused, merged into the response.
+        refused: Option<Vec<UnsuccessSme>>,
+    },
+    /// The gate itself (its enquire_link or unbind).
+    Gate { command: CommandId, sent: Instant },
+}
+
+impl Waiting {
+    fn sent(&self) -> Instant {
+        match self {
+            Waiting::Peer { sent, .. } | Waiting::Gate { sent, .. } => *sent,
+        }
+    }
+}
+
+struct Session<DR, DW> {
+    shared: Arc<ProxyShared>,
+    account: AccountConfig,
+    bind: Bind,
+    /// The sender's bind command (the upstream bind uses the same).
+    bind_kind: CommandId,
+    peer: SocketAddr,
+    down: Leg<DR, DW>,
+    up: Leg<tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf>,
+    /// Requests sent to the SMSC, by upstream sequence number.
+    to_up: HashMap<u32, Waiting>,
+    /// Requests sent to the sender, by downstream sequence number.
+    to_down: HashMap<u32, Waiting>,
+    /// Set once the session is winding down: the sender's unbind sequence
+    /// number (if it asked) and when the gate started waiting.
+    closing: Option<(Option<u32>, Instant)>,
+    concat: ConcatMemory,
+    in_flight: metrics::Gauge,
+}
+
+/// Authenticate the sender, bind upstream, answer the bind.
+async fn bind_phase<R, W>(
+    down: &mut Leg<R, W>,
+    peer: SocketAddr,
+    shared: &ProxyShared,
+) -> Option<(AccountConfig, Bind, CommandId, TcpStream)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let cfg = &shared.cfg;
+    let deadline = Instant::now() + cfg.bind_timeout;
+    loop {
+        let frame = match down.read_frame(cfg.max_command_length, deadline).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(%peer, "smpp connection closed before bind: {e}");
+                if e.contains("command_length") {
+                    down.send(&Pdu {
+                        command_status: status::ESME_RINVCMDLEN,
+                        sequence_number: 0,
+                        body: Body::GenericNack,
+                    });
+                }
+                return None;
+            }
+        };
+        let Some(header) = Header::peek(&frame) else {
+            return None;
+        };
+        let pdu = match Pdu::decode_bytes(frame) {
+            Ok(p) => p,
+            Err(e) => {
+                reply_error(&mut down.out, &header, e.command_status());
+                if down.flush().await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let (bind, resp_id) = match pdu.body {
+            Body::BindTransmitter(b) => (b, CommandId::BindTransmitterResp),
+            Body::BindReceiver(b) => (b, CommandId::BindReceiverResp),
+            Body::BindTransceiver(b) => (b, CommandId::BindTransceiverResp),
+            Body::EnquireLink => {
+                down.send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp));
+                let _ = down.flush().await;
+                continue;
+            }
+            Body::Unbind => {
+                down.send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                return None;
+            }
+            _ => {
+                reply_error(&mut down.out, &header, status::ESME_RINVBNDSTS);
+                if down.flush().await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let refuse = |down: &mut Leg<R, W>, st: u32| {
+            down.send(&Pdu {
+                command_status: st,
+                sequence_number: header.sequence_number,
+                body: bind_resp_body(resp_id, None),
+            });
+        };
+        let system_id = String::from_utf8_lossy(bind.system_id.as_bytes()).into_owned();
+        let Some((account, password)) = shared.accounts.get(&system_id) else {
+            counter!("iys_gate_smpp_binds_total", "result" => "invalid_system_id").increment(1);
+            tracing::warn!(%peer, "smpp bind refused: unknown system_id");
+            refuse(down, status::ESME_RINVSYSID);
+            return None;
+        };
+        if bind.password.as_bytes() != password.as_bytes() {
+            counter!("iys_gate_smpp_binds_total", "result" => "invalid_password").increment(1);
+            tracing::warn!(%peer, account = %system_id, "smpp bind refused: wrong password");
+            refuse(down, status::ESME_RINVPASWD);
+            return None;
+        }
+        // Bind upstream with the same bind type.
+        let mut up_bind = bind.clone();
+        if let Some(id) = &account.upstream_system_id {
+            up_bind.system_id =
+                crate::smpp::codec::COctetString::copy_from(id.as_bytes()).unwrap_or_default();
+        }
+        if let Some(pw) = &account.upstream_password {
+            up_bind.password =
+                crate::smpp::codec::COctetString::copy_from(pw.as_bytes()).unwrap_or_default();
+        }
+        let body = match resp_id {
+            CommandId::BindReceiverResp => Body::BindReceiver(up_bind),
+            CommandId::BindTransceiverResp => Body::BindTransceiver(up_bind),
+            _ => Body::BindTransmitter(up_bind),
+        };
+        match bind_upstream(
+            &shared.cfg.upstream,
+            &Pdu::new(1, body),
+            cfg.max_command_length,
+            cfg.response_timeout,
+        )
+        .await
+        {
+            Ok((stream, resp)) if resp.command_status == status::ESME_ROK => {
+                counter!("iys_gate_smpp_binds_total", "result" => "ok").increment(1);
+                let upstream_id = match &resp.body {
+                    Body::BindTransmitterResp(Some(r))
+                    | Body::BindReceiverResp(Some(r))
+                    | Body::BindTransceiverResp(Some(r)) => Some(r.clone()),
+                    _ => None,
+                };
+                down.send(&Pdu {
+                    command_status: status::ESME_ROK,
+                    sequence_number: header.sequence_number,
+                    body: bind_resp_body(resp_id, upstream_id),
+                });
+                if down.flush().await.is_err() {
+                    return None;
+                }
+                tracing::info!(%peer, account = %system_id, bind = resp_id.name(), "smpp session bound");
+                let kind = match resp_id {
+                    CommandId::BindReceiverResp => CommandId::BindReceiver,
+                    CommandId::BindTransceiverResp => CommandId::BindTransceiver,
+                    _ => CommandId::BindTransmitter,
+                };
+                return Some((account.clone(), bind, kind, stream));
+            }
+            Ok((_, resp)) => {
+                counter!("iys_gate_smpp_binds_total", "result" => "upstream_refused").increment(1);
+                tracing::warn!(%peer, account = %system_id, status = resp.command_status, "smpp bind refused by the SMSC");
+                refuse(down, resp.command_status);
+                return None;
+            }
+            Err(e) => {
+                counter!("iys_gate_smpp_binds_total", "result" => "upstream_unreachable")
+                    .increment(1);
+                counter!("iys_gate_smpp_upstream_errors_total", "kind" => "bind_failed")
+                    .increment(1);
+                tracing::warn!(%peer, account = %system_id, "smpp upstream bind failed: {e}");
+                refuse(down, status::ESME_RBINDFAIL);
+                return None;
+            }
+        }
+    }
+}
+
+fn bind_resp_body(resp_id: CommandId, resp: Option<BindResp>) -> Body {
+    match resp_id {
+        CommandId::BindReceiverResp => Body::BindReceiverResp(resp),
+        CommandId::BindTransceiverResp => Body::BindTransceiverResp(resp),
+        _ => Body::BindTransmitterResp(resp),
+    }
+}
+
+/// Connect to the SMSC and bind; returns the stream and the bind response.
+async fn bind_upstream(
+    addr: &str,
+    bind: &Pdu,
+    max: u32,
+    timeout: Duration,
+) -> Result<(TcpStream, Pdu), String> {
+    let deadline = Instant::now() + timeout;
+    let stream = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let mut leg = Leg::new(rd, wr);
+    leg.send(bind);
+    leg.flush().await.map_err(|e| e.to_string())?;
+    loop {
+        let frame = leg.read_frame(max, deadline).await?;
+        let pdu = Pdu::decode_bytes(frame).map_err(|e| format!("bad bind response: {e}"))?;
+        if matches!(
+            pdu.command_id(),
+            CommandId::BindTransmitterResp
+                | CommandId::BindReceiverResp
+                | CommandId::BindTransceiverResp
+                | CommandId::GenericNack
+        ) {
+            let Leg { rd, wr, .. } = leg;
+            let stream = rd.reunite(wr).map_err(|e| e.to_string())?;
+            return Ok((stream, pdu));
+        }
+    }
+}
+
+/// Answer a request with a body-less response carrying `st` (generic_nack
+/// when the command has no response of its own).
+fn reply_error(out: &mut BytesMut, request: &Header, st: u32) {
+    let command = CommandId::from_u32(request.command_id);
+    let pdu = match command.response() {
+        Some(_) if !command.is_response() => Pdu::error_response(request, st),
+        _ => Pdu {
+            command_status: st,
+            sequence_number: request.sequence_number,
+            body: Body::GenericNack,
+        },
+    };
+    pdu.encode(out);
+}
+
+/// Write a frame with another sequence number.
+fn forward_raw(out: &mut BytesMut, frame: &[u8], seq: u32) {
+    let start = out.len();
+    out.extend_from_slice(frame);
+    let _ = replace_sequence_number(&mut out[start..], seq);
+}
+
+impl<DR, DW> Session<DR, DW>
+where
+    DR: AsyncRead + Unpin + Send,
+    DW: AsyncWrite + Unpin + Send,
+{
+    fn window(&self) -> usize {
+        self.shared.cfg.window
+    }
+
+    async fn proxy(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let max = self.shared.cfg.max_command_length;
+        loop {
+            if let Err(end) = self.process_down(max) {
+                return end;
+            }
+            if let Err(end) = self.process_up(max) {
+                return end;
+            }
+            if let Some((_, since)) = self.closing {
+                let done = self.to_up.is_empty() || since.elapsed() > UNBIND_GRACE;
+                if done && self.down.out.is_empty() {
+                    return End::SenderUnbound;
+                }
+            }
+            let read_down = !self.down.eof
+                && self.closing.is_none()
+                && self.down.inbuf.len() < MAX_READ_BUFFER
+                && self.down.parked.len() < self.window();
+            let read_up = !self.up.eof
+                && self.up.inbuf.len() < MAX_READ_BUFFER
+                && self.up.parked.len() < self.window();
+            tokio::select! {
+                r = self.down.rd.read_buf(&mut self.down.inbuf), if read_down => match r {
+                    Ok(0) | Err(_) => { self.down.eof = true; return End::SenderClosed; }
+                    Ok(_) => self.down.last_rx = Instant::now(),
+                },
+                r = self.up.rd.read_buf(&mut self.up.inbuf), if read_up => match r {
+                    Ok(0) => { self.up.eof = true; if let Err(end) = self.upstream_lost("connection closed by the SMSC").await { return end; } }
+                    Err(e) => { self.up.eof = true; if let Err(end) = self.upstream_lost(&e.to_string()).await { return end; } }
+                    Ok(_) => self.up.last_rx = Instant::now(),
+                },
+                r = self.down.wr.write(&self.down.out), if !self.down.out.is_empty() => match r {
+                    Ok(n) => self.down.out.advance(n),
+                    Err(_) => return End::SenderClosed,
+                },
+                r = self.up.wr.write(&self.up.out), if !self.up.out.is_empty() => match r {
+                    Ok(n) => self.up.out.advance(n),
+                    Err(e) => { if let Err(end) = self.upstream_lost(&e.to_string()).await { return end; } }
+                },
+                _ = tick.tick() => {
+                    if let Err(end) = self.timers().await { return end; }
+                },
+                _ = shutdown.changed() => return End::Shutdown,
+            }
+        }
+    }
+
+    /// Handle whole frames from the sender (parked requests first).
+    fn process_down(&mut self, max: u32) -> Result<(), End> {
+        while self.to_up.len() < self.window() {
+            let Some(frame) = self.down.parked.pop_front() else {
+                break;
+            };
+            self.down_request(frame);
+        }
+        loop {
+            let n = match frame_len(&self.down.inbuf, max) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    counter!("iys_gate_smpp_malformed_total", "kind" => "frame").increment(1);
+                    self.down.send(&Pdu {
+                        command_status: status::ESME_RINVCMDLEN,
+                        sequence_number: Header::peek(&self.down.inbuf)
+                            .map_or(0, |h| h.sequence_number),
+                        body: Body::GenericNack,
+                    });
+                    return Err(End::SenderFraming(e.to_string()));
+                }
+            };
+            let Some(header) = Header::peek(&self.down.inbuf) else {
+                return Ok(());
+            };
+            let command = CommandId::from_u32(header.command_id);
+            let is_response = command.is_response() || command == CommandId::GenericNack;
+            if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
+                if self.down.parked.len() >= self.window() {
+                    return Ok(()); // stop here: reading pauses until the window opens
+                }
+                let frame = self.down.inbuf.split_to(n).freeze();
+                self.down.parked.push_back(frame);
+                continue;
+            }
+            let frame = self.down.inbuf.split_to(n).freeze();
+            counter!("iys_gate_smpp_pdus_total", "from" => "esme", "command" => command.name())
+                .increment(1);
+            if is_response {
+                self.down_response(&header, frame);
+            } else {
+                self.down_request(frame);
+            }
+        }
+    }
+
+    /// A response from the sender: to one of the SMSC's requests, or to the gate's.
+    fn down_response(&mut self, header: &Header, frame: Bytes) {
+        match self.to_down.remove(&header.sequence_number) {
+            Some(Waiting::Peer { seq, .. }) => forward_raw(&mut self.up.out, &frame, seq),
+            Some(Waiting::Gate {
+                command: CommandId::Unbind,
+                ..
+            }) => self.closing = Some((None, Instant::now() - UNBIND_GRACE)),
+            Some(Waiting::Gate { .. }) => {}
+            None => {
+                tracing::debug!(peer = %self.peer, seq = header.sequence_number, "response from sender matches no request")
+            }
+        }
+    }
+
+    /// A request from the sender.
+    fn down_request(&mut self, frame: Bytes) {
+        let Some(header) = Header::peek(&frame) else {
+            return;
+        };
+        let command = CommandId::from_u32(header.command_id);
+        match command {
+            CommandId::EnquireLink => {
+                self.down
+                    .send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp));
+                return;
+            }
+            CommandId::Unbind => {
+                // Unbind upstream too; answer the sender once the SMSC answered (or the grace ran out).
+                let seq = self.up.seq();
+                self.up.send(&Pdu::new(seq, Body::Unbind));
+                self.to_up.insert(
+                    seq,
+                    Waiting::Gate {
+                        command: CommandId::Unbind,
+                        sent: Instant::now(),
+                    },
+                );
+                self.closing = Some((Some(header.sequence_number), Instant::now()));
+                return;
+            }
+            CommandId::SubmitSm | CommandId::DataSm | CommandId::SubmitMulti => {
+                self.gate_message(header, frame);
+                return;
+            }
+            CommandId::QuerySm | CommandId::CancelSm | CommandId::ReplaceSm => {
+                if let Err(e) = Pdu::decode(&frame) {
+                    reply_error(&mut self.down.out, &header, e.command_status());
+                    return;
+                }
+            }
+            CommandId::BindTransmitter | CommandId::BindReceiver | CommandId::BindTransceiver => {
+                reply_error(&mut self.down.out, &header, status::ESME_RALYBND);
+                return;
+            }
+            _ => {
+                // Unknown, or not a sender's request (deliver_sm, outbind, alert_notification).
+                counter!("iys_gate_smpp_malformed_total", "kind" => "command_id").increment(1);
+                self.down.send(&Pdu {
+                    command_status: status::ESME_RINVCMDID,
+                    sequence_number: header.sequence_number,
+                    body: Body::GenericNack,
+                });
+                return;
+            }
+        }
+        self.forward_up(&header, &frame, None);
+    }
+
+    fn forward_up(&mut self, header: &Header, frame: &[u8], refused: Option<Vec<UnsuccessSme>>) {
+        let seq = self.up.seq();
+        forward_raw(&mut self.up.out, frame, seq);
+        self.to_up.insert(
+            seq,
+            Waiting::Peer {
+                seq: header.sequence_number,
+                command: CommandId::from_u32(header.command_id),
+                sent: Instant::now(),
+                refused,
+            },
+        );
+        self.in_flight.increment(1.0);
+    }
+
+    /// submit_sm, data_sm, submit_multi: decide, then forward or answer.
+    fn gate_message(&mut self, header: Header, frame: Bytes) {
+        let pdu = match Pdu::decode_bytes(frame.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                counter!("iys_gate_smpp_malformed_total", "kind" => "body").increment(1);
+                reply_error(&mut self.down.out, &header, e.command_status());
+                return;
+            }
+        };
+        let shared = self.shared.clone();
+        let statuses = &shared.cfg.status;
+        let account = self.account.system_id.clone();
+        let strip = shared.cfg.strip_iys_tlvs;
+        let now = Instant::now();
+        match pdu.body {
+            Body::SubmitSm(mut sm) => {
+                let what = match classify(&self.account, &sm.tlvs) {
+                    Ok(w) => w,
+                    Err(st) => return reply_error(&mut self.down.out, &header, st),
+                };
+                let (ton, addr) = (sm.dest_addr_ton, sm.destination_addr.as_bytes().to_vec());
+                let d = match sm.concat_info() {
+                    Some(info) => self.concat.decide(&what, &addr, info, now, || {
+                        judge(&shared.ctx, &account, &what, ton, &addr)
+                    }),
+                    None => judge(&shared.ctx, &account, &what, ton, &addr),
+                };
+                if let Some(st) = refusal_status(statuses, &d) {
+                    return reply_error(&mut self.down.out, &header, st);
+                }
+                if strip && sm.tlvs.remove_iys() > 0 {
+                    let pdu = Pdu::new(header.sequence_number, Body::SubmitSm(sm));
+                    self.forward_up(&header, &pdu.to_vec(), None);
+                } else {
+                    self.forward_up(&header, &frame, None);
+                }
+            }
+            Body::DataSm(mut dm) => {
+                let what = match classify(&self.account, &dm.tlvs) {
+                    Ok(w) => w,
+                    Err(st) => return reply_error(&mut self.down.out, &header, st),
+                };
+                let (ton, addr) = (dm.dest_addr_ton, dm.destination_addr.as_bytes().to_vec());
+                let d = match dm.concat_info() {
+                    Some(info) => self.concat.decide(&what, &addr, info, now, || {
+                        judge(&shared.ctx, &account, &what, ton, &addr)
+                    }),
+                    None => judge(&shared.ctx, &account, &what, ton, &addr),
+                };
+                if let Some(st) = refusal_status(statuses, &d) {
+                    return reply_error(&mut self.down.out, &header, st);
+                }
+                if strip && dm.tlvs.remove_iys() > 0 {
+                    let pdu = Pdu::new(header.sequence_number, Body::DataSm(dm));
+                    self.forward_up(&header, &pdu.to_vec(), None);
+                } else {
+                    self.forward_up(&header, &frame, None);
+                }
+            }
+            Body::SubmitMulti(mut multi) => {
+                let what = match classify(&self.account, &multi.tlvs) {
+                    Ok(w) => w,
+                    Err(st) => return reply_error(&mut self.down.out, &header, st),
+                };
+                let info = multi.concat_info();
+                let mut keep: Vec<DestAddress> = Vec::new();
+                let mut refused: Vec<UnsuccessSme> = Vec::new();
+                for dest in multi.dest_addresses.clone().into_inner() {
+                    let (ton, npi, addr) = match &dest {
+                        DestAddress::Sme { ton, npi, addr } => (*ton, *npi, addr.clone()),
+                        // A distribution list is expanded by the SMSC: the gate cannot
+                        // check its members, so commercial traffic to it is refused.
+                        DestAddress::DistributionList(name) => (5, 0, name.clone()),
+                    };
+                    let bytes = addr.as_bytes().to_vec();
+                    let d = match info {
+                        Some(info) => self.concat.decide(&what, &bytes, info, now, || {
+                            judge(&shared.ctx, &account, &what, ton, &bytes)
+                        }),
+                        None => judge(&shared.ctx, &account, &what, ton, &bytes),
+                    };
+                    match refusal_status(statuses, &d) {
+                        None => keep.push(dest),
+                        Some(st) => refused.push(UnsuccessSme {
+                            ton,
+                            npi,
+                            addr,
+                            error_status_code: st,
+                        }),
+                    }
+                }
+                if keep.is_empty() {
+                    // Nothing left to send: the gate answers for the SMSC.
+                    match UnsuccessSmes::new(refused) {
+                        Ok(list) => {
+                            let resp = SubmitMultiResp {
+                                message_id: Default::default(),
+                                unsuccess_smes: list,
+                                tlvs: Default::default(),
+                            };
+                            self.down.send(&Pdu::new(
+                                header.sequence_number,
+                                Body::SubmitMultiResp(Some(resp)),
+                            ));
+                        }
+                        Err(_) => reply_error(&mut self.down.out, &header, statuses.no_consent),
+                    }
+                    return;
+                }
+                let changed = !refused.is_empty() || (strip && multi.tlvs.remove_iys() > 0);
+                if changed {
+                    if let Ok(list) = crate::smpp::codec::DestAddresses::new(keep) {
+                        multi.dest_addresses = list;
+                    }
+                    let pdu = Pdu::new(header.sequence_number, Body::SubmitMulti(multi));
+                    self.forward_up(
+                        &header,
+                        &pdu.to_vec(),
+                        (!refused.is_empty()).then_some(refused),
+                    );
+                } else {
+                    self.forward_up(&header, &frame, None);
+                }
+            }
+            _ => reply_error(&mut self.down.out, &header, status::ESME_RSYSERR),
+        }
+    }
+
+    /// Handle whole frames from the SMSC (parked requests first).
+    fn process_up(&mut self, max: u32) -> Result<(), End> {
+        while self.to_down.len() < self.window() {
+            let Some(frame) = self.up.parked.pop_front() else {
+                break;
+            };
+            if let Some(end) = self.up_request(frame) {
+                return Err(end);
+            }
+        }
+        loop {
+            let n = match frame_len(&self.up.inbuf, max) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(End::UpstreamLost(format!(
+                        "SMSC sent an impossible frame: {e}"
+                    )))
+                }
+            };
+            let Some(header) = Header::peek(&self.up.inbuf) else {
+                return Ok(());
+            };
+            let command = CommandId::from_u32(header.command_id);
+            let is_response = command.is_response() || command == CommandId::GenericNack;
+            if !is_response && (self.to_down.len() >= self.window() || !self.up.parked.is_empty()) {
+                if self.up.parked.len() >= self.window() {
+                    return Ok(());
+                }
+                let frame = self.up.inbuf.split_to(n).freeze();
+                self.up.parked.push_back(frame);
+                continue;
+            }
+            let frame = self.up.inbuf.split_to(n).freeze();
+            counter!("iys_gate_smpp_pdus_total", "from" => "smsc", "command" => command.name())
+                .increment(1);
+            if is_response {
+                if let Some(end) = self.up_response(&header, frame) {
+                    return Err(end);
+                }
+            } else if let Some(end) = self.up_request(frame) {
+                return Err(end);
+            }
+        }
+    }
+
+    fn up_response(&mut self, header: &Header, frame: Bytes) -> Option<End> {
+        match self.to_up.remove(&header.sequence_number) {
+            Some(Waiting::Peer {
+                seq, refused, sent, ..
+            }) => {
+                self.in_flight.decrement(1.0);
+                histogram!("iys_gate_smpp_upstream_latency_seconds")
+                    .record(sent.elapsed().as_secs_f64());
+                match refused {
+                    Some(refused) => self.merge_multi_resp(header, &frame, seq, refused),
+                    None => forward_raw(&mut self.down.out, &frame, seq),
+                }
+                None
+            }
+            Some(Waiting::Gate {
+                command: CommandId::Unbind,
+                ..
+            }) => {
+                if let Some((Some(seq), _)) = self.closing {
+                    self.fail_pending_up(status::ESME_RSYSERR);
+                    self.down.send(&Pdu::new(seq, Body::UnbindResp));
+                    self.closing = Some((None, Instant::now() - UNBIND_GRACE));
+                }
+                None
+            }
+            Some(Waiting::Gate { .. }) => None,
+            None => {
+                tracing::debug!(peer = %self.peer, seq = header.sequence_number, "response from SMSC matches no request");
+                None
+            }
+        }
+    }
+
+    /// Add the gate's refused destinations to the SMSC's submit_multi_resp.
+    fn merge_multi_resp(
+        &mut self,
+        header: &Header,
+        frame: &Bytes,
+        seq: u32,
+        refused: Vec<UnsuccessSme>,
+    ) {
+        let mut pdu = match Pdu::decode_bytes(frame.clone()) {
+            Ok(p) => p,
+            Err(_) => return forward_raw(&mut self.down.out, frame, seq),
+        };
+        pdu.sequence_number = seq;
+        let (message_id, mut all, tlvs) = match pdu.body {
+            Body::SubmitMultiResp(Some(r)) => (r.message_id, r.unsuccess_smes.into_inner(), r.tlvs),
+            Body::SubmitMultiResp(None) => (Default::default(), Vec::new(), Default::default()),
+            _ => return forward_raw(&mut self.down.out, frame, seq),
+        };
+        all.extend(refused);
+        all.truncate(255);
+        let Ok(unsuccess_smes) = UnsuccessSmes::new(all) else {
+            return forward_raw(&mut self.down.out, frame, seq);
+        };
+        let _ = header;
+        pdu.body = Body::SubmitMultiResp(Some(SubmitMultiResp {
+            message_id,
+            unsuccess_smes,
+            tlvs,
+        }));
+        self.down.send(&pdu);
+    }
+
+    /// A request from the SMSC: deliver_sm (receipts, MO), data_sm, alerts, keep-alives, unbind.
+    fn up_request(&mut self, frame: Bytes) -> Option<End> {
+        let header = Header::peek(&frame)?;
+        match CommandId::from_u32(header.command_id) {
+            CommandId::EnquireLink => self
+                .up
+                .send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp)),
+            CommandId::Unbind => {
+                self.up
+                    .send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                return Some(End::UpstreamUnbound);
+            }
+            CommandId::DeliverSm | CommandId::DataSm => {
+                let seq = self.down.seq();
+                forward_raw(&mut self.down.out, &frame, seq);
+                self.to_down.insert(
+                    seq,
+                    Waiting::Peer {
+                        seq: header.sequence_number,
+                        command: CommandId::from_u32(header.command_id),
+                        sent: Instant::now(),
+                        refused: None,
+                    },
+                );
+            }
+            CommandId::AlertNotification => {
+                let seq = self.down.seq();
+                forward_raw(&mut self.down.out, &frame, seq);
+            }
+            _ => self.up.send(&Pdu {
+                command_status: status::ESME_RINVCMDID,
+                sequence_number: header.sequence_number,
+                body: Body::GenericNack,
+            }),
+        }
+        None
+    }
+
+    /// Answer every request waiting on the SMSC with `st`.
+    fn fail_pending_up(&mut self, st: u32) {
+        let waiting: Vec<(u32, Waiting)> = self.to_up.drain().collect();
+        for (_, w) in waiting {
+            if let Waiting::Peer { seq, command, .. } = w {
+                self.in_flight.decrement(1.0);
+                let header = Header {
+                    command_length: 16,
+                    command_id: command.as_u32(),
+                    command_status: 0,
+                    sequence_number: seq,
+                };
+                reply_error(&mut self.down.out, &header, st);
+            }
+        }
+        // Parked requests are answered too: nothing waits without an answer.
+        while let Some(frame) = self.down.parked.pop_front() {
+            if let Some(h) = Header::peek(&frame) {
+                reply_error(&mut self.down.out, &h, st);
+            }
+        }
+    }
+
+    /// The SMSC link is gone: answer what waits on it, then unbind or rebind.
+    async fn upstream_lost(&mut self, why: &str) -> Result<(), End> {
+        counter!("iys_gate_smpp_upstream_errors_total", "kind" => "disconnect").increment(1);
+        tracing::warn!(peer = %self.peer, account = %self.account.system_id, "SMSC link lost: {why}");
+        self.fail_pending_up(status::ESME_RSYSERR);
+        if self.shared.cfg.on_upstream_loss == UpstreamLoss::Rebind && self.closing.is_none() {
+            let body = Body::BindTransceiver(self.upstream_bind());
+            let body = match self.down_bind_kind() {
+                CommandId::BindReceiver => Body::BindReceiver(self.upstream_bind()),
+                CommandId::BindTransmitter => Body::BindTransmitter(self.upstream_bind()),
+                _ => body,
+            };
+            for attempt in 0..3u32 {
+                let _ = self.down.flush().await;
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                let cfg = &self.shared.cfg;
+                if let Ok((stream, resp)) = bind_upstream(
+                    &cfg.upstream,
+                    &Pdu::new(1, body.clone()),
+                    cfg.max_command_length,
+                    cfg.response_timeout,
+                )
+                .await
+                {
+                    if resp.command_status == status::ESME_ROK {
+                        let (rd, wr) = stream.into_split();
+                        self.up = Leg::new(rd, wr);
+                        self.up.next_seq = 1;
+                        self.to_down
+                            .retain(|_, w| matches!(w, Waiting::Gate { .. }));
+                        tracing::info!(peer = %self.peer, "rebound to the SMSC");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(End::UpstreamLost(why.to_string()))
+    }
+
+    fn upstream_bind(&self) -> Bind {
+        let mut b = self.bind.clone();
+        if let Some(id) = &self.account.upstream_system_id {
+            b.system_id =
+                crate::smpp::codec::COctetString::copy_from(id.as_bytes()).unwrap_or_default();
+        }
+        if let Some(pw) = &self.account.upstream_password {
+            b.password =
+                crate::smpp::codec::COctetString::copy_from(pw.as_bytes()).unwrap_or_default();
+        }
+        b
+    }
+
+    fn down_bind_kind(&self) -> CommandId {
+        self.bind_kind
+    }
+
+    /// Response timers, sender inactivity, and the gate's keep-alive upstream.
+    async fn timers(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        let (rt, idle, keepalive) = (
+            self.shared.cfg.response_timeout,
+            self.shared.cfg.inactivity_timeout,
+            self.shared.cfg.enquire_link_interval,
+        );
+        let expired: Vec<u32> = self
+            .to_up
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.sent()) > rt)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut link_dead = false;
+        for k in expired {
+            match self.to_up.remove(&k) {
+                Some(Waiting::Peer { seq, command, .. }) => {
+                    self.in_flight.decrement(1.0);
+                    counter!("iys_gate_smpp_upstream_errors_total", "kind" => "timeout")
+                        .increment(1);
+                    let h = Header {
+                        command_length: 16,
+                        command_id: command.as_u32(),
+                        command_status: 0,
+                        sequence_number: seq,
+                    };
+                    reply_error(&mut self.down.out, &h, status::ESME_RSYSERR);
+                }
+                Some(Waiting::Gate {
+                    command: CommandId::EnquireLink,
+                    ..
+                }) => link_dead = true,
+                _ => {}
+            }
+        }
+        if link_dead {
+            self.upstream_lost("no answer to enquire_link").await?;
+        }
+        let expired: Vec<u32> = self
+            .to_down
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.sent()) > rt)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(Waiting::Peer { seq, command, .. }) = self.to_down.remove(&k) {
+                // The sender did not answer a receipt or MO in time: a temporary
+                // error, so the SMSC delivers it again later.
+                let h = Header {
+                    command_length: 16,
+                    command_id: command.as_u32(),
+                    command_status: 0,
+                    sequence_number: seq,
+                };
+                reply_error(&mut self.up.out, &h, status::ESME_RX_T_APPN);
+            }
+        }
+        if self.closing.is_none() && now.duration_since(self.down.last_rx) > idle {
+            return Err(End::SenderIdle);
+        }
+        let probing = self.to_up.values().any(|w| {
+            matches!(
+                w,
+                Waiting::Gate {
+                    command: CommandId::EnquireLink,
+                    ..
+                }
+            )
+        });
+        if !probing && now.duration_since(self.up.last_rx) > keepalive {
+            let seq = self.up.seq();
+            self.up.send(&Pdu::new(seq, Body::EnquireLink));
+            self.to_up.insert(
+                seq,
+                Waiting::Gate {
+                    command: CommandId::EnquireLink,
+                    sent: now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Wind down: every waiting request answered, both sides unbound where
+    /// still connected, buffers flushed.
+    async fn finish(&mut self, end: &End) {
+        self.fail_pending_up(status::ESME_RSYSERR);
+        let sender_open = !matches!(end, End::SenderClosed | End::SenderUnbound);
+        let upstream_open =
+            !matches!(end, End::UpstreamLost(_) | End::UpstreamUnbound) && !self.up.eof;
+        if upstream_open && !matches!(end, End::SenderUnbound) {
+            let seq = self.up.seq();
+            self.up.send(&Pdu::new(seq, Body::Unbind));
+        }
+        let _ = tokio::time::timeout(UNBIND_GRACE, self.up.flush()).await;
+        if sender_open {
+            let seq = self.down.seq();
+            self.down.send(&Pdu::new(seq, Body::Unbind));
+            if tokio::time::timeout(UNBIND_GRACE, self.down.flush())
+                .await
+                .is_ok()
+            {
+                // Give the sender a moment to answer the unbind.
+                let deadline = Instant::now() + UNBIND_GRACE;
+                while let Ok(frame) = self
+                    .down
+                    .read_frame(self.shared.cfg.max_command_length, deadline)
+                    .await
+                {
+                    if Header::peek(&frame)
+                        .is_some_and(|h| h.command_id == CommandId::UnbindResp.as_u32())
+                    {
+                        break;
+                    }
+                }
+            }
+        } else {
+            let _ = tokio::time::timeout(UNBIND_GRACE, self.down.flush()).await;
+        }
+        let _ = self.down.wr.shutdown().await;
+        let _ = self.up.wr.shutdown().await;
+    }
+}
