@@ -58,6 +58,21 @@ pub enum SnapshotCommand {
     Build(BuildArgs),
     /// Print what a snapshot file holds (and check it whole).
     Inspect(InspectArgs),
+    /// Load a snapshot file and time lookups on it (hot brand and random keys).
+    Bench(BenchArgs),
+}
+
+/// `snapshot bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Snapshot file.
+    pub file: PathBuf,
+    /// Timing samples per workload.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
+    /// Lookups per sample.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
 }
 
 /// `snapshot build` options.
@@ -129,10 +144,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => crate::gen::run(args),
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
+        Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),
     }
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     let started = Instant::now();
     let now = ConsentTime::now();
     let (snapshot, records, tuples, skipped) = if let Some(n) = args.gen_tuples {
@@ -165,16 +183,18 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let heap = snapshot.heap_bytes();
     let bytes = file::write(&args.out, &snapshot)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    writeln!(out, 
         "built {} in {build_secs:.1}s: {records} records, {tuples} tuples, {skipped} bad rows skipped, {} brands; store {heap} bytes ({:.2} bytes/tuple); file {bytes} bytes",
         args.out.display(),
         snapshot.brands().len(),
         heap as f64 / tuples.max(1) as f64,
-    );
+    )?;
     Ok(())
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     let rss_before = resident_bytes().unwrap_or(0);
     let started = Instant::now();
     let s = file::read(&args.file)?;
@@ -183,30 +203,33 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let per_channel = s.tuples_per_channel();
     let tuples: u64 = per_channel.iter().sum();
     let resident = rss_after.saturating_sub(rss_before);
-    println!("file:              {}", args.file.display());
-    println!("format:            {}", file::FORMAT_VERSION);
-    println!("snapshot version:  {}", s.version);
-    println!("published at:      {} (Turkey time)", s.published_at);
-    println!("loaded in:         {secs:.2}s (checksum verified)");
-    println!("brands:            {}", s.brands().len());
+    writeln!(out, "file:              {}", args.file.display())?;
+    writeln!(out, "format:            {}", file::FORMAT_VERSION)?;
+    writeln!(out, "snapshot version:  {}", s.version)?;
+    writeln!(out, "published at:      {} (Turkey time)", s.published_at)?;
+    writeln!(out, "loaded in:         {secs:.2}s (checksum verified)")?;
+    writeln!(out, "brands:            {}", s.brands().len())?;
     for (i, ch) in Channel::ALL.iter().enumerate() {
-        println!("tuples {:<7}     {}", ch.as_str(), per_channel[i]);
+        writeln!(out, "tuples {:<7}     {}", ch.as_str(), per_channel[i])?;
     }
-    println!("tuples total:      {tuples}");
-    println!(
+    writeln!(out, "tuples total:      {tuples}")?;
+    writeln!(
+        out,
         "e-mail ids:        {}   foreign number ids: {}",
         s.emails().len(),
         s.foreign().len()
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "store heap bytes:  {} ({:.2} bytes/tuple)",
         s.heap_bytes(),
         s.heap_bytes() as f64 / tuples.max(1) as f64
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "resident (RSS Δ):  {resident} ({:.2} bytes/tuple)",
         resident as f64 / tuples.max(1) as f64
-    );
+    )?;
     let mut brands: Vec<(Brand, u64)> = s
         .brand_entries()
         .map(|(b, e)| {
@@ -228,20 +251,54 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     } else {
         brands.len().min(10)
     };
-    println!(
+    writeln!(
+        out,
         "brands (largest first{}):",
         if args.all_brands { "" } else { ", ten shown" }
-    );
+    )?;
     for (b, n) in brands.iter().take(shown) {
         let e = s.brand(*b).map(|e| e.sync.clone()).unwrap_or_default();
-        println!(
+        writeln!(
+            out,
             "  {b:<16} tuples {n:>10}  synced_at {}  cursor HS {}  IYS {}",
             e.synced_at
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "-".into()),
             e.cursor_hs.as_deref().unwrap_or("-"),
             e.cursor_iys.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    use crate::store::probe;
+    let started = Instant::now();
+    let s = file::read(&args.file)?;
+    writeln!(
+        out,
+        "loaded {} in {:.2}s: {} tuples",
+        args.file.display(),
+        started.elapsed().as_secs_f64(),
+        s.tuples_per_channel().iter().sum::<u64>()
+    )?;
+    let hot = probe::hot(&s, 4096, 7);
+    let random = probe::random(&s, 1 << 20, 11);
+    let (hot_ns, hot_hits) = probe::median_ns(&s, &hot, args.samples, args.batch);
+    let (rand_ns, _) = probe::median_ns(&s, &random, args.samples, args.batch);
+    let brand = probe::hottest_brand(&s)
+        .map(|b| b.to_string())
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "hot brand {brand} (MESAJ/BIREYSEL): median {hot_ns:.1} ns/lookup ({:.0}% with consent)",
+        100.0 * hot_hits as f64 / (args.samples * args.batch) as f64
+    )?;
+    writeln!(
+        out,
+        "random brand, channel, type and number: median {rand_ns:.1} ns/lookup"
+    )?;
     Ok(())
 }

@@ -66,11 +66,11 @@ fn every_csv_row_parses_back_to_the_record() {
 #[test]
 fn tuples_are_distinct_within_a_brand_and_shared_across() {
     // A small population, so brands overlap heavily and walks go deep.
-    let mut p = GenParams::new(200_000, 8, 3);
-    p.mobiles = 60_000;
-    p.landlines = 5_000;
-    p.foreign = 500;
-    p.emails = 25_000;
+    let mut p = GenParams::new(100_000, 8, 3);
+    p.mobiles = 30_000;
+    p.landlines = 2_500;
+    p.foreign = 300;
+    p.emails = 12_500;
     let mut seen = HashSet::new();
     let mut brands_of: HashMap<AddressKey, HashSet<Brand>> = HashMap::new();
     for r in generate(&p) {
@@ -80,7 +80,7 @@ fn tuples_are_distinct_within_a_brand_and_shared_across() {
             .or_default()
             .insert(r.brand);
     }
-    assert_eq!(seen.len(), 200_000);
+    assert_eq!(seen.len(), 100_000);
     let shared = brands_of.values().filter(|b| b.len() > 1).count();
     assert!(
         shared > brands_of.len() / 2,
@@ -137,7 +137,7 @@ fn zipf_skew_and_codes() {
 
 #[test]
 fn mix_within_tolerance() {
-    let p = GenParams::new(400_000, 20, 11);
+    let p = GenParams::new(200_000, 20, 11);
     let mut channel = [0u64; 3];
     let mut tacir = 0u64;
     let mut ret = 0u64;
@@ -199,7 +199,7 @@ fn mix_within_tolerance() {
             }
         }
     }
-    let n = 400_000f64;
+    let n = 200_000f64;
     let near = |what: &str, got: u64, of: f64, want: f64, tol: f64| {
         let share = got as f64 / of;
         assert!(

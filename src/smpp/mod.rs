@@ -6,3 +6,4 @@ pub mod codec;
 pub mod config;
 pub mod gating;
 pub mod proxy;
+pub mod tools;

@@ -6,6 +6,7 @@ pub mod dictionary;
 pub mod file;
 pub mod keyset;
 pub mod packed;
+pub mod probe;
 pub mod snapshot;
 
 pub use builder::{BuildStats, SnapshotBuilder};

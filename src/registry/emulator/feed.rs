@@ -199,11 +199,12 @@ impl Feed {
     /// changes and the position after the last one.
     pub(crate) fn read(&self, from: u64, limit: usize, newest: ConsentTime) -> (Vec<Change>, u64) {
         let start = from.max(self.base);
-        let skip = (start - self.base) as usize;
+        let skip = usize::try_from(start - self.base)
+            .unwrap_or(usize::MAX)
+            .min(self.entries.len());
         let list: Vec<Change> = self
             .entries
-            .iter()
-            .skip(skip)
+            .range(skip..)
             .take(limit)
             .take_while(|e| e.created <= newest)
             .map(Entry::to_change)

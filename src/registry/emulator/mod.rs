@@ -244,7 +244,7 @@ impl BulkLog {
         // A pending id whose request was pruned counts as due, so it is dropped.
         self.pending
             .front()
-            .is_some_and(|id| self.requests.get(id).map_or(true, |r| r.due <= now))
+            .is_some_and(|id| !matches!(self.requests.get(id), Some(r) if r.due > now))
     }
 }
 
@@ -843,12 +843,7 @@ impl Emulator {
 
 fn seed_into(store: &mut BrandStore, record: &ConsentRecord, now: ConsentTime) -> bool {
     let key = TupleKey::new(record.address.key(), record.channel, record.recipient_type);
-    if let Some((_, Some(stored))) = store.rule_view(key) {
-        if record.consent_date.is_some_and(|d| d < stored) {
-            return false;
-        }
-    }
-    store.put(
+    store.put_unless_older(
         key,
         &Stored {
             status: record.status,
@@ -859,8 +854,7 @@ fn seed_into(store: &mut BrandStore, record: &ConsentRecord, now: ConsentTime) -
             retailer_code: record.retailer_code,
             retailer_access: record.retailer_access.clone(),
         },
-    );
-    true
+    )
 }
 
 /// Remembers an I/O error so the loader can tell a read failure (stop) from a

@@ -3,6 +3,8 @@
 //! tens of millions of consents fit in well under a gigabyte. Retailer data is
 //! rare and lives in a side table.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::consent::{AddressKey, Channel, ConsentTime, RecipientType, Source, Status};
@@ -126,35 +128,55 @@ impl BrandStore {
 
     /// Insert or replace the state of a tuple.
     pub(crate) fn put(&mut self, key: TupleKey, value: &Stored) {
-        let mut flags = 0u8;
-        if value.status == Status::Ret {
-            flags |= FLAG_RET;
+        let slot = encode(&mut self.retail, key, value);
+        self.slots.insert(key, slot);
+    }
+
+    /// Insert or replace unless the stored `consentDate` is newer (one hash
+    /// lookup: the bulk-load path). Returns whether the value was taken.
+    pub(crate) fn put_unless_older(&mut self, key: TupleKey, value: &Stored) -> bool {
+        match self.slots.entry(key) {
+            Entry::Occupied(mut e) => {
+                let stored = e.get().consent_date;
+                if stored != 0 && value.consent_date.is_some_and(|d| secs(d) < stored) {
+                    return false;
+                }
+                *e.get_mut() = encode(&mut self.retail, key, value);
+            }
+            Entry::Vacant(e) => {
+                e.insert(encode(&mut self.retail, key, value));
+            }
         }
-        if let Some(source) = value.source {
-            flags |= ((source as u8) + 1) << SOURCE_SHIFT;
-        }
-        let has_retail = value.retailer_code.is_some() || !value.retailer_access.is_empty();
-        if has_retail {
-            flags |= FLAG_RETAIL;
-            self.retail.insert(
-                key,
-                Retail {
-                    code: value.retailer_code,
-                    access: value.retailer_access.clone().into_boxed_slice(),
-                },
-            );
-        } else if !self.retail.is_empty() {
-            self.retail.remove(&key);
-        }
-        self.slots.insert(
+        true
+    }
+}
+
+/// The slot for a value; records or clears its retailer data on the side.
+fn encode(retail: &mut FxHashMap<TupleKey, Retail>, key: TupleKey, value: &Stored) -> Slot {
+    let mut flags = 0u8;
+    if value.status == Status::Ret {
+        flags |= FLAG_RET;
+    }
+    if let Some(source) = value.source {
+        flags |= ((source as u8) + 1) << SOURCE_SHIFT;
+    }
+    if value.retailer_code.is_some() || !value.retailer_access.is_empty() {
+        flags |= FLAG_RETAIL;
+        retail.insert(
             key,
-            Slot {
-                consent_date: value.consent_date.map(secs).unwrap_or(0),
-                created: secs(value.created),
-                transaction: value.transaction,
-                flags,
+            Retail {
+                code: value.retailer_code,
+                access: value.retailer_access.clone().into_boxed_slice(),
             },
         );
+    } else if !retail.is_empty() {
+        retail.remove(&key);
+    }
+    Slot {
+        consent_date: value.consent_date.map(secs).unwrap_or(0),
+        created: secs(value.created),
+        transaction: value.transaction,
+        flags,
     }
 }
 
@@ -212,7 +234,18 @@ mod tests {
         value.retailer_access.clear();
         value.status = Status::Onay;
         store.put(key, &value);
-        assert_eq!(store.get(key), Some(value));
+        assert_eq!(store.get(key), Some(value.clone()));
         assert_eq!(store.len(), 1);
+        let mut older = value.clone();
+        older.consent_date = Some(ConsentTime(1_500_000_000));
+        assert!(
+            store.put_unless_older(key, &older),
+            "stored record is undated"
+        );
+        let mut oldest = older.clone();
+        oldest.consent_date = Some(ConsentTime(1_400_000_000));
+        oldest.status = Status::Ret;
+        assert!(!store.put_unless_older(key, &oldest));
+        assert_eq!(store.get(key), Some(older));
     }
 }

@@ -451,16 +451,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<LoadReport> {
 pub async fn run_load(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     validate(&cfg)?;
     let cfg = Arc::new(cfg);
-    let mut binds = JoinSet::new();
-    for i in 0..cfg.sessions {
-        let cfg = cfg.clone();
-        binds.spawn(async move { connect_and_bind(&cfg, i).await.map(|s| (i, s)) });
-    }
-    let mut bound = Vec::with_capacity(cfg.sessions);
-    while let Some(joined) = binds.join_next().await {
-        bound.push(joined.context("bind task failed")??);
-    }
-    let quotas = match cfg.stop {
+    let quotas: Vec<u64> = match cfg.stop {
         Stop::Messages(n) => {
             let per = n / cfg.sessions as u64;
             let extra = n % cfg.sessions as u64;
@@ -470,16 +461,28 @@ pub async fn run_load(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         }
         Stop::Duration(_) => vec![u64::MAX; cfg.sessions],
     };
+    // Bind every session and encode its messages before the clock starts.
+    let mut binds = JoinSet::new();
+    for (i, &quota) in quotas.iter().enumerate() {
+        let cfg = cfg.clone();
+        binds.spawn(async move {
+            let pool = Pool::build(&cfg, i, quota.min(POOL_MAX))?;
+            let (stream, frames) = connect_and_bind(&cfg, i).await?;
+            Ok::<_, anyhow::Error>((i, stream, frames, pool, quota))
+        });
+    }
+    let mut bound = Vec::with_capacity(cfg.sessions);
+    while let Some(joined) = binds.join_next().await {
+        bound.push(joined.context("bind task failed")??);
+    }
     let start = Instant::now();
     let deadline = match cfg.stop {
         Stop::Duration(d) => Some(start + d),
         Stop::Messages(_) => None,
     };
     let mut sessions = JoinSet::new();
-    for (i, (stream, frames)) in bound {
+    for (i, stream, frames, pool, quota) in bound {
         let cfg = cfg.clone();
-        let quota: u64 = quotas.get(i).copied().unwrap_or(0);
-        let pool = Pool::build(&cfg, i, quota.min(POOL_MAX))?;
         sessions.spawn(async move {
             let mut s = LoadSession::new(cfg, pool, quota, deadline);
             s.run(stream, frames)
