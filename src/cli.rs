@@ -183,7 +183,8 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let heap = snapshot.heap_bytes();
     let bytes = file::write(&args.out, &snapshot)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    writeln!(out, 
+    writeln!(
+        out,
         "built {} in {build_secs:.1}s: {records} records, {tuples} tuples, {skipped} bad rows skipped, {} brands; store {heap} bytes ({:.2} bytes/tuple); file {bytes} bytes",
         args.out.display(),
         snapshot.brands().len(),

@@ -723,7 +723,9 @@ where
                     }
                     return;
                 }
-                let changed = !refused.is_empty() || (strip && multi.tlvs.remove_iys() > 0);
+                // Strip first: `||` must not skip it when destinations were refused.
+                let stripped = strip && multi.tlvs.remove_iys() > 0;
+                let changed = !refused.is_empty() || stripped;
                 if changed {
                     if let Ok(list) = crate::smpp::codec::DestAddresses::new(keep) {
                         multi.dest_addresses = list;
@@ -1058,10 +1060,21 @@ where
     /// still connected, buffers flushed.
     async fn finish(&mut self, end: &End) {
         self.fail_pending_up(status::ESME_RSYSERR);
-        let sender_open = !matches!(end, End::SenderClosed | End::SenderUnbound);
+        // Once the sender has unbound (or answered the gate's unbind), the
+        // session is over for it whatever ends it now (the SMSC's unbind_resp,
+        // the SMSC closing the link, the grace running out): its unbind gets
+        // its unbind_resp if it has none yet, and no unbind of the gate's own.
+        let unbinding = self.closing.take();
+        if let Some((Some(seq), _)) = unbinding {
+            if !matches!(end, End::SenderClosed) {
+                self.down.send(&Pdu::new(seq, Body::UnbindResp));
+            }
+        }
+        let sender_open =
+            !matches!(end, End::SenderClosed | End::SenderUnbound) && unbinding.is_none();
         let upstream_open =
             !matches!(end, End::UpstreamLost(_) | End::UpstreamUnbound) && !self.up.eof;
-        if upstream_open && !matches!(end, End::SenderUnbound) {
+        if upstream_open && !matches!(end, End::SenderUnbound) && unbinding.is_none() {
             let seq = self.up.seq();
             self.up.send(&Pdu::new(seq, Body::Unbind));
         }
