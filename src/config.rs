@@ -455,7 +455,7 @@ impl Config {
     pub fn policy(&self) -> crate::policy::Policy {
         crate::policy::Policy {
             max_data_age_secs: (!self.policy.max_data_age.is_zero())
-                .then(|| self.policy.max_data_age.as_secs() as i64),
+                .then_some(self.policy.max_data_age.as_secs() as i64),
             monitor: self.policy.monitor,
         }
     }

@@ -144,11 +144,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
     let mut emulator_handle = None;
     let mut registry_url = config.registry.as_ref().map(|r| r.base_url.clone());
     if let Some(r) = config.registry.as_ref().filter(|r| r.emulator) {
-        let mut ecfg = EmulatorConfig::default();
-        ecfg.users = vec![emulator::User::new(
-            r.username.clone(),
-            config.registry_password()?,
-        )];
+        let ecfg = EmulatorConfig {
+            users: vec![emulator::User::new(
+                r.username.clone(),
+                config.registry_password()?,
+            )],
+            ..EmulatorConfig::default()
+        };
         let emu = Arc::new(Emulator::new(ecfg));
         if let Some(d) = &config.demo {
             let records = demo_records(&brands, d.tuples, d.seed)?;

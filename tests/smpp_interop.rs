@@ -536,6 +536,10 @@ async fn smpplib_sender_and_node_smsc_through_the_gate() {
 
     // What reached the SMSC: exactly the allowed ones, byte for byte as smpplib
     // generated them, except the remapped sequence number and the İYS TLVs.
+    // (The data_sm was the last message sent: once it is recorded, so is
+    // everything the gate forwarded before it.)
+    smsc.wait("the data_sm", |s| s.pdus("data_sm").len() == 1)
+        .await;
     let submits = smsc.pdus("submit_sm");
     let data = smsc.pdus("data_sm");
     assert_eq!(submits.len(), 4, "{submits:#?}");
@@ -673,6 +677,10 @@ async fn bad_password_and_unknown_system_id_are_refused() {
     let r = s.response(seq).await;
     assert_eq!(r.command_status, status::ESME_RBINDFAIL);
     assert!(s.until_closed().await.is_empty());
+    smsc.wait("the upstream bind", |s| {
+        s.pdus("bind_transceiver").len() == 1
+    })
+    .await;
     let up = smsc.pdus("bind_transceiver");
     assert_eq!(up.len(), 1);
     assert_eq!(
@@ -684,7 +692,8 @@ async fn bad_password_and_unknown_system_id_are_refused() {
     // The right password still works.
     let mut ok = Raw::bound(g.addr).await;
     ok.enquire_link_works().await;
-    assert_eq!(smsc.events("connect"), 2);
+    smsc.wait("a second link", |s| s.events("connect") == 2)
+        .await;
     g.gate.shutdown().await;
 }
 
@@ -702,6 +711,8 @@ async fn monitor_mode_forwards_everything() {
         .collect();
     assert_eq!(resps.len(), 3);
     assert!(resps.iter().all(|r| r["status"] == 0), "{resps:?}");
+    smsc.wait("three messages", |s| s.pdus("submit_sm").len() == 3)
+        .await;
     let submits = smsc.pdus("submit_sm");
     let mut dests: Vec<&str> = submits
         .iter()
@@ -760,8 +771,9 @@ async fn submit_multi_is_decided_per_destination() {
             ("friends".to_string(), 0x401), // a list's members cannot be checked
         ]
     );
+    smsc.wait("the submit_multi", |s| s.pdus("submit_multi").len() == 1)
+        .await;
     let multis = smsc.pdus("submit_multi");
-    assert_eq!(multis.len(), 1);
     assert_eq!(
         multis[0]["dest_address"],
         json!([CONSENTED, CONSENTED_SMSC_REFUSES])
@@ -804,6 +816,10 @@ async fn submit_multi_is_decided_per_destination() {
     assert_eq!(r.unsuccess_smes.len(), 0);
     // Sent in order on one link: had the all-refused one been forwarded, the
     // SMSC would have recorded it before this one.
+    smsc.wait("the second submit_multi", |s| {
+        s.pdus("submit_multi").len() >= 2
+    })
+    .await;
     let multis = smsc.pdus("submit_multi");
     assert_eq!(multis.len(), 2, "{multis:#?}");
     assert_eq!(
@@ -849,6 +865,14 @@ async fn concatenated_parts_get_the_same_decision() {
         let seq = s.send(Body::SubmitSm(udh_part(i))).await;
         assert_eq!(s.response(seq).await.command_status, 0, "UDH part {i}");
     }
+    smsc.wait("three UDH parts", |s| {
+        s.pdus("submit_sm")
+            .iter()
+            .filter(|r| r["esm_class"] == 0x40)
+            .count()
+            == 3
+    })
+    .await;
     let parts: Vec<Value> = smsc
         .pdus("submit_sm")
         .into_iter()
@@ -880,6 +904,15 @@ async fn concatenated_parts_get_the_same_decision() {
     assert_eq!(s.response(seq).await.command_status, 0, "consent now given");
     let seq = s.send(Body::SubmitSm(sar_part(2))).await;
     assert_eq!(s.response(seq).await.command_status, 0x401, "SAR part 2");
+    // A barrier: once this is recorded, anything forwarded before it is too.
+    let seq = s
+        .send(Body::SubmitSm(submit(UNKNOWN, b"son", &[(MSG_TYPE, b"0")])))
+        .await;
+    assert_eq!(s.response(seq).await.command_status, 0);
+    smsc.wait("the barrier", |s| {
+        s.pdus("submit_sm").iter().any(|r| r["text"] == "son")
+    })
+    .await;
     let sar_at_smsc = smsc
         .pdus("submit_sm")
         .iter()
@@ -982,6 +1015,8 @@ async fn malformed_pdus_get_the_right_answers() {
         )))
         .await;
     assert_eq!(s.response(seq).await.command_status, 0);
+    smsc.wait("the good message", |s| !s.pdus("submit_sm").is_empty())
+        .await;
     assert_eq!(
         smsc.pdus("submit_sm").len(),
         1,

@@ -130,6 +130,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+impl serde::Serialize for ConsentTime {
+    /// As the registry writes dates: `YYYY-MM-DD HH:mm:ss`, Turkey time.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,12 +174,5 @@ mod tests {
             assert!(ConsentTime::parse(bad).is_err(), "{bad}");
         }
         assert!(ConsentTime::parse("2020-02-29 00:00:00").is_ok());
-    }
-}
-
-impl serde::Serialize for ConsentTime {
-    /// As the registry writes dates: `YYYY-MM-DD HH:mm:ss`, Turkey time.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }

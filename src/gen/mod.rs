@@ -422,7 +422,7 @@ impl Plan {
         // brands for every three providers, so some providers own several.
         let brand_codes = Perm::new(900_000, &mut rng);
         let provider_codes = Perm::new(400_000, &mut rng);
-        let providers = u64::from((p.brands / 4 * 3).max(1));
+        let providers = (u64::from(p.brands) * 3 / 4).max(1);
         let mut brands = Vec::with_capacity(sizes.len());
         let mut prefixes = Vec::with_capacity(sizes.len());
         for (i, &tuples) in sizes.iter().enumerate() {

@@ -9,9 +9,7 @@ use rustc_hash::FxHashMap;
 use super::dictionary::Dictionary;
 use super::keyset::KeySet;
 use super::packed::PackedSet;
-use super::snapshot::{
-    key_index, BrandEntry, Snapshot, SyncState, FOREIGN_ID_BASE, KEYS_PER_BRAND,
-};
+use super::snapshot::{key_index, BrandEntry, Snapshot, SyncState, FOREIGN_ID_BASE};
 use crate::consent::{AddressKey, Brand, ConsentRecord, ConsentTime, Status};
 
 /// Address kinds in a raw entry before ids are assigned.
@@ -147,7 +145,6 @@ impl SnapshotBuilder {
                 (b, Arc::new(e))
             })
             .collect();
-        debug_assert!(KEYS_PER_BRAND == 6);
         let stats = BuildStats {
             records,
             tuples,

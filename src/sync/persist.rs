@@ -1,6 +1,6 @@
 //! Writing the published snapshot to its file periodically and at shutdown.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +11,12 @@ use crate::store::file;
 
 /// Write the current snapshot if its version differs from `last`; returns the
 /// version now on disk.
-pub async fn persist_once(store: &StoreHandle, path: &PathBuf, last: u64) -> u64 {
+pub async fn persist_once(store: &StoreHandle, path: &Path, last: u64) -> u64 {
     let Some(s) = store.load() else { return last };
     if s.version == last {
         return last;
     }
-    let path2 = path.clone();
+    let path2 = path.to_path_buf();
     let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         file::write(&path2, &s).map(|bytes| (bytes, s.version))

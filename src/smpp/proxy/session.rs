@@ -239,9 +239,7 @@ where
                 return None;
             }
         };
-        let Some(header) = Header::peek(&frame) else {
-            return None;
-        };
+        let header = Header::peek(&frame)?;
         let pdu = match Pdu::decode_bytes(frame) {
             Ok(p) => p,
             Err(e) => {
