@@ -80,10 +80,14 @@ pub fn demo_records(
     };
     let generator =
         Generator::new(&GenParams::new(tuples, brands.len() as u32, seed)).context("demo data")?;
-    let plan: Vec<Brand> = generator.brands().iter().map(|p| p.brand).collect();
+    let slot: std::collections::HashMap<Brand, usize> = generator
+        .brands()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.brand, i % brands.len()))
+        .collect();
     for mut r in generator.records() {
-        let i = plan.iter().position(|b| *b == r.brand).unwrap_or(0);
-        r.brand = brands[i % brands.len()];
+        r.brand = brands[slot.get(&r.brand).copied().unwrap_or(0)];
         out.push(r);
     }
     out.extend(demo_fixed_records(*first));
