@@ -346,21 +346,19 @@ impl Raw {
         Some(Pdu::decode_bytes(frame).expect("gate sent an undecodable PDU"))
     }
 
-    /// The response to `seq` (answering deliver_sm and unbind on the way; any
-    /// other PDU is a failure).
+    /// The next PDU, which must be the response to `seq` (every request gets
+    /// exactly one response, and nothing else is expected in between).
     async fn response(&mut self, seq: u32) -> Pdu {
-        loop {
-            let pdu = self
-                .recv()
-                .await
-                .expect("connection closed before the response");
-            if pdu.sequence_number == seq && pdu.command_id().is_response()
-                || pdu.sequence_number == seq && pdu.command_id() == CommandId::GenericNack
-            {
-                return pdu;
-            }
-            panic!("expected the response to {seq}, got {pdu:?}");
-        }
+        let pdu = self
+            .recv()
+            .await
+            .expect("connection closed before the response");
+        let id = pdu.command_id();
+        assert!(
+            pdu.sequence_number == seq && (id.is_response() || id == CommandId::GenericNack),
+            "expected the response to {seq}, got {pdu:?}"
+        );
+        pdu
     }
 
     /// Read until the gate closes the connection, answering its unbind; what came.

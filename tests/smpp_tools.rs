@@ -347,6 +347,59 @@ async fn a_refused_bind_is_reported_with_its_status() {
     );
 }
 
+/// What a proxy under test relies on: the sink refuses a submit before bind and a
+/// second bind, answers enquire_link, and closes after an impossible command_length.
+#[tokio::test]
+async fn sink_answers_protocol_errors_like_an_smsc() {
+    let sink = start_sink(false).await;
+    let mut s = conn::connect(sink.local_addr()).await.unwrap();
+    let mut frames = FrameBuf::new(4096);
+    let wait = Duration::from_secs(5);
+    let submit = Pdu::new(
+        1,
+        Body::SubmitSm(iys_gate::smpp::codec::SubmitSm::default()),
+    );
+    let resp = conn::exchange(&mut s, &mut frames, &submit, wait)
+        .await
+        .unwrap();
+    assert_eq!(resp.command_status, status::ESME_RINVBNDSTS);
+    let bind = || Body::BindTransmitter(Bind::default());
+    let resp = conn::exchange(&mut s, &mut frames, &Pdu::new(2, bind()), wait)
+        .await
+        .unwrap();
+    assert_eq!(resp.command_status, status::ESME_ROK);
+    let resp = conn::exchange(&mut s, &mut frames, &Pdu::new(3, bind()), wait)
+        .await
+        .unwrap();
+    assert_eq!(resp.command_status, status::ESME_RALYBND);
+    let resp = conn::exchange(&mut s, &mut frames, &Pdu::new(4, Body::EnquireLink), wait)
+        .await
+        .unwrap();
+    assert_eq!(resp.body, Body::EnquireLinkResp);
+    let resp = conn::exchange(&mut s, &mut frames, &submit, wait)
+        .await
+        .unwrap();
+    let Body::SubmitSmResp(Some(ok)) = &resp.body else {
+        panic!("{resp:?}");
+    };
+    assert!(!ok.message_id.is_empty());
+
+    // command_length 1 MiB: generic_nack ESME_RINVCMDLEN, then the sink hangs up.
+    s.write_all(&[0, 0x10, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9])
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(wait, s.read_to_end(&mut rest))
+        .await
+        .expect("the sink closes")
+        .unwrap();
+    let nack = Pdu::decode(&rest).unwrap();
+    assert_eq!(nack.body, Body::GenericNack);
+    assert_eq!(nack.command_status, status::ESME_RINVCMDLEN);
+    let counts = sink.stats().counts();
+    assert_eq!((counts.binds, counts.submit_sm, counts.rejected), (1, 1, 3));
+}
+
 /// Throughput on this machine: `cargo test --release --test smpp_tools -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "throughput measurement; run in release"]
