@@ -321,8 +321,8 @@ async fn write_rules_answer_with_the_registry_codes() {
 #[tokio::test]
 async fn citizen_changes_appear_in_the_iys_feed_only() {
     let h = Harness::default().await;
-    let t = h.token().await;
-    let t = Some(t.as_str());
+    let token = h.token().await;
+    let t = Some(token.as_str());
     let (status, hs) = h
         .post(
             BRAND,
@@ -353,8 +353,8 @@ async fn citizen_changes_appear_in_the_iys_feed_only() {
         .add_consent(brand, &body, ConsentTime::now())
         .unwrap();
 
-    let (hs_feed, _) = h.drain(t.unwrap(), "HS", None, 999).await;
-    let (iys_feed, _) = h.drain(t.unwrap(), "IYS", None, 999).await;
+    let (hs_feed, _) = h.drain(&token, "HS", None, 999).await;
+    let (iys_feed, _) = h.drain(&token, "IYS", None, 999).await;
     let ids = |feed: &[Value]| -> Vec<String> {
         feed.iter()
             .map(|c| c["transactionId"].as_str().unwrap().to_string())
