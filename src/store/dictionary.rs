@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::keys::PackedKeys;
+
 /// Maps u64 address keys to dense ids below a limit.
 #[derive(Debug, Clone, Default)]
 pub struct Dictionary {
-    base: Arc<[u64]>,
+    base: Arc<PackedKeys>,
     extra: Arc<FxHashMap<u64, u32>>,
 }
 
@@ -26,7 +28,7 @@ impl Dictionary {
     pub fn from_sorted(keys: Vec<u64>) -> Dictionary {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
         Dictionary {
-            base: keys.into(),
+            base: Arc::new(PackedKeys::from_sorted(&keys)),
             extra: Arc::default(),
         }
     }
@@ -35,7 +37,7 @@ impl Dictionary {
     /// continue after the base.
     pub fn from_parts(base: Vec<u64>, extra: Vec<(u64, u32)>) -> Dictionary {
         Dictionary {
-            base: base.into(),
+            base: Arc::new(PackedKeys::from_sorted(&base)),
             extra: Arc::new(extra.into_iter().collect()),
         }
     }
@@ -43,10 +45,10 @@ impl Dictionary {
     /// The id of a key, if it has one.
     #[inline]
     pub fn get(&self, key: u64) -> Option<u32> {
-        match self.base.binary_search(&key) {
-            Ok(i) => Some(i as u32),
-            Err(_) if self.extra.is_empty() => None,
-            Err(_) => self.extra.get(&key).copied(),
+        match self.base.rank(key) {
+            Some(i) => Some(i as u32),
+            None if self.extra.is_empty() => None,
+            None => self.extra.get(&key).copied(),
         }
     }
 
@@ -75,8 +77,13 @@ impl Dictionary {
     }
 
     /// The sorted base keys.
-    pub fn base(&self) -> &[u64] {
-        &self.base
+    pub fn base(&self) -> impl Iterator<Item = u64> + '_ {
+        self.base.iter()
+    }
+
+    /// Number of base keys.
+    pub fn base_len(&self) -> usize {
+        self.base.len()
     }
 
     /// Keys added after the base, with their ids, in id order.
@@ -88,7 +95,7 @@ impl Dictionary {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.base.len() * 8 + self.extra.capacity() * 13
+        self.base.heap_bytes() + self.extra.capacity() * 13
     }
 }
 

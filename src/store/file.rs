@@ -298,9 +298,9 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotFileError> {
 }
 
 fn write_dictionary(out: &mut Vec<u8>, d: &Dictionary) {
-    put_u64(out, d.base().len() as u64);
+    put_u64(out, d.base_len() as u64);
     for k in d.base() {
-        put_u64(out, *k);
+        put_u64(out, k);
     }
     let extra = d.extra_sorted();
     put_u64(out, extra.len() as u64);
@@ -324,13 +324,12 @@ fn read_dictionary(c: &mut Cursor<'_>, limit: u64) -> Result<Dictionary, Snapsho
     if (n + n_extra) as u64 > limit {
         return Err(c.err("dictionary holds more ids than its id space"));
     }
-    let probe = Dictionary::from_sorted(base.clone());
     let mut extra = Vec::with_capacity(n_extra);
     let mut seen = rustc_hash::FxHashSet::default();
     for i in 0..n_extra {
         let k = c.u64()?;
         let id = c.u32()?;
-        if id as usize != n + i || probe.get(k).is_some() || !seen.insert(k) {
+        if id as usize != n + i || base.binary_search(&k).is_ok() || !seen.insert(k) {
             return Err(
                 c.err("dictionary additions are not numbered after the base, or repeat a key")
             );

@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod dictionary;
 pub mod file;
+pub mod keys;
 pub mod keyset;
 pub mod packed;
 pub mod probe;
