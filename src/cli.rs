@@ -35,6 +35,12 @@ pub enum Command {
     /// Build or inspect snapshot files.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Sink SMSC for tests and throughput runs.
+    SmppSink(crate::smpp::tools::sink::SinkArgs),
+    /// SMPP load generator: throughput, latency, answers by status.
+    SmppLoad(Box<crate::smpp::tools::loadgen::LoadArgs>),
+    /// Plain TCP relay: the baseline a proxy is measured against.
+    SmppRelay(crate::smpp::tools::relay::RelayArgs),
 }
 
 /// `serve` options.
@@ -115,6 +121,12 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -142,6 +154,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(crate::registry::emulator::run(args))
         }
         Command::Gen(args) => crate::gen::run(args),
+        Command::SmppSink(args) => runtime()?.block_on(crate::smpp::tools::sink::run(args)),
+        Command::SmppLoad(args) => runtime()?
+            .block_on(crate::smpp::tools::loadgen::run(*args))
+            .map(|_| ()),
+        Command::SmppRelay(args) => runtime()?.block_on(crate::smpp::tools::relay::run(args)),
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
-use crate::smpp::codec::{frame_len, status, FrameError, Pdu};
+use crate::smpp::codec::{frame_len, status, Body, CommandId, FrameError, Pdu};
 
 /// Spare room kept in a read buffer before each read.
 const READ_RESERVE: usize = 64 * 1024;
@@ -44,11 +44,6 @@ impl FrameBuf {
             Some(len) => Ok(Some(self.buf.split_to(len).freeze())),
             None => Ok(None),
         }
-    }
-
-    /// Octets received but not yet handed out.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
     }
 }
 
@@ -106,12 +101,12 @@ pub async fn exchange(
                 {
                     return Ok(pdu);
                 }
-                if pdu.command_id() == crate::smpp::codec::CommandId::EnquireLink {
+                if pdu.command_id() == CommandId::EnquireLink {
                     let mut resp = BytesMut::new();
                     Pdu {
                         command_status: status::ESME_ROK,
                         sequence_number: pdu.sequence_number,
-                        body: crate::smpp::codec::Body::EnquireLinkResp,
+                        body: Body::EnquireLinkResp,
                     }
                     .encode(&mut resp);
                     stream.write_all(&resp).await?;

@@ -832,7 +832,7 @@ impl LoadSession {
                     tracing::debug!("invalid PDU from {}: {e}", self.cfg.target);
                     self.unexpected += 1;
                     // Still an answer to a submit_sm: count it so the run ends.
-                    if header.command_id & 0x8000_0000 != 0 {
+                    if header.command().is_response() {
                         self.answered(header.sequence_number, header.command_status, now);
                     }
                     continue;

@@ -1,0 +1,1193 @@
+//! The SMPP proxy's session machinery, seen from the sender's side: TLS, the
+//! bind, inactivity and response timers, keep-alive towards the SMSC, window
+//! back-pressure, sequence-number remapping, traffic from the SMSC, rebinding
+//! after a lost link, and the connection limit.
+//!
+//! The sender is a raw socket speaking the crate's codec; the SMSC is a small
+//! one written here with the same codec, either scripted step by step by the
+//! test or answering on its own (`auto_smsc`). Timers are set short in the
+//! gate's TOML so the whole file runs in a few seconds.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use iys_gate::config::Config;
+use iys_gate::serve::{start, RunningGate};
+use iys_gate::smpp::codec::{
+    frame_len, status, AlertNotification, Bind, BindResp, Body, COctetString, CancelSm, CommandId,
+    DataSm, DataSmResp, OctetString, Pdu, QuerySm, QuerySmResp, ReplaceSm, SmppTime, SubmitSm,
+    SubmitSmResp, Tlv, Tlvs,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const IYS: u32 = 700001;
+const BRAND: u32 = 100001;
+const SYSTEM_ID: &str = "acme";
+const PASSWORD: &str = "secret1";
+/// How long any single expected event may take.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Consented (BIREYSEL, ONAY): commercial messages to it pass.
+const CONSENTED: &str = "905321111111";
+/// Not in the export: commercial messages to it get 0x401.
+const UNKNOWN: &str = "905329999990";
+
+const ROWS: &[&str] =
+    &["700001,100001,05321111111,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,"];
+
+// ---------------------------------------------------------------------------
+// The gate.
+
+struct Gate {
+    gate: RunningGate,
+    addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+/// A gate in front of the SMSC on `upstream`; `smpp` adds or overrides keys
+/// of `[smpp]` (one per line).
+async fn gate(upstream: u16, smpp: &str) -> Gate {
+    gate_with(upstream, smpp, None).await
+}
+
+/// The same, with a TLS listener using this PEM certificate and key.
+async fn gate_with(upstream: u16, smpp: &str, tls: Option<(&str, &str)>) -> Gate {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
+    for r in ROWS {
+        text += r;
+        text.push('\n');
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut keys = smpp.to_string();
+    for (k, v) in [
+        ("bind_timeout", "\"2s\""),
+        ("response_timeout", "\"2s\""),
+        ("inactivity_timeout", "\"30s\""),
+        ("enquire_link_interval", "\"30s\""),
+    ] {
+        let set = smpp.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(k)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        });
+        if !set {
+            keys += &format!("\n{k} = {v}");
+        }
+    }
+    let tls_table = match tls {
+        None => String::new(),
+        Some((cert, key)) => {
+            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            format!(
+                "[smpp.tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+                c.display().to_string(),
+                k.display().to_string()
+            )
+        }
+    };
+    let toml = format!(
+        r#"[admin]
+listen = "127.0.0.1:0"
+[store]
+bootstrap_csv = [{csv:?}]
+[policy]
+max_data_age = "1h"
+[registry]
+base_url = "http://127.0.0.1:9"
+username = "u"
+password = "p"
+poll_interval = "60s"
+max_backoff = "60s"
+request_timeout = "1s"
+[webhook]
+secret = "proxy-test-webhook-secret-0123456789"
+[[brands]]
+iys_code = {IYS}
+brand_code = {BRAND}
+[smpp]
+listen = "127.0.0.1:0"
+upstream = "127.0.0.1:{upstream}"
+{keys}
+{tls_table}
+[[smpp.accounts]]
+system_id = "{SYSTEM_ID}"
+password = "{PASSWORD}"
+iys_code = {IYS}
+brand_code = {BRAND}
+"#,
+        csv = csv.display().to_string()
+    );
+    let config = Config::from_toml(&toml, "proxy").unwrap();
+    let gate = start(config).await.unwrap();
+    Gate {
+        addr: gate.smpp_addr.expect("smpp listener"),
+        tls_addr: gate.smpp_tls_addr,
+        gate,
+        _dir: dir,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One end of an SMPP link (the sender, or the SMSC's side of the gate's link).
+
+enum Got {
+    Pdu(Pdu),
+    Closed,
+    Quiet,
+}
+
+struct Peer<S> {
+    s: S,
+    buf: BytesMut,
+    seq: u32,
+}
+
+impl Peer<TcpStream> {
+    async fn connect(addr: SocketAddr) -> Self {
+        Peer::new(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Connect and bind as a transceiver; asserts the bind succeeded.
+    async fn bound(addr: SocketAddr) -> Self {
+        let mut p = Peer::connect(addr).await;
+        p.bind().await;
+        p
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
+    fn new(s: S) -> Self {
+        Peer {
+            s,
+            buf: BytesMut::new(),
+            seq: 0,
+        }
+    }
+
+    async fn bind(&mut self) {
+        let seq = self
+            .send(Body::BindTransceiver(bind(SYSTEM_ID, PASSWORD)))
+            .await;
+        let resp = self.recv().await.expect("bind_transceiver_resp");
+        assert_eq!(resp.sequence_number, seq);
+        assert_eq!(resp.command_id(), CommandId::BindTransceiverResp);
+        assert_eq!(resp.command_status, status::ESME_ROK, "bind refused");
+    }
+
+    /// A request with the next sequence number of this peer's own.
+    async fn send(&mut self, body: Body) -> u32 {
+        self.seq += 1;
+        self.send_seq(self.seq, body).await;
+        self.seq
+    }
+
+    async fn send_seq(&mut self, seq: u32, body: Body) {
+        self.send_pdu(&Pdu::new(seq, body)).await;
+    }
+
+    async fn send_pdu(&mut self, pdu: &Pdu) {
+        self.s.write_all(&pdu.to_vec()).await.unwrap();
+    }
+
+    /// The next PDU within `d`.
+    async fn next_within(&mut self, d: Duration) -> Got {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(n) = frame_len(&self.buf, u32::MAX).expect("peer sent a bad frame") {
+                let frame = self.buf.split_to(n).freeze();
+                return Got::Pdu(Pdu::decode_bytes(frame).expect("peer sent an undecodable PDU"));
+            }
+            match tokio::time::timeout_at(deadline, self.s.read_buf(&mut self.buf)).await {
+                Err(_) => return Got::Quiet,
+                Ok(Ok(0)) | Ok(Err(_)) => return Got::Closed,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next PDU, `None` once the other side closed; panics after `WAIT`.
+    async fn recv(&mut self) -> Option<Pdu> {
+        match self.next_within(WAIT).await {
+            Got::Pdu(p) => Some(p),
+            Got::Closed => None,
+            Got::Quiet => panic!("nothing arrived within {WAIT:?}"),
+        }
+    }
+
+    /// The next PDU, which must be the response to `seq`.
+    async fn response(&mut self, seq: u32) -> Pdu {
+        let pdu = self
+            .recv()
+            .await
+            .expect("connection closed before the response");
+        let id = pdu.command_id();
+        assert!(
+            pdu.sequence_number == seq && id.is_response(),
+            "expected the response to {seq}, got {pdu:?}"
+        );
+        pdu
+    }
+
+    /// Nothing arrives for `d` (and the link stays open).
+    async fn quiet(&mut self, d: Duration, what: &str) {
+        match self.next_within(d).await {
+            Got::Quiet => {}
+            Got::Pdu(p) => panic!("{what}: unexpected {p:?}"),
+            Got::Closed => panic!("{what}: connection closed"),
+        }
+    }
+
+    /// Read until the other side closes, answering its unbind; what came.
+    async fn until_closed(&mut self) -> Vec<Pdu> {
+        let mut got = Vec::new();
+        while let Some(pdu) = self.recv().await {
+            if pdu.command_id() == CommandId::Unbind {
+                let resp = Pdu::new(pdu.sequence_number, Body::UnbindResp);
+                let _ = self.s.write_all(&resp.to_vec()).await;
+            }
+            got.push(pdu);
+        }
+        got
+    }
+
+    async fn submit_ok(&mut self, dest: &str, text: &str) -> String {
+        let seq = self.send(Body::SubmitSm(submit(dest, text))).await;
+        let r = self.response(seq).await;
+        assert_eq!(r.command_status, status::ESME_ROK, "{r:?}");
+        message_id(&r)
+    }
+
+    async fn enquire_link_works(&mut self) {
+        let seq = self.send(Body::EnquireLink).await;
+        let resp = self.response(seq).await;
+        assert_eq!(resp.command_id(), CommandId::EnquireLinkResp);
+        assert_eq!(resp.command_status, 0);
+    }
+}
+
+fn bind(system_id: &str, password: &str) -> Bind {
+    Bind {
+        system_id: COctetString::copy_from(system_id.as_bytes()).unwrap(),
+        password: COctetString::copy_from(password.as_bytes()).unwrap(),
+        interface_version: 0x34,
+        ..Default::default()
+    }
+}
+
+fn submit(dest: &str, text: &str) -> SubmitSm {
+    SubmitSm {
+        source_addr_ton: 5,
+        source_addr: COctetString::copy_from(b"ACME").unwrap(),
+        dest_addr_ton: 1,
+        dest_addr_npi: 1,
+        destination_addr: COctetString::copy_from(dest.as_bytes()).unwrap(),
+        short_message: OctetString::copy_from(text.as_bytes()).unwrap(),
+        ..Default::default()
+    }
+}
+
+fn submit_resp(seq: u32, id: &str) -> Pdu {
+    Pdu::new(
+        seq,
+        Body::SubmitSmResp(Some(SubmitSmResp {
+            message_id: COctetString::copy_from(id.as_bytes()).unwrap(),
+            tlvs: Tlvs::new(),
+        })),
+    )
+}
+
+fn text(pdu: &Pdu) -> String {
+    match &pdu.body {
+        Body::SubmitSm(sm) => String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned(),
+        other => panic!("not a submit_sm: {other:?}"),
+    }
+}
+
+fn message_id(pdu: &Pdu) -> String {
+    match &pdu.body {
+        Body::SubmitSmResp(Some(r)) => String::from_utf8_lossy(r.message_id.as_bytes()).into(),
+        other => panic!("no submit_sm_resp body: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The SMSC.
+
+/// An SMSC the test drives: it accepts the gate's connections one by one.
+struct FakeSmsc {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl FakeSmsc {
+    async fn new() -> FakeSmsc {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        FakeSmsc { listener, port }
+    }
+
+    async fn accept(&self) -> Peer<TcpStream> {
+        let (s, _) = tokio::time::timeout(WAIT, self.listener.accept())
+            .await
+            .expect("the gate did not connect to the SMSC")
+            .unwrap();
+        Peer::new(s)
+    }
+
+    /// Accept the gate's connection and accept its bind; the bind PDU.
+    async fn accept_bound(&self) -> (Peer<TcpStream>, Pdu) {
+        let mut p = self.accept().await;
+        let b = p.recv().await.expect("bind from the gate");
+        answer_bind(&mut p, &b).await;
+        (p, b)
+    }
+}
+
+async fn answer_bind<S: AsyncRead + AsyncWrite + Unpin>(p: &mut Peer<S>, b: &Pdu) {
+    let resp = Some(BindResp {
+        system_id: COctetString::copy_from(b"fakesmsc").unwrap(),
+        tlvs: Tlvs::new(),
+    });
+    let body = match b.command_id() {
+        CommandId::BindTransmitter => Body::BindTransmitterResp(resp),
+        CommandId::BindReceiver => Body::BindReceiverResp(resp),
+        CommandId::BindTransceiver => Body::BindTransceiverResp(resp),
+        other => panic!("the gate's first PDU is {other:?}, not a bind"),
+    };
+    p.send_pdu(&Pdu::new(b.sequence_number, body)).await;
+}
+
+/// What an answering SMSC received: (connection number, PDU).
+#[derive(Default)]
+struct Received {
+    pdus: Mutex<Vec<(usize, Pdu)>>,
+    conns: AtomicUsize,
+}
+
+impl Received {
+    fn all(&self) -> Vec<(usize, Pdu)> {
+        self.pdus.lock().unwrap().clone()
+    }
+
+    fn of(&self, command: CommandId) -> Vec<(usize, Pdu)> {
+        self.all()
+            .into_iter()
+            .filter(|(_, p)| p.command_id() == command)
+            .collect()
+    }
+
+    async fn wait(&self, what: &str, pred: impl Fn(&Received) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !pred(self) {
+            assert!(
+                Instant::now() < deadline,
+                "SMSC: {what} did not happen; got {:#?}",
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// An SMSC that answers by itself: binds, submit_sm (message id "m<n>"),
+/// enquire_link, unbind (then closes). A submit_sm with text "SMSC:hold" is
+/// not answered.
+fn auto_smsc(fake: FakeSmsc) -> Arc<Received> {
+    let log = Arc::new(Received::default());
+    let rec = log.clone();
+    tokio::spawn(async move {
+        let ids = Arc::new(AtomicUsize::new(0));
+        loop {
+            let Ok((s, _)) = fake.listener.accept().await else {
+                return;
+            };
+            let conn = rec.conns.fetch_add(1, Ordering::SeqCst) + 1;
+            let (rec, ids) = (rec.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut p = Peer::new(s);
+                loop {
+                    let pdu = match p.next_within(Duration::from_secs(3600)).await {
+                        Got::Pdu(pdu) => pdu,
+                        _ => return,
+                    };
+                    rec.pdus.lock().unwrap().push((conn, pdu.clone()));
+                    let seq = pdu.sequence_number;
+                    match pdu.command_id() {
+                        CommandId::BindTransmitter
+                        | CommandId::BindReceiver
+                        | CommandId::BindTransceiver => answer_bind(&mut p, &pdu).await,
+                        CommandId::SubmitSm if text(&pdu) == "SMSC:hold" => {}
+                        CommandId::SubmitSm => {
+                            let n = ids.fetch_add(1, Ordering::SeqCst) + 1;
+                            p.send_pdu(&submit_resp(seq, &format!("m{n}"))).await;
+                        }
+                        CommandId::EnquireLink => p.send_seq(seq, Body::EnquireLinkResp).await,
+                        CommandId::Unbind => {
+                            p.send_seq(seq, Body::UnbindResp).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    log
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+/// TLS beside plain TCP: a rustls client trusting a self-signed certificate
+/// binds over TLS and is gated like any sender; plain TCP keeps working; a
+/// client that never finishes the handshake is dropped after bind_timeout
+/// (and does not hold up the others meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listener_beside_plain_tcp() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    let g = gate_with(
+        port,
+        "bind_timeout = \"700ms\"",
+        Some((&ck.cert.pem(), &ck.signing_key.serialize_pem())),
+    )
+    .await;
+    let tls_addr = g.tls_addr.expect("TLS listener");
+
+    // A client that connects and never says hello.
+    let stalled_at = Instant::now();
+    let mut stalled = Peer::connect(tls_addr).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(tls_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake timed out")
+        .expect("TLS handshake");
+    let mut tls = Peer::new(stream);
+    tls.bind().await;
+    assert!(
+        stalled_at.elapsed() < Duration::from_millis(600),
+        "the TLS session had to wait for the stalled handshake: {:?}",
+        stalled_at.elapsed()
+    );
+
+    let id = tls.submit_ok(CONSENTED, "tls ok").await;
+    assert!(id.starts_with('m'), "{id}");
+    let seq = tls
+        .send(Body::SubmitSm(submit(UNKNOWN, "tls refused")))
+        .await;
+    let r = tls.response(seq).await;
+    assert_eq!(r.command_id(), CommandId::SubmitSmResp);
+    assert_eq!(r.command_status, 0x401, "unconsented over TLS");
+    let submits = smsc.of(CommandId::SubmitSm);
+    assert_eq!(submits.len(), 1, "{submits:?}");
+    assert_eq!(text(&submits[0].1), "tls ok");
+
+    // Plain TCP beside it.
+    let mut plain = Peer::bound(g.addr).await;
+    plain.submit_ok(CONSENTED, "plain ok").await;
+    assert_eq!(
+        smsc.conns.load(Ordering::SeqCst),
+        2,
+        "one SMSC link per session"
+    );
+
+    // The stalled handshake is dropped at bind_timeout.
+    match stalled.next_within(Duration::from_secs(3)).await {
+        Got::Closed => {}
+        Got::Pdu(p) => panic!("stalled client got {p:?}"),
+        Got::Quiet => panic!("a client that never finishes the TLS handshake stays connected"),
+    }
+    let t = stalled_at.elapsed();
+    assert!(
+        t >= Duration::from_millis(600) && t < Duration::from_millis(2500),
+        "dropped after {t:?}, bind_timeout is 700ms"
+    );
+    // The TLS session outlives it (it is bound, the bind timer no longer applies).
+    tls.enquire_link_works().await;
+    tls.submit_ok(CONSENTED, "tls again").await;
+    g.gate.shutdown().await;
+}
+
+/// A request the SMSC never answers gets ESME_RSYSERR after
+/// response_timeout, exactly once; the SMSC's late answer is dropped; answered
+/// requests never time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_timer_answers_once_and_drops_the_late_answer() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "response_timeout = \"500ms\"").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    let held = s.send(Body::SubmitSm(submit(CONSENTED, "held"))).await;
+    let sent = Instant::now();
+    let req = smsc.recv().await.expect("the held submit");
+    assert_eq!(text(&req), "held");
+
+    let r = s.response(held).await;
+    let t = sent.elapsed();
+    assert_eq!(r.command_id(), CommandId::SubmitSmResp);
+    assert_eq!(r.command_status, status::ESME_RSYSERR);
+    assert!(
+        t >= Duration::from_millis(450) && t < Duration::from_millis(1500),
+        "timed out after {t:?}, response_timeout is 500ms"
+    );
+
+    // The SMSC answers late, then answers the next request at once.
+    smsc.send_pdu(&submit_resp(req.sequence_number, "late"))
+        .await;
+    let next = s.send(Body::SubmitSm(submit(CONSENTED, "next"))).await;
+    let req2 = smsc.recv().await.expect("the next submit");
+    assert_eq!(text(&req2), "next");
+    smsc.send_pdu(&submit_resp(req2.sequence_number, "ok2"))
+        .await;
+    // Nothing between: the late answer was not forwarded.
+    let r = s.response(next).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "ok2".to_string()));
+    // And no second answer for either, timer or otherwise.
+    s.quiet(Duration::from_millis(900), "after both answers")
+        .await;
+    s.enquire_link_works().await;
+    g.gate.shutdown().await;
+}
+
+/// A bound sender silent past inactivity_timeout is unbound and disconnected,
+/// and the SMSC link is unbound too; a sender that keeps the link alive with
+/// enquire_link is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactivity_timer_unbinds_a_silent_sender() {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    let g = gate(port, "inactivity_timeout = \"700ms\"").await;
+    let bound_at = Instant::now();
+    let mut silent = Peer::bound(g.addr).await;
+    smsc.wait("first session bound", |r| r.all().len() == 1)
+        .await;
+    let mut chatty = Peer::bound(g.addr).await;
+
+    let pinger = async {
+        let until = Instant::now() + Duration::from_millis(1600);
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            chatty.enquire_link_works().await;
+        }
+    };
+    let watcher = async {
+        let got = silent.until_closed().await;
+        let t = bound_at.elapsed();
+        assert!(
+            matches!(got.as_slice(), [p] if p.command_id() == CommandId::Unbind),
+            "the silent sender gets one unbind, then the close: {got:?}"
+        );
+        assert!(
+            t >= Duration::from_millis(650) && t < Duration::from_millis(3000),
+            "unbound after {t:?}, inactivity_timeout is 700ms"
+        );
+    };
+    tokio::join!(pinger, watcher);
+    // The SMSC saw the unbind on the silent session's link (connection 1) only.
+    smsc.wait("unbind on link 1", |r| !r.of(CommandId::Unbind).is_empty())
+        .await;
+    let unbinds: Vec<usize> = smsc.of(CommandId::Unbind).iter().map(|(c, _)| *c).collect();
+    assert_eq!(unbinds, [1]);
+    // The chatty one is still bound and works.
+    chatty.submit_ok(CONSENTED, "still here").await;
+    g.gate.shutdown().await;
+}
+
+/// A connection that never binds is closed at bind_timeout, and enquire_link
+/// before the bind does not extend it; a bound session outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_timer_closes_connections_that_never_bind() {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    let g = gate(port, "bind_timeout = \"500ms\"").await;
+    let started = Instant::now();
+    let mut idle = Peer::connect(g.addr).await;
+    let mut pinging = Peer::connect(g.addr).await;
+    let mut late_binder = Peer::connect(g.addr).await;
+
+    let idle_check = async {
+        match idle.next_within(Duration::from_secs(3)).await {
+            Got::Closed => {}
+            Got::Pdu(p) => panic!("unbound connection got {p:?}"),
+            Got::Quiet => panic!("a connection that never binds stays open"),
+        }
+        let t = started.elapsed();
+        assert!(
+            t >= Duration::from_millis(450) && t < Duration::from_millis(1500),
+            "closed after {t:?}, bind_timeout is 500ms"
+        );
+    };
+    let ping_check = async {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            pinging.enquire_link_works().await;
+        }
+        match pinging.next_within(Duration::from_secs(3)).await {
+            Got::Closed => {}
+            Got::Pdu(p) => panic!("unbound connection got {p:?}"),
+            Got::Quiet => panic!("enquire_link kept an unbound connection open"),
+        }
+        let t = started.elapsed();
+        assert!(t < Duration::from_millis(1500), "closed after {t:?}");
+    };
+    let bind_check = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        late_binder.bind().await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        late_binder.submit_ok(CONSENTED, "bound in time").await;
+    };
+    tokio::join!(idle_check, ping_check, bind_check);
+    assert_eq!(
+        smsc.conns.load(Ordering::SeqCst),
+        1,
+        "only the bound session reached the SMSC"
+    );
+    g.gate.shutdown().await;
+}
+
+/// With an idle sender, the gate keeps the SMSC link alive with its own
+/// enquire_link (the sender sees none of it); when the SMSC stops answering,
+/// the link counts as lost and the sender is unbound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_probes_the_smsc_and_detects_a_dead_link() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(
+        fake.port,
+        "enquire_link_interval = \"300ms\"\nresponse_timeout = \"500ms\"",
+    )
+    .await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+    let bound = Instant::now();
+
+    let mut probes = Vec::new();
+    for _ in 0..2 {
+        let p = smsc.recv().await.expect("enquire_link from the gate");
+        assert_eq!(p.command_id(), CommandId::EnquireLink, "{p:?}");
+        probes.push(Instant::now());
+        smsc.send_seq(p.sequence_number, Body::EnquireLinkResp)
+            .await;
+    }
+    let first = probes[0] - bound;
+    let gap = probes[1] - probes[0];
+    assert!(
+        first >= Duration::from_millis(250) && first < Duration::from_millis(1000),
+        "first probe after {first:?}, interval 300ms"
+    );
+    assert!(
+        gap >= Duration::from_millis(250) && gap < Duration::from_millis(1000),
+        "probes {gap:?} apart, interval 300ms"
+    );
+
+    // The third probe goes unanswered.
+    let p = smsc.recv().await.expect("third enquire_link");
+    assert_eq!(p.command_id(), CommandId::EnquireLink, "{p:?}");
+    let unanswered = Instant::now();
+    let got = s.until_closed().await;
+    let t = unanswered.elapsed();
+    assert!(
+        matches!(got.as_slice(), [u] if u.command_id() == CommandId::Unbind),
+        "the sender sees nothing of the probes, then one unbind: {got:?}"
+    );
+    assert!(
+        t >= Duration::from_millis(400) && t < Duration::from_millis(2000),
+        "link declared lost {t:?} after the unanswered probe (response_timeout 500ms)"
+    );
+    // The gate lets go of the SMSC link too.
+    let rest = smsc.until_closed().await;
+    assert!(
+        rest.iter()
+            .all(|p| matches!(p.command_id(), CommandId::EnquireLink | CommandId::Unbind)),
+        "{rest:?}"
+    );
+    g.gate.shutdown().await;
+}
+
+/// window = 4 and an SMSC holding its answers: 50 pipelined submit_sm never
+/// put more than 4 in flight at the SMSC; a receipt's deliver_sm_resp sent
+/// behind them still reaches the SMSC while the window is full (no deadlock);
+/// then every submit gets exactly one response, with the sender's own
+/// sequence number, and the enquire_link parked among them is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_applies_back_pressure_without_deadlock() {
+    const N: u32 = 50;
+    const WINDOW: usize = 4;
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "window = 4\nresponse_timeout = \"5s\"").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    let smsc_side = async {
+        let mut held: Vec<Pdu> = Vec::new();
+        while held.len() < WINDOW {
+            let p = smsc.recv().await.expect("submit_sm");
+            assert_eq!(p.command_id(), CommandId::SubmitSm, "{p:?}");
+            held.push(p);
+        }
+        smsc.quiet(
+            Duration::from_millis(300),
+            "window of 4 full: nothing more may arrive",
+        )
+        .await;
+        // A receipt while the window is full; its answer must come through.
+        let mut dlr = submit("ACME", "id:x stat:DELIVRD");
+        dlr.esm_class = 0x04;
+        smsc.send_seq(9001, Body::DeliverSm(dlr)).await;
+        match smsc.next_within(WAIT).await {
+            Got::Pdu(p) => {
+                assert_eq!(p.command_id(), CommandId::DeliverSmResp, "{p:?}");
+                assert_eq!(p.sequence_number, 9001);
+            }
+            Got::Quiet => panic!(
+                "deadlock: the sender's deliver_sm_resp did not reach the SMSC while the window was full"
+            ),
+            Got::Closed => panic!("link closed"),
+        }
+        // Now answer, newest first, whatever is held whenever the gate pauses.
+        let mut answered = 0u32;
+        let deadline = Instant::now() + WAIT;
+        while answered < N {
+            assert!(Instant::now() < deadline, "only {answered} answered");
+            match smsc.next_within(Duration::from_millis(50)).await {
+                Got::Pdu(p) => {
+                    assert_eq!(p.command_id(), CommandId::SubmitSm, "{p:?}");
+                    held.push(p);
+                    assert!(held.len() <= WINDOW, "{} in flight at the SMSC", held.len());
+                }
+                Got::Quiet => {
+                    while let Some(p) = held.pop() {
+                        smsc.send_pdu(&submit_resp(p.sequence_number, &text(&p)))
+                            .await;
+                        answered += 1;
+                    }
+                }
+                Got::Closed => panic!("link closed"),
+            }
+        }
+    };
+    let sender_side = async {
+        let mut burst = Vec::new();
+        for i in 1..=N {
+            burst.extend(Pdu::new(i, Body::SubmitSm(submit(CONSENTED, &format!("w{i}")))).to_vec());
+        }
+        s.s.write_all(&burst).await.unwrap();
+        s.seq = N;
+        let dlr = s.recv().await.expect("the receipt");
+        assert_eq!(
+            dlr.command_id(),
+            CommandId::DeliverSm,
+            "first thing back: {dlr:?}"
+        );
+        let enquire = s.send(Body::EnquireLink).await;
+        s.send_pdu(&Pdu::new(
+            dlr.sequence_number,
+            Body::DeliverSmResp(Some(Default::default())),
+        ))
+        .await;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut enquire_answered = false;
+        while seen.len() < N as usize || !enquire_answered {
+            let p = s.recv().await.expect("connection closed");
+            match p.command_id() {
+                CommandId::SubmitSmResp => {
+                    assert_eq!(p.command_status, 0, "{p:?}");
+                    assert_eq!(message_id(&p), format!("w{}", p.sequence_number));
+                    assert!(seen.insert(p.sequence_number), "two answers for {p:?}");
+                }
+                CommandId::EnquireLinkResp => {
+                    assert_eq!(p.sequence_number, enquire);
+                    assert!(!enquire_answered);
+                    enquire_answered = true;
+                }
+                _ => panic!("unexpected {p:?}"),
+            }
+        }
+        assert_eq!(seen, (1..=N).collect());
+        s.quiet(Duration::from_millis(200), "after all answers")
+            .await;
+    };
+    tokio::join!(smsc_side, sender_side);
+    g.gate.shutdown().await;
+}
+
+/// The sender's sequence numbers collide with the gate's own on both legs
+/// (1, 2, 3, and 0x7FFFFFFF, while the gate probes the SMSC and has a
+/// deliver_sm of its own outstanding towards the sender): every answer maps
+/// back to the request it belongs to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_numbers_are_remapped_both_ways() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "enquire_link_interval = \"200ms\"").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    // The SMSC's own request first, with a number the gate uses upstream too.
+    smsc.send_seq(2, Body::DeliverSm(submit("ACME", "mo")))
+        .await;
+    let mo = s.recv().await.expect("deliver_sm");
+    assert_eq!(mo.command_id(), CommandId::DeliverSm);
+
+    let seqs = [1u32, 2, 3, 0x7FFF_FFFF];
+    assert!(
+        seqs.contains(&mo.sequence_number),
+        "the gate's downstream numbers start low"
+    );
+    for seq in seqs {
+        s.send_seq(seq, Body::SubmitSm(submit(CONSENTED, &format!("s{seq}"))))
+            .await;
+    }
+    let mut held = Vec::new();
+    let mut probed = false;
+    while held.len() < seqs.len() || !probed {
+        let p = smsc.recv().await.expect("gate link");
+        match p.command_id() {
+            CommandId::SubmitSm => held.push(p),
+            CommandId::EnquireLink => {
+                probed = true;
+                smsc.send_seq(p.sequence_number, Body::EnquireLinkResp)
+                    .await;
+            }
+            _ => panic!("unexpected {p:?}"),
+        }
+    }
+    let mut up: Vec<u32> = held.iter().map(|p| p.sequence_number).collect();
+    up.sort();
+    up.dedup();
+    assert_eq!(up.len(), seqs.len(), "distinct upstream numbers: {held:?}");
+    // Answer newest first, with the text as the message id.
+    for p in held.iter().rev() {
+        smsc.send_pdu(&submit_resp(p.sequence_number, &text(p)))
+            .await;
+    }
+    let mut got = Vec::new();
+    for _ in seqs {
+        let p = s.recv().await.expect("submit_sm_resp");
+        assert_eq!(p.command_id(), CommandId::SubmitSmResp, "{p:?}");
+        assert_eq!(message_id(&p), format!("s{}", p.sequence_number), "{p:?}");
+        got.push(p.sequence_number);
+    }
+    got.sort();
+    assert_eq!(got, seqs);
+    // Now the sender answers the MO, whose number it also used for a submit.
+    s.send_pdu(&Pdu::new(
+        mo.sequence_number,
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    loop {
+        let p = smsc.recv().await.expect("deliver_sm_resp");
+        match p.command_id() {
+            CommandId::EnquireLink => {
+                smsc.send_seq(p.sequence_number, Body::EnquireLinkResp)
+                    .await
+            }
+            CommandId::DeliverSmResp => {
+                assert_eq!(p.sequence_number, 2, "the SMSC's own number");
+                break;
+            }
+            _ => panic!("unexpected {p:?}"),
+        }
+    }
+    s.quiet(Duration::from_millis(300), "everything answered once")
+        .await;
+    g.gate.shutdown().await;
+}
+
+/// From the SMSC: an MO deliver_sm, a data_sm and an alert_notification reach
+/// the sender intact under the gate's numbers, and the sender's answers reach
+/// the SMSC under the SMSC's (statuses kept). From the sender: query_sm,
+/// cancel_sm and replace_sm are forwarded intact and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsc_requests_and_query_cancel_replace_pass_through() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    let mut mo = submit("ACME", "merhaba");
+    mo.source_addr = COctetString::copy_from(CONSENTED.as_bytes()).unwrap();
+    let mut tlvs = Tlvs::new();
+    tlvs.push(Tlv::new(0x0424, Bytes::from_static(b"payload")).unwrap());
+    let data = DataSm {
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        source_addr: COctetString::copy_from(CONSENTED.as_bytes()).unwrap(),
+        destination_addr: COctetString::copy_from(b"ACME").unwrap(),
+        tlvs,
+        ..Default::default()
+    };
+    let alert = AlertNotification {
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        source_addr: COctetString::copy_from(CONSENTED.as_bytes()).unwrap(),
+        esme_addr_ton: 5,
+        esme_addr: COctetString::copy_from(b"ACME").unwrap(),
+        ..Default::default()
+    };
+    let sent = [
+        Pdu::new(1000, Body::DeliverSm(mo)),
+        Pdu::new(2000, Body::DataSm(data)),
+        Pdu::new(3000, Body::AlertNotification(alert)),
+    ];
+    for p in &sent {
+        smsc.send_pdu(p).await;
+    }
+    let mut down = Vec::new();
+    for want in &sent {
+        let p = s.recv().await.expect("from the SMSC");
+        assert_eq!(p.body, want.body, "forwarded intact");
+        assert_ne!(p.sequence_number, want.sequence_number, "remapped: {p:?}");
+        down.push(p.sequence_number);
+    }
+    let mut distinct = down.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{down:?}");
+
+    // Answers, in the other order, one with a status of the sender's.
+    s.send_pdu(&Pdu {
+        command_status: status::ESME_RX_T_APPN,
+        sequence_number: down[1],
+        body: Body::DataSmResp(Some(DataSmResp {
+            message_id: COctetString::copy_from(b"d1").unwrap(),
+            tlvs: Tlvs::new(),
+        })),
+    })
+    .await;
+    s.send_pdu(&Pdu::new(
+        down[0],
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    let a = smsc.recv().await.expect("data_sm_resp");
+    assert_eq!(
+        (a.command_id(), a.sequence_number, a.command_status),
+        (CommandId::DataSmResp, 2000, status::ESME_RX_T_APPN)
+    );
+    let Body::DataSmResp(Some(r)) = &a.body else {
+        panic!("{a:?}")
+    };
+    assert_eq!(r.message_id.as_bytes(), b"d1");
+    let b = smsc.recv().await.expect("deliver_sm_resp");
+    assert_eq!(
+        (b.command_id(), b.sequence_number, b.command_status),
+        (CommandId::DeliverSmResp, 1000, 0)
+    );
+
+    // query_sm, cancel_sm, replace_sm.
+    let query = QuerySm {
+        message_id: COctetString::copy_from(b"m1").unwrap(),
+        source_addr_ton: 5,
+        source_addr: COctetString::copy_from(b"ACME").unwrap(),
+        ..Default::default()
+    };
+    let cancel = CancelSm {
+        message_id: COctetString::copy_from(b"m2").unwrap(),
+        source_addr_ton: 5,
+        source_addr: COctetString::copy_from(b"ACME").unwrap(),
+        destination_addr: COctetString::copy_from(CONSENTED.as_bytes()).unwrap(),
+        ..Default::default()
+    };
+    let replace = ReplaceSm {
+        message_id: COctetString::copy_from(b"m3").unwrap(),
+        source_addr_ton: 5,
+        source_addr: COctetString::copy_from(b"ACME").unwrap(),
+        short_message: OctetString::copy_from(b"yeni metin").unwrap(),
+        ..Default::default()
+    };
+    let requests = [
+        Body::QuerySm(query),
+        Body::CancelSm(cancel),
+        Body::ReplaceSm(replace),
+    ];
+    let mut mine = Vec::new();
+    for b in &requests {
+        mine.push(s.send(b.clone()).await);
+    }
+    let mut up = Vec::new();
+    for b in &requests {
+        let p = smsc.recv().await.expect("forwarded request");
+        assert_eq!(&p.body, b, "forwarded intact");
+        up.push(p.sequence_number);
+    }
+    let query_resp = QuerySmResp {
+        message_id: COctetString::copy_from(b"m1").unwrap(),
+        final_date: SmppTime::empty(),
+        message_state: 2,
+        error_code: 0,
+    };
+    let answers = [
+        Pdu::new(up[0], Body::QuerySmResp(Some(query_resp.clone()))),
+        Pdu::new(up[1], Body::CancelSmResp),
+        Pdu {
+            command_status: status::ESME_RREPLACEFAIL,
+            sequence_number: up[2],
+            body: Body::ReplaceSmResp,
+        },
+    ];
+    for a in answers.iter().rev() {
+        smsc.send_pdu(a).await;
+    }
+    for (seq, want) in mine.iter().zip(&answers).rev() {
+        let r = s.response(*seq).await;
+        assert_eq!(
+            (&r.body, r.command_status),
+            (&want.body, want.command_status)
+        );
+    }
+    s.quiet(Duration::from_millis(200), "after the answers")
+        .await;
+    assert!(
+        matches!(
+            smsc.next_within(Duration::from_millis(100)).await,
+            Got::Quiet
+        ),
+        "the alert_notification is not answered by the gate or the sender"
+    );
+    g.gate.shutdown().await;
+}
+
+/// on_upstream_loss = "rebind": the SMSC drops the link; requests in flight
+/// get ESME_RSYSERR at once; the gate binds upstream again with the sender's
+/// bind, and the same sender session submits successfully. An answer to the
+/// old link's deliver_sm is not sent on the new link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebind_after_upstream_loss_keeps_the_session() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(
+        fake.port,
+        "on_upstream_loss = \"rebind\"\nresponse_timeout = \"3s\"",
+    )
+    .await;
+    let (mut s, (mut smsc, first_bind)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    smsc.send_seq(77, Body::DeliverSm(submit("ACME", "old link")))
+        .await;
+    let old_dlr = s.recv().await.expect("deliver_sm");
+    let a = s.send(Body::SubmitSm(submit(CONSENTED, "a"))).await;
+    let b = s.send(Body::SubmitSm(submit(CONSENTED, "b"))).await;
+    for _ in 0..2 {
+        let p = smsc.recv().await.expect("held submit");
+        assert_eq!(p.command_id(), CommandId::SubmitSm);
+    }
+    drop(smsc);
+    let dropped = Instant::now();
+
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let p = s.recv().await.expect("the session survives the drop");
+        assert_eq!(
+            (p.command_id(), p.command_status),
+            (CommandId::SubmitSmResp, status::ESME_RSYSERR),
+            "{p:?}"
+        );
+        failed.push(p.sequence_number);
+    }
+    failed.sort();
+    assert_eq!(failed, [a, b]);
+    assert!(
+        dropped.elapsed() < Duration::from_millis(800),
+        "in-flight requests answered before the rebind: {:?}",
+        dropped.elapsed()
+    );
+
+    let (mut smsc, second_bind) = fake.accept_bound().await;
+    assert_eq!(second_bind.body, first_bind.body, "same bind again");
+    // The answer to the old link's receipt has nowhere to go.
+    s.send_pdu(&Pdu::new(
+        old_dlr.sequence_number,
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    let c = s.send(Body::SubmitSm(submit(CONSENTED, "after"))).await;
+    let p = smsc.recv().await.expect("submit on the new link");
+    assert_eq!(p.command_id(), CommandId::SubmitSm, "{p:?}");
+    assert_eq!(text(&p), "after");
+    smsc.send_pdu(&submit_resp(p.sequence_number, "new1")).await;
+    let r = s.response(c).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "new1".to_string()));
+    s.enquire_link_works().await;
+    smsc.quiet(Duration::from_millis(200), "new link").await;
+    g.gate.shutdown().await;
+}
+
+/// max_sessions = 2: a third connection is closed at once (and never reaches
+/// the SMSC) while the two bound sessions keep working; when one ends, a new
+/// one can bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_the_third() {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    let g = gate(port, "max_sessions = 2\nbind_timeout = \"5s\"").await;
+    let mut a = Peer::bound(g.addr).await;
+    let mut b = Peer::bound(g.addr).await;
+
+    let started = Instant::now();
+    let mut c = Peer::connect(g.addr).await;
+    let _ =
+        c.s.write_all(&Pdu::new(1, Body::BindTransceiver(bind(SYSTEM_ID, PASSWORD))).to_vec())
+            .await;
+    match c.next_within(Duration::from_secs(2)).await {
+        Got::Closed => {}
+        Got::Pdu(p) => panic!("third connection got {p:?}"),
+        Got::Quiet => panic!("third connection left open"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    a.submit_ok(CONSENTED, "a").await;
+    b.submit_ok(CONSENTED, "b").await;
+    a.enquire_link_works().await;
+    assert_eq!(smsc.conns.load(Ordering::SeqCst), 2);
+
+    // a leaves; its slot frees.
+    let seq = a.send(Body::Unbind).await;
+    let r = a.response(seq).await;
+    assert_eq!(r.command_id(), CommandId::UnbindResp);
+    assert!(a.recv().await.is_none(), "closed after the unbind");
+    let deadline = Instant::now() + WAIT;
+    let mut d = loop {
+        let mut d = Peer::connect(g.addr).await;
+        d.seq += 1;
+        let bind_pdu = Pdu::new(d.seq, Body::BindTransceiver(bind(SYSTEM_ID, PASSWORD)));
+        let _ = d.s.write_all(&bind_pdu.to_vec()).await;
+        match d.next_within(Duration::from_secs(2)).await {
+            Got::Pdu(p) => {
+                assert_eq!(p.command_id(), CommandId::BindTransceiverResp);
+                assert_eq!(p.command_status, 0);
+                break d;
+            }
+            Got::Closed if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            _ => panic!("no slot freed after a session ended"),
+        }
+    };
+    d.submit_ok(CONSENTED, "d").await;
+    b.submit_ok(CONSENTED, "b again").await;
+    g.gate.shutdown().await;
+}
