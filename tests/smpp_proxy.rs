@@ -139,6 +139,7 @@ brand_code = {BRAND}
 // ---------------------------------------------------------------------------
 // One end of an SMPP link (the sender, or the SMSC's side of the gate's link).
 
+#[allow(clippy::large_enum_variant)]
 enum Got {
     Pdu(Pdu),
     Closed,
@@ -465,10 +466,6 @@ async fn tls_listener_beside_plain_tcp() {
     .await;
     let tls_addr = g.tls_addr.expect("TLS listener");
 
-    // A client that connects and never says hello.
-    let stalled_at = Instant::now();
-    let mut stalled = Peer::connect(tls_addr).await;
-
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -479,13 +476,33 @@ async fn tls_listener_beside_plain_tcp() {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(tls_addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let stream = tokio::time::timeout(WAIT, connector.connect(name, tcp))
-        .await
-        .expect("TLS handshake timed out")
-        .expect("TLS handshake");
-    let mut tls = Peer::new(stream);
+    let tls_over = |tcp: TcpStream| async {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+            .await
+            .expect("TLS handshake timed out")
+            .expect("TLS handshake");
+        Peer::new(stream)
+    };
+
+    // A client that connects and never says hello, and one that takes its
+    // time over the handshake and then never binds.
+    let stalled_at = Instant::now();
+    let mut stalled = Peer::connect(tls_addr).await;
+    let slow_tcp = TcpStream::connect(tls_addr).await.unwrap();
+    let slow = {
+        let connector = connector.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            connector
+                .connect(name, slow_tcp)
+                .await
+                .expect("slow TLS handshake")
+        })
+    };
+
+    let mut tls = tls_over(TcpStream::connect(tls_addr).await.unwrap()).await;
     tls.bind().await;
     assert!(
         stalled_at.elapsed() < Duration::from_millis(600),
@@ -514,7 +531,7 @@ async fn tls_listener_beside_plain_tcp() {
         "one SMSC link per session"
     );
 
-    // The stalled handshake is dropped at bind_timeout.
+    // Both are dropped at bind_timeout: the handshake counts against it.
     match stalled.next_within(Duration::from_secs(3)).await {
         Got::Closed => {}
         Got::Pdu(p) => panic!("stalled client got {p:?}"),
@@ -522,8 +539,19 @@ async fn tls_listener_beside_plain_tcp() {
     }
     let t = stalled_at.elapsed();
     assert!(
-        t >= Duration::from_millis(600) && t < Duration::from_millis(2500),
-        "dropped after {t:?}, bind_timeout is 700ms"
+        t >= Duration::from_millis(600) && t < Duration::from_millis(1500),
+        "stalled handshake dropped after {t:?}, bind_timeout is 700ms"
+    );
+    let mut slow = Peer::new(slow.await.unwrap());
+    match slow.next_within(Duration::from_secs(3)).await {
+        Got::Closed => {}
+        Got::Pdu(p) => panic!("unbound TLS client got {p:?}"),
+        Got::Quiet => panic!("a TLS client that never binds stays connected"),
+    }
+    let t = stalled_at.elapsed();
+    assert!(
+        t >= Duration::from_millis(600) && t < Duration::from_millis(1050),
+        "unbound TLS client dropped {t:?} after connecting, bind_timeout is 700ms"
     );
     // The TLS session outlives it (it is bound, the bind timer no longer applies).
     tls.enquire_link_works().await;
@@ -569,6 +597,31 @@ async fn response_timer_answers_once_and_drops_the_late_answer() {
     s.quiet(Duration::from_millis(900), "after both answers")
         .await;
     s.enquire_link_works().await;
+
+    // The other way: a deliver_sm the sender leaves unanswered gets a
+    // temporary error towards the SMSC, once; the sender's late answer is dropped.
+    smsc.send_seq(500, Body::DeliverSm(submit("ACME", "mo")))
+        .await;
+    let sent = Instant::now();
+    let mo = s.recv().await.expect("deliver_sm");
+    assert_eq!(mo.command_id(), CommandId::DeliverSm);
+    let r = smsc.recv().await.expect("deliver_sm_resp from the gate");
+    let t = sent.elapsed();
+    assert_eq!(
+        (r.command_id(), r.sequence_number, r.command_status),
+        (CommandId::DeliverSmResp, 500, status::ESME_RX_T_APPN)
+    );
+    assert!(
+        t >= Duration::from_millis(450) && t < Duration::from_millis(1500),
+        "{t:?}"
+    );
+    s.send_pdu(&Pdu::new(
+        mo.sequence_number,
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    smsc.quiet(Duration::from_millis(700), "the late deliver_sm_resp")
+        .await;
     g.gate.shutdown().await;
 }
 
@@ -737,7 +790,7 @@ async fn window_applies_back_pressure_without_deadlock() {
     const N: u32 = 50;
     const WINDOW: usize = 4;
     let fake = FakeSmsc::new().await;
-    let g = gate(fake.port, "window = 4\nresponse_timeout = \"5s\"").await;
+    let g = gate(fake.port, "window = 4\nresponse_timeout = \"10s\"").await;
     let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
 
     let smsc_side = async {
@@ -833,28 +886,27 @@ async fn window_applies_back_pressure_without_deadlock() {
     g.gate.shutdown().await;
 }
 
-/// The sender's sequence numbers collide with the gate's own on both legs
-/// (1, 2, 3, and 0x7FFFFFFF, while the gate probes the SMSC and has a
-/// deliver_sm of its own outstanding towards the sender): every answer maps
-/// back to the request it belongs to.
+/// The sender's sequence numbers collide with the gate's own on both legs:
+/// it uses the number of the gate's outstanding deliver_sm to it, 1, 2, 3 and
+/// 0x7FFFFFFF, while the gate probes the SMSC, and the SMSC numbers its own
+/// requests like the gate's pending ones. Every answer maps back to the
+/// request it belongs to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_are_remapped_both_ways() {
     let fake = FakeSmsc::new().await;
     let g = gate(fake.port, "enquire_link_interval = \"200ms\"").await;
     let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
 
-    // The SMSC's own request first, with a number the gate uses upstream too.
+    // The SMSC's own request first.
     smsc.send_seq(2, Body::DeliverSm(submit("ACME", "mo")))
         .await;
     let mo = s.recv().await.expect("deliver_sm");
     assert_eq!(mo.command_id(), CommandId::DeliverSm);
 
-    let seqs = [1u32, 2, 3, 0x7FFF_FFFF];
-    assert!(
-        seqs.contains(&mo.sequence_number),
-        "the gate's downstream numbers start low"
-    );
-    for seq in seqs {
+    let mut seqs = vec![mo.sequence_number, 1, 2, 3, 0x7FFF_FFFF];
+    seqs.sort();
+    seqs.dedup();
+    for &seq in &seqs {
         s.send_seq(seq, Body::SubmitSm(submit(CONSENTED, &format!("s{seq}"))))
             .await;
     }
@@ -876,13 +928,19 @@ async fn sequence_numbers_are_remapped_both_ways() {
     up.sort();
     up.dedup();
     assert_eq!(up.len(), seqs.len(), "distinct upstream numbers: {held:?}");
+    // A request of the SMSC's numbered like one the gate waits on.
+    let clash = held[0].sequence_number;
+    smsc.send_seq(clash, Body::DataSm(DataSm::default())).await;
     // Answer newest first, with the text as the message id.
     for p in held.iter().rev() {
         smsc.send_pdu(&submit_resp(p.sequence_number, &text(p)))
             .await;
     }
+    let data = s.recv().await.expect("data_sm");
+    assert_eq!(data.command_id(), CommandId::DataSm, "{data:?}");
+    assert_ne!(data.sequence_number, mo.sequence_number);
     let mut got = Vec::new();
-    for _ in seqs {
+    for _ in &seqs {
         let p = s.recv().await.expect("submit_sm_resp");
         assert_eq!(p.command_id(), CommandId::SubmitSmResp, "{p:?}");
         assert_eq!(message_id(&p), format!("s{}", p.sequence_number), "{p:?}");
@@ -890,26 +948,36 @@ async fn sequence_numbers_are_remapped_both_ways() {
     }
     got.sort();
     assert_eq!(got, seqs);
-    // Now the sender answers the MO, whose number it also used for a submit.
+    // Now the sender answers the SMSC's two requests.
+    s.send_pdu(&Pdu::new(
+        data.sequence_number,
+        Body::DataSmResp(Some(Default::default())),
+    ))
+    .await;
     s.send_pdu(&Pdu::new(
         mo.sequence_number,
         Body::DeliverSmResp(Some(Default::default())),
     ))
     .await;
-    loop {
-        let p = smsc.recv().await.expect("deliver_sm_resp");
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let p = smsc.recv().await.expect("the sender's answers");
         match p.command_id() {
             CommandId::EnquireLink => {
                 smsc.send_seq(p.sequence_number, Body::EnquireLinkResp)
                     .await
             }
-            CommandId::DeliverSmResp => {
-                assert_eq!(p.sequence_number, 2, "the SMSC's own number");
-                break;
-            }
-            _ => panic!("unexpected {p:?}"),
+            _ => answers.push((p.command_id(), p.sequence_number)),
         }
     }
+    assert_eq!(
+        answers,
+        [
+            (CommandId::DataSmResp, clash),
+            (CommandId::DeliverSmResp, 2)
+        ],
+        "under the SMSC's own numbers"
+    );
     s.quiet(Duration::from_millis(300), "everything answered once")
         .await;
     g.gate.shutdown().await;

@@ -87,6 +87,7 @@ pub async fn serve(
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
         };
+        let connected = std::time::Instant::now();
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
             Ok(a) => a,
             Err(e) => {
@@ -109,13 +110,13 @@ pub async fn serve(
         tokio::spawn(async move {
             sessions.increment(1.0);
             match tls {
-                None => session::run(stream, peer, shared, shutdown).await,
+                None => session::run(stream, peer, connected, shared, shutdown).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(shared.cfg.bind_timeout, acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(tls_stream)) => {
-                            session::run(tls_stream, peer, shared, shutdown).await
+                            session::run(tls_stream, peer, connected, shared, shutdown).await
                         }
                         Ok(Err(e)) => tracing::info!(%peer, "smpp TLS handshake failed: {e}"),
                         Err(_) => tracing::info!(%peer, "smpp TLS handshake timed out"),

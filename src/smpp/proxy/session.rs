@@ -5,8 +5,9 @@
 //! (enquire_link, unbind) never collide with the peers'. Requests the gate
 //! forwards wait in a pending map per leg; responses may come in any order. At
 //! most `window` requests are in flight towards each peer: past that, requests
-//! already read are parked (bounded) and reading stops, while responses keep
-//! flowing, so the proxy applies back-pressure without buffering without bound
+//! already read are parked (up to `MAX_READ_BUFFER` bytes, then reading
+//! stops), while responses keep flowing — those read behind parked requests
+//! too — so the proxy applies back-pressure without buffering without bound
 //! and without the deadlock of a full window waiting on a response behind it.
 //! Every request the sender makes gets exactly one response: from the SMSC, or
 //! from the gate (refusal, decode error, timeout, upstream loss).
@@ -63,10 +64,12 @@ impl std::fmt::Display for End {
     }
 }
 
-/// Run one sender connection to its end.
+/// Run one sender connection to its end; it must bind by `connected` +
+/// `smpp.bind_timeout` (a TLS handshake counts against that).
 pub async fn run<S>(
     stream: S,
     peer: SocketAddr,
+    connected: Instant,
     shared: Arc<ProxyShared>,
     shutdown: watch::Receiver<bool>,
 ) where
@@ -74,7 +77,8 @@ pub async fn run<S>(
 {
     let (rd, wr) = tokio::io::split(stream);
     let mut down = Leg::new(rd, wr);
-    let Some((account, bind, bind_kind, upstream)) = bind_phase(&mut down, peer, &shared).await
+    let Some((account, bind, bind_kind, upstream)) =
+        bind_phase(&mut down, peer, connected, &shared).await
     else {
         let _ = down.flush().await;
         return;
@@ -108,6 +112,8 @@ struct Leg<R, W> {
     out: BytesMut,
     /// Requests read while the window towards the other side was full.
     parked: VecDeque<Bytes>,
+    /// Bytes in `parked`.
+    parked_bytes: usize,
     eof: bool,
     last_rx: Instant,
     next_seq: u32,
@@ -121,6 +127,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
             inbuf: BytesMut::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(64 * 1024),
             parked: VecDeque::new(),
+            parked_bytes: 0,
             eof: false,
             last_rx: Instant::now(),
             next_seq: 0,
@@ -139,6 +146,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
 
     fn send(&mut self, pdu: &Pdu) {
         pdu.encode(&mut self.out);
+    }
+
+    /// Keep a request until the window towards the other side opens.
+    fn park(&mut self, frame: Bytes) {
+        self.parked_bytes += frame.len();
+        self.parked.push_back(frame);
+    }
+
+    /// The oldest parked request.
+    fn unpark(&mut self) -> Option<Bytes> {
+        let frame = self.parked.pop_front()?;
+        self.parked_bytes -= frame.len();
+        Some(frame)
+    }
+
+    /// Whether more requests may be parked: a byte budget, not the window, so
+    /// responses read behind many parked requests still get through.
+    fn may_park(&self) -> bool {
+        self.parked_bytes < MAX_READ_BUFFER
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -216,6 +242,7 @@ struct Session<DR, DW> {
 async fn bind_phase<R, W>(
     down: &mut Leg<R, W>,
     peer: SocketAddr,
+    connected: Instant,
     shared: &ProxyShared,
 ) -> Option<(AccountConfig, Bind, CommandId, TcpStream)>
 where
@@ -223,7 +250,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let cfg = &shared.cfg;
-    let deadline = Instant::now() + cfg.bind_timeout;
+    let deadline = connected + cfg.bind_timeout;
     loop {
         let frame = match down.read_frame(cfg.max_command_length, deadline).await {
             Ok(f) => f,
@@ -450,10 +477,9 @@ where
             let read_down = !self.down.eof
                 && self.closing.is_none()
                 && self.down.inbuf.len() < MAX_READ_BUFFER
-                && self.down.parked.len() < self.window();
-            let read_up = !self.up.eof
-                && self.up.inbuf.len() < MAX_READ_BUFFER
-                && self.up.parked.len() < self.window();
+                && self.down.may_park();
+            let read_up =
+                !self.up.eof && self.up.inbuf.len() < MAX_READ_BUFFER && self.up.may_park();
             tokio::select! {
                 r = self.down.rd.read_buf(&mut self.down.inbuf), if read_down => match r {
                     Ok(0) | Err(_) => { self.down.eof = true; return End::SenderClosed; }
@@ -483,7 +509,7 @@ where
     /// Handle whole frames from the sender (parked requests first).
     fn process_down(&mut self, max: u32) -> Result<(), End> {
         while self.to_up.len() < self.window() {
-            let Some(frame) = self.down.parked.pop_front() else {
+            let Some(frame) = self.down.unpark() else {
                 break;
             };
             self.down_request(frame);
@@ -509,11 +535,11 @@ where
             let command = CommandId::from_u32(header.command_id);
             let is_response = command.is_response() || command == CommandId::GenericNack;
             if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
-                if self.down.parked.len() >= self.window() {
-                    return Ok(()); // stop here: reading pauses until the window opens
+                if !self.down.may_park() {
+                    return Ok(()); // stop here: reading pauses until parked requests drain
                 }
                 let frame = self.down.inbuf.split_to(n).freeze();
-                self.down.parked.push_back(frame);
+                self.down.park(frame);
                 continue;
             }
             let frame = self.down.inbuf.split_to(n).freeze();
@@ -745,7 +771,7 @@ where
     /// Handle whole frames from the SMSC (parked requests first).
     fn process_up(&mut self, max: u32) -> Result<(), End> {
         while self.to_down.len() < self.window() {
-            let Some(frame) = self.up.parked.pop_front() else {
+            let Some(frame) = self.up.unpark() else {
                 break;
             };
             if let Some(end) = self.up_request(frame) {
@@ -768,11 +794,11 @@ where
             let command = CommandId::from_u32(header.command_id);
             let is_response = command.is_response() || command == CommandId::GenericNack;
             if !is_response && (self.to_down.len() >= self.window() || !self.up.parked.is_empty()) {
-                if self.up.parked.len() >= self.window() {
+                if !self.up.may_park() {
                     return Ok(());
                 }
                 let frame = self.up.inbuf.split_to(n).freeze();
-                self.up.parked.push_back(frame);
+                self.up.park(frame);
                 continue;
             }
             let frame = self.up.inbuf.split_to(n).freeze();
@@ -907,7 +933,7 @@ where
             }
         }
         // Parked requests are answered too: nothing waits without an answer.
-        while let Some(frame) = self.down.parked.pop_front() {
+        while let Some(frame) = self.down.unpark() {
             if let Some(h) = Header::peek(&frame) {
                 reply_error(&mut self.down.out, &h, st);
             }
