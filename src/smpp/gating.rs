@@ -86,12 +86,14 @@ pub fn refusal_status(cfg: &StatusConfig, d: &Decision) -> Option<u32> {
 }
 
 /// Decide one destination, count it, and audit a refusal.
+/// `now` is the caller's clock reading (sessions read it once per loop turn).
 pub fn judge(
     ctx: &GateContext,
     account: &str,
     what: &Classified,
     ton: u8,
     addr: &[u8],
+    now: ConsentTime,
 ) -> Decision {
     let req = Request {
         brand: what.brand,
@@ -101,7 +103,7 @@ pub fn judge(
         retailer: what.retailer,
     };
     let snapshot = ctx.store.guard();
-    let d = decide(snapshot.as_deref(), &ctx.policy, ConsentTime::now(), &req);
+    let d = decide(snapshot.as_deref(), &ctx.policy, now, &req);
     ctx.decisions.record(Channel::Mesaj, &d);
     if d.verdict != Verdict::Allow {
         let text = String::from_utf8_lossy(addr);

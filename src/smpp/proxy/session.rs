@@ -12,7 +12,9 @@
 //! Every request the sender makes gets exactly one response: from the SMSC, or
 //! from the gate (refusal, decode error, timeout, upstream loss).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +26,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::ProxyShared;
+use crate::consent::ConsentTime;
+use crate::policy::Decision;
 use crate::smpp::codec::{
-    frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, DestAddress,
-    Header, Pdu, SubmitMultiResp, UnsuccessSme, UnsuccessSmes,
+    frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, ConcatInfo,
+    DestAddress, Header, Pdu, SubmitMultiResp, UnsuccessSme, UnsuccessSmes,
 };
 use crate::smpp::config::{AccountConfig, UpstreamLoss};
-use crate::smpp::gating::{classify, judge, refusal_status, ConcatMemory};
+use crate::smpp::gating::{classify, judge, refusal_status, Classified, ConcatMemory};
 
 /// Most bytes buffered from one peer before reading pauses.
 const MAX_READ_BUFFER: usize = 1 << 20;
@@ -93,8 +97,13 @@ pub async fn run<S>(
         peer,
         down,
         up,
-        to_up: HashMap::new(),
-        to_down: HashMap::new(),
+        to_up: FxHashMap::default(),
+        to_down: FxHashMap::default(),
+        now: Instant::now(),
+        wall: ConsentTime::now(),
+        clock_base: (Instant::now(), ConsentTime::now()),
+        pdus: FxHashMap::default(),
+        latency: histogram!("iys_gate_smpp_upstream_latency_seconds"),
         closing: None,
         concat: ConcatMemory::new(4096, Duration::from_secs(600)),
         in_flight: metrics::gauge!("iys_gate_smpp_in_flight"),
@@ -228,14 +237,22 @@ struct Session<DR, DW> {
     down: Leg<DR, DW>,
     up: Leg<tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf>,
     /// Requests sent to the SMSC, by upstream sequence number.
-    to_up: HashMap<u32, Waiting>,
+    to_up: FxHashMap<u32, Waiting>,
     /// Requests sent to the sender, by downstream sequence number.
-    to_down: HashMap<u32, Waiting>,
+    to_down: FxHashMap<u32, Waiting>,
     /// Set once the session is winding down: the sender's unbind sequence
     /// number (if it asked) and when the gate started waiting.
     closing: Option<(Option<u32>, Instant)>,
     concat: ConcatMemory,
     in_flight: metrics::Gauge,
+    /// The clock, read once per turn of the loop (not per message).
+    now: Instant,
+    /// Wall time for decisions, derived from `now`.
+    wall: ConsentTime,
+    clock_base: (Instant, ConsentTime),
+    /// PDU counters by (direction, command id), registered on first use.
+    pdus: FxHashMap<(bool, u32), metrics::Counter>,
+    latency: metrics::Histogram,
 }
 
 /// Authenticate the sender, bind upstream, answer the bind.
@@ -457,11 +474,31 @@ where
         self.shared.cfg.window
     }
 
+    /// Read the clock once for this turn of the loop.
+    fn tick_clock(&mut self) {
+        self.now = Instant::now();
+        let (base_instant, base_wall) = self.clock_base;
+        self.wall =
+            ConsentTime(base_wall.unix() + self.now.duration_since(base_instant).as_secs() as i64);
+    }
+
+    /// Count one PDU (a held handle per command: no label lookup per message).
+    fn count_pdu(&mut self, from_sender: bool, command: CommandId) {
+        self.pdus
+            .entry((from_sender, command.as_u32()))
+            .or_insert_with(|| {
+                let from = if from_sender { "esme" } else { "smsc" };
+                counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => command.name())
+            })
+            .increment(1);
+    }
+
     async fn proxy(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let max = self.shared.cfg.max_command_length;
         loop {
+            self.tick_clock();
             if let Err(end) = self.process_down(max) {
                 return end;
             }
@@ -483,12 +520,12 @@ where
             tokio::select! {
                 r = self.down.rd.read_buf(&mut self.down.inbuf), if read_down => match r {
                     Ok(0) | Err(_) => { self.down.eof = true; return End::SenderClosed; }
-                    Ok(_) => self.down.last_rx = Instant::now(),
+                    Ok(_) => self.down.last_rx = self.now,
                 },
                 r = self.up.rd.read_buf(&mut self.up.inbuf), if read_up => match r {
                     Ok(0) => { self.up.eof = true; if let Err(end) = self.upstream_lost("connection closed by the SMSC").await { return end; } }
                     Err(e) => { self.up.eof = true; if let Err(end) = self.upstream_lost(&e.to_string()).await { return end; } }
-                    Ok(_) => self.up.last_rx = Instant::now(),
+                    Ok(_) => self.up.last_rx = self.now,
                 },
                 r = self.down.wr.write(&self.down.out), if !self.down.out.is_empty() => match r {
                     Ok(n) => self.down.out.advance(n),
@@ -543,8 +580,7 @@ where
                 continue;
             }
             let frame = self.down.inbuf.split_to(n).freeze();
-            counter!("iys_gate_smpp_pdus_total", "from" => "esme", "command" => command.name())
-                .increment(1);
+            self.count_pdu(true, command);
             if is_response {
                 self.down_response(&header, frame);
             } else {
@@ -622,18 +658,59 @@ where
         self.forward_up(&header, &frame, None);
     }
 
+    /// Decide one destination; every part of a concatenated message gets the
+    /// decision its first part got.
+    fn decide_one(
+        &mut self,
+        what: &Classified,
+        ton: u8,
+        addr: &[u8],
+        info: Option<ConcatInfo>,
+    ) -> Decision {
+        let (ctx, account, wall, now) = (
+            &self.shared.ctx,
+            &self.account.system_id,
+            self.wall,
+            self.now,
+        );
+        match info {
+            Some(info) => self.concat.decide(what, addr, info, now, || {
+                judge(ctx, account, what, ton, addr, wall)
+            }),
+            None => judge(ctx, account, what, ton, addr, wall),
+        }
+    }
+
+    /// Forward a changed request: encode it straight into the upstream buffer.
+    fn forward_up_body(&mut self, header: &Header, body: Body) {
+        self.forward_up_encoded(header, body, None);
+    }
+
+    fn forward_up_encoded(
+        &mut self,
+        header: &Header,
+        body: Body,
+        refused: Option<Vec<UnsuccessSme>>,
+    ) {
+        let seq = self.up.seq();
+        Pdu::new(seq, body).encode(&mut self.up.out);
+        self.track_up(header, seq, refused);
+    }
+
     fn forward_up(&mut self, header: &Header, frame: &[u8], refused: Option<Vec<UnsuccessSme>>) {
         let seq = self.up.seq();
         forward_raw(&mut self.up.out, frame, seq);
-        self.to_up.insert(
-            seq,
-            Waiting::Peer {
-                seq: header.sequence_number,
-                command: CommandId::from_u32(header.command_id),
-                sent: Instant::now(),
-                refused,
-            },
-        );
+        self.track_up(header, seq, refused);
+    }
+
+    fn track_up(&mut self, header: &Header, seq: u32, refused: Option<Vec<UnsuccessSme>>) {
+        let waiting = Waiting::Peer {
+            seq: header.sequence_number,
+            command: CommandId::from_u32(header.command_id),
+            sent: self.now,
+            refused,
+        };
+        self.to_up.insert(seq, waiting);
         self.in_flight.increment(1.0);
     }
 
@@ -649,28 +726,24 @@ where
         };
         let shared = self.shared.clone();
         let statuses = &shared.cfg.status;
-        let account = self.account.system_id.clone();
         let strip = shared.cfg.strip_iys_tlvs;
-        let now = Instant::now();
         match pdu.body {
             Body::SubmitSm(mut sm) => {
                 let what = match classify(&self.account, &sm.tlvs) {
                     Ok(w) => w,
                     Err(st) => return reply_error(&mut self.down.out, &header, st),
                 };
-                let (ton, addr) = (sm.dest_addr_ton, sm.destination_addr.as_bytes().to_vec());
-                let d = match sm.concat_info() {
-                    Some(info) => self.concat.decide(&what, &addr, info, now, || {
-                        judge(&shared.ctx, &account, &what, ton, &addr)
-                    }),
-                    None => judge(&shared.ctx, &account, &what, ton, &addr),
-                };
+                let d = self.decide_one(
+                    &what,
+                    sm.dest_addr_ton,
+                    sm.destination_addr.as_bytes(),
+                    sm.concat_info(),
+                );
                 if let Some(st) = refusal_status(statuses, &d) {
                     return reply_error(&mut self.down.out, &header, st);
                 }
                 if strip && sm.tlvs.remove_iys() > 0 {
-                    let pdu = Pdu::new(header.sequence_number, Body::SubmitSm(sm));
-                    self.forward_up(&header, &pdu.to_vec(), None);
+                    self.forward_up_body(&header, Body::SubmitSm(sm));
                 } else {
                     self.forward_up(&header, &frame, None);
                 }
@@ -680,19 +753,17 @@ where
                     Ok(w) => w,
                     Err(st) => return reply_error(&mut self.down.out, &header, st),
                 };
-                let (ton, addr) = (dm.dest_addr_ton, dm.destination_addr.as_bytes().to_vec());
-                let d = match dm.concat_info() {
-                    Some(info) => self.concat.decide(&what, &addr, info, now, || {
-                        judge(&shared.ctx, &account, &what, ton, &addr)
-                    }),
-                    None => judge(&shared.ctx, &account, &what, ton, &addr),
-                };
+                let d = self.decide_one(
+                    &what,
+                    dm.dest_addr_ton,
+                    dm.destination_addr.as_bytes(),
+                    dm.concat_info(),
+                );
                 if let Some(st) = refusal_status(statuses, &d) {
                     return reply_error(&mut self.down.out, &header, st);
                 }
                 if strip && dm.tlvs.remove_iys() > 0 {
-                    let pdu = Pdu::new(header.sequence_number, Body::DataSm(dm));
-                    self.forward_up(&header, &pdu.to_vec(), None);
+                    self.forward_up_body(&header, Body::DataSm(dm));
                 } else {
                     self.forward_up(&header, &frame, None);
                 }
@@ -712,13 +783,7 @@ where
                         // check its members, so commercial traffic to it is refused.
                         DestAddress::DistributionList(name) => (5, 0, name.clone()),
                     };
-                    let bytes = addr.as_bytes().to_vec();
-                    let d = match info {
-                        Some(info) => self.concat.decide(&what, &bytes, info, now, || {
-                            judge(&shared.ctx, &account, &what, ton, &bytes)
-                        }),
-                        None => judge(&shared.ctx, &account, &what, ton, &bytes),
-                    };
+                    let d = self.decide_one(&what, ton, addr.as_bytes(), info);
                     match refusal_status(statuses, &d) {
                         None => keep.push(dest),
                         Some(st) => refused.push(UnsuccessSme {
@@ -754,12 +819,8 @@ where
                     if let Ok(list) = crate::smpp::codec::DestAddresses::new(keep) {
                         multi.dest_addresses = list;
                     }
-                    let pdu = Pdu::new(header.sequence_number, Body::SubmitMulti(multi));
-                    self.forward_up(
-                        &header,
-                        &pdu.to_vec(),
-                        (!refused.is_empty()).then_some(refused),
-                    );
+                    let refused = (!refused.is_empty()).then_some(refused);
+                    self.forward_up_encoded(&header, Body::SubmitMulti(multi), refused);
                 } else {
                     self.forward_up(&header, &frame, None);
                 }
@@ -802,8 +863,7 @@ where
                 continue;
             }
             let frame = self.up.inbuf.split_to(n).freeze();
-            counter!("iys_gate_smpp_pdus_total", "from" => "smsc", "command" => command.name())
-                .increment(1);
+            self.count_pdu(false, command);
             if is_response {
                 if let Some(end) = self.up_response(&header, frame) {
                     return Err(end);
@@ -820,8 +880,8 @@ where
                 seq, refused, sent, ..
             }) => {
                 self.in_flight.decrement(1.0);
-                histogram!("iys_gate_smpp_upstream_latency_seconds")
-                    .record(sent.elapsed().as_secs_f64());
+                self.latency
+                    .record(self.now.duration_since(sent).as_secs_f64());
                 match refused {
                     Some(refused) => self.merge_multi_resp(header, &frame, seq, refused),
                     None => forward_raw(&mut self.down.out, &frame, seq),

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end SMPP throughput: load generator → sink SMSC, three ways, interleaved
+# in one run so the shared machine's noise hits all three alike:
+#   direct  load → sink
+#   relay   load → plain TCP relay (parses nothing) → sink
+#   gate    load → iys-gate (decodes, decides, forwards) → sink
+# Usage: bash benches/smpp_e2e.sh [rounds] [messages] [mix]
+#   mix: "all-consented" (every message looked up and forwarded; default) or
+#        "default" (60% consented, 20% unconsented, 20% informational)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-5}"; messages="${2:-200000}"; mix="${3:-all-consented}"
+cargo build --release --quiet
+bin=target/release/iys-gate
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+# Consent data: 16 384 consented numbers for the load account's brand, plus a
+# million generated tuples of other brands so the store is not trivially small.
+python3 - "$work" <<'PY'
+import sys
+d = sys.argv[1]
+with open(f"{d}/consented.txt", "w") as f, open(f"{d}/export.csv", "w") as c:
+    c.write("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n")
+    for i in range(16384):
+        n = f"90532{1000000 + i * 37:07d}"
+        f.write(n + "\n")
+        c.write(f"700001,100001,+{n},BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n")
+PY
+$bin gen --tuples 1000000 --brands 100 --seed 1 --out "$work/more.csv" 2>/dev/null
+cat > "$work/gate.toml" <<TOML
+[admin]
+listen = "127.0.0.1:0"
+[store]
+bootstrap_csv = ["$work/export.csv", "$work/more.csv"]
+[policy]
+max_data_age = "0s"
+[log]
+level = "warn"
+[smpp]
+listen = "127.0.0.1:2785"
+upstream = "127.0.0.1:2786"
+window = 256
+[[smpp.accounts]]
+system_id = "load"
+password = "load"
+iys_code = 700001
+brand_code = 100001
+TOML
+$bin smpp-sink --listen 127.0.0.1:2786 >/dev/null 2>&1 &
+$bin smpp-relay --listen 127.0.0.1:2787 --upstream 127.0.0.1:2786 >/dev/null 2>&1 &
+$bin serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/2785) 2>/dev/null && break; sleep 0.2; done
+
+case "$mix" in
+  all-consented) shares=(--consented-share 1 --unconsented-share 0 --informational-share 0) ;;
+  *) shares=() ;;
+esac
+for r in $(seq "$rounds"); do
+  for path in direct:2786 relay:2787 gate:2785; do
+    name=${path%%:*}; port=${path##*:}
+    $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
+      --consented-file "$work/consented.txt" "${shares[@]}" --json > "$work/$name.$r.json"
+  done
+done
+python3 - "$work" "$rounds" <<'PY'
+import json, sys, statistics as st
+d, rounds = sys.argv[1], int(sys.argv[2])
+res = {}
+for name in ["direct", "relay", "gate"]:
+    runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
+    res[name] = dict(rate=st.median(x["msgs_per_sec"] for x in runs),
+                     p50=st.median(x["latency_us"]["p50"] for x in runs),
+                     p99=st.median(x["latency_us"]["p99"] for x in runs),
+                     statuses=runs[-1]["statuses"])
+for name, r in res.items():
+    print(f"{name:6} median {r['rate']:>10.0f} msg/s  p50 {r['p50']:>6} us  p99 {r['p99']:>7} us  statuses {r['statuses']}")
+print(f"gate/direct {res['gate']['rate'] / res['direct']['rate']:.2f}   relay/direct {res['relay']['rate'] / res['direct']['rate']:.2f}   gate/relay {res['gate']['rate'] / res['relay']['rate']:.2f}")
+print(f"added median latency: gate {res['gate']['p50'] - res['direct']['p50']} us, relay {res['relay']['p50'] - res['direct']['p50']} us")
+PY
