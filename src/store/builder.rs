@@ -136,8 +136,9 @@ impl SnapshotBuilder {
             tuples += kept;
         }
         let brands = table
-            .into_iter()
+            .into_par_iter()
             .map(|(b, mut e)| {
+                e.relink([true, true]);
                 e.sync = SyncState {
                     synced_at: Some(as_of),
                     ..SyncState::default()
@@ -199,12 +200,154 @@ fn build_key(
     }
     drop(raws);
     grants.sort_unstable();
-    let mut retailers: Vec<(u32, PackedSet)> = Vec::new();
-    for chunk in grants.chunk_by(|a, b| a.0 == b.0) {
-        let ids: Vec<u32> = chunk.iter().map(|g| g.1).collect();
-        retailers.push((chunk[0].0, PackedSet::from_unsorted(ids)));
-    }
+    // Sorted by (retailer, id), so the grant keys come out sorted too.
+    let grants: Vec<u64> = grants
+        .iter()
+        .map(|(r, id)| super::keyset::grant(*r, *id))
+        .collect();
     let onay = PackedSet::from_sorted(&onay).unwrap_or_else(|_| PackedSet::from_unsorted(onay));
     let ret = PackedSet::from_sorted(&ret).unwrap_or_else(|_| PackedSet::from_unsorted(ret));
-    (KeySet::from_base(onay, ret, retailers), kept)
+    (KeySet::from_base(onay, ret, &grants), kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::consent::{AddressKey, Channel};
+    use crate::gen::{GenParams, Generator};
+    use crate::store::keyset::BaseSet;
+    use crate::store::{file, Found};
+
+    /// Every record's answer, from the store and from a plain map of the newest records.
+    fn check_against_records(s: &Snapshot, records: &[ConsentRecord]) {
+        let mut newest: HashMap<
+            (Brand, Channel, crate::consent::RecipientType, AddressKey),
+            (i64, Status),
+        > = HashMap::new();
+        for r in records {
+            let k = (r.brand, r.channel, r.recipient_type, r.address.key());
+            let d = r.consent_date.map_or(0, ConsentTime::unix);
+            match newest.get(&k) {
+                Some((old, _)) if *old > d => {}
+                _ => {
+                    newest.insert(k, (d, r.status));
+                }
+            }
+        }
+        for ((b, ch, rt, key), (_, status)) in &newest {
+            let want = match status {
+                Status::Onay => Found::Consent,
+                Status::Ret => Found::Withdrawn,
+            };
+            assert_eq!(
+                s.find(*b, *ch, *rt, *key, None),
+                Some(want),
+                "{b} {ch} {rt} {key:?}"
+            );
+            // A neighbouring number the records do not hold is unknown.
+            if let AddressKey::TrPhone(id) = key {
+                let next = AddressKey::TrPhone(id + 1);
+                if !newest.contains_key(&(*b, *ch, *rt, next)) {
+                    assert_eq!(s.find(*b, *ch, *rt, next, None), Some(Found::Unknown));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arama_described_against_mesaj_answers_like_the_records() {
+        let generator = Generator::new(&GenParams::new(60_000, 5, 3)).unwrap();
+        let records: Vec<ConsentRecord> = generator.records().collect();
+        let mut b = SnapshotBuilder::new();
+        for r in &records {
+            b.add(r);
+        }
+        let (s, _) = b.build(ConsentTime(1_800_000_000));
+        let derived = s
+            .brand_entries()
+            .filter(|(_, e)| {
+                matches!(
+                    e.sets[key_index(Channel::Arama, crate::consent::RecipientType::Bireysel)]
+                        .onay(),
+                    BaseSet::Derived { .. }
+                )
+            })
+            .count();
+        assert!(
+            derived > 0,
+            "overlapping ARAMA sets are stored relative to MESAJ"
+        );
+        check_against_records(&s, &records);
+
+        // Through the snapshot file.
+        let back = file::from_bytes(&file::to_bytes(&s)).unwrap();
+        check_against_records(&back, &records);
+
+        // Enough changes to compact the biggest brand's MESAJ and ARAMA sets:
+        // the answers stay right and ARAMA is re-described against the new MESAJ set.
+        let big = s
+            .brand_entries()
+            .max_by_key(|(_, e)| e.sets[0].onay().len())
+            .map(|(b, _)| *b)
+            .unwrap();
+        let mut changes: Vec<ConsentRecord> = records
+            .iter()
+            .filter(|r| r.brand == big && r.channel != Channel::Eposta)
+            .take(8000)
+            .cloned()
+            .collect();
+        for r in changes.iter_mut() {
+            r.status = match r.status {
+                Status::Onay => Status::Ret,
+                Status::Ret => Status::Onay,
+            };
+            r.consent_date = Some(ConsentTime(1_795_000_000)); // after every generated date
+        }
+        let mut e = back.edit();
+        e.apply(&changes, ConsentTime(1_800_000_000)).unwrap();
+        let mid = e.publish(ConsentTime(1_800_000_000));
+        // Past the reorder window, the next change to each key folds the delta.
+        let mut later: Vec<ConsentRecord> = Vec::new();
+        for ch in [Channel::Mesaj, Channel::Arama] {
+            let mut r = records
+                .iter()
+                .find(|r| {
+                    r.brand == big
+                        && r.channel == ch
+                        && r.recipient_type == crate::consent::RecipientType::Bireysel
+                })
+                .unwrap()
+                .clone();
+            r.consent_date = Some(ConsentTime(1_796_000_000));
+            r.status = Status::Ret;
+            later.push(r);
+        }
+        let mut e = mid.edit();
+        e.apply(&later, ConsentTime(1_800_001_000)).unwrap();
+        let after = e.publish(ConsentTime(1_800_001_000));
+        let mut all = records.clone();
+        all.extend(changes);
+        all.extend(later);
+        check_against_records(&after, &all);
+        let entry = after.brand(big).unwrap();
+        assert!(
+            entry.sets[0].delta().len() <= 1 && entry.sets[2].delta().len() <= 1,
+            "the edit compacted MESAJ and ARAMA"
+        );
+        assert!(
+            entry.sets[2].onay().derived_from().is_some(),
+            "ARAMA is described against MESAJ again"
+        );
+        if let (BaseSet::Own(mesaj), Some(of)) =
+            (entry.sets[0].onay(), entry.sets[2].onay().derived_from())
+        {
+            assert!(
+                Arc::ptr_eq(mesaj, of),
+                "ARAMA follows the current MESAJ set"
+            );
+        }
+        check_against_records(&file::from_bytes(&file::to_bytes(&after)).unwrap(), &all);
+    }
 }

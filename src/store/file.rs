@@ -12,15 +12,15 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::dictionary::Dictionary;
-use super::keyset::{DeltaEntry, KeySet};
+use super::keyset::{BaseSet, DeltaEntry, KeySet};
 use super::packed::PackedSet;
-use super::snapshot::{BrandEntry, Snapshot, SyncState, KEYS_PER_BRAND};
-use crate::consent::{Brand, ConsentTime, Status};
+use super::snapshot::{key_of_index, BrandEntry, Snapshot, SyncState, KEYS_PER_BRAND};
+use crate::consent::{Brand, Channel, ConsentTime, Status};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"IYSSNAP\0";
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 32;
 
 /// Why a snapshot file was refused.
@@ -92,12 +92,21 @@ pub fn to_bytes(s: &Snapshot) -> Vec<u8> {
         put_opt_str(&mut body, entry.sync.cursor_hs.as_deref());
         put_opt_str(&mut body, entry.sync.cursor_iys.as_deref());
         for set in &entry.sets {
-            set.onay().write_to(&mut body);
+            match set.onay() {
+                BaseSet::Own(own) => {
+                    body.push(0);
+                    own.write_to(&mut body);
+                }
+                BaseSet::Derived { ranks, extra, .. } => {
+                    body.push(1);
+                    ranks.write_to(&mut body);
+                    extra.write_to(&mut body);
+                }
+            }
             set.ret().write_to(&mut body);
-            put_u32(&mut body, set.retailers().len() as u32);
-            for (code, ids) in set.retailers() {
-                put_u32(&mut body, *code);
-                ids.write_to(&mut body);
+            put_u64(&mut body, set.grants().len() as u64);
+            for g in set.grants().iter() {
+                put_u64(&mut body, g);
             }
             put_u32(&mut body, set.delta().len() as u32);
             for e in set.delta() {
@@ -194,16 +203,39 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
             ..BrandEntry::default()
         };
         for i in 0..KEYS_PER_BRAND {
-            let onay = c.set()?;
-            let ret = c.set()?;
-            let n_ret = c.count(5)?;
-            let mut retailers: Vec<(u32, PackedSet)> = Vec::with_capacity(n_ret);
-            for _ in 0..n_ret {
-                let code = c.u32()?;
-                if retailers.last().is_some_and(|(last, _)| *last >= code) {
-                    return Err(c.err("retailer codes are not strictly increasing"));
+            let onay_tag = c.u8()?;
+            let onay = match onay_tag {
+                0 => BaseSet::Own(std::sync::Arc::new(c.set()?)),
+                1 => {
+                    // Only ARAMA is described against MESAJ of the same recipient type,
+                    // which comes earlier in the file.
+                    let (channel, _) = key_of_index(i);
+                    let of = match (channel, entry.sets[i % 2].onay()) {
+                        (Channel::Arama, BaseSet::Own(of)) => of.clone(),
+                        _ => {
+                            return Err(
+                                c.err("a derived ONAY set must be an ARAMA set over its MESAJ set")
+                            )
+                        }
+                    };
+                    let ranks = c.set()?;
+                    let extra = c.set()?;
+                    if ranks.iter().last().is_some_and(|r| r as usize >= of.len()) {
+                        return Err(c.err("derived ONAY set names a position past its base set"));
+                    }
+                    BaseSet::Derived { of, ranks, extra }
                 }
-                retailers.push((code, c.set()?));
+                _ => return Err(c.err("ONAY set tag is neither own (0) nor derived (1)")),
+            };
+            let ret = c.set()?;
+            let n_grants = c.count64(8)?;
+            let mut grants: Vec<u64> = Vec::with_capacity(n_grants);
+            for _ in 0..n_grants {
+                let g = c.u64()?;
+                if grants.last().is_some_and(|last| *last >= g) {
+                    return Err(c.err("dealer grants are not strictly increasing"));
+                }
+                grants.push(g);
             }
             let n_delta = c.count(25)?;
             let mut delta: Vec<DeltaEntry> = Vec::with_capacity(n_delta);
@@ -234,7 +266,9 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
                     access: access.into(),
                 });
             }
-            entry.sets[i] = KeySet::from_base(onay, ret, retailers).with_delta(delta);
+            entry.sets[i] = KeySet::from_base(PackedSet::default(), ret, &grants)
+                .with_onay(onay)
+                .with_delta(delta);
         }
         if brands.insert(brand, Arc::new(entry)).is_some() {
             return Err(c.err(format!("brand {brand} appears twice")));

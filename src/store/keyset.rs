@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::keys::PackedKeys;
 use super::packed::PackedSet;
 use crate::consent::Status;
 
@@ -40,6 +41,139 @@ pub struct KeyChange {
     pub access: Box<[u32]>,
 }
 
+/// A key's base ONAY set: its own, or described relative to another key's
+/// set (`of`): the members of `of` at the positions in `ranks`, plus the ids
+/// in `extra` that `of` lacks.
+#[derive(Debug, Clone)]
+pub enum BaseSet {
+    /// A set of its own.
+    Own(Arc<PackedSet>),
+    /// Relative to another set.
+    Derived {
+        /// The set it is described against (shared, not owned).
+        of: Arc<PackedSet>,
+        /// Positions in `of` of the members it shares.
+        ranks: PackedSet,
+        /// Members not in `of`.
+        extra: PackedSet,
+    },
+}
+
+impl Default for BaseSet {
+    fn default() -> Self {
+        BaseSet::Own(Arc::default())
+    }
+}
+
+impl BaseSet {
+    /// Whether `id` is a member.
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        match self {
+            BaseSet::Own(set) => set.contains(id),
+            BaseSet::Derived { of, ranks, extra } => match of.position(id) {
+                Some(r) => u32::try_from(r).is_ok_and(|r| ranks.contains(r)),
+                None => extra.contains(id),
+            },
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        match self {
+            BaseSet::Own(set) => set.len(),
+            BaseSet::Derived { ranks, extra, .. } => ranks.len() + extra.len(),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Members in ascending order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            BaseSet::Own(set) => Box::new(set.iter()),
+            BaseSet::Derived { of, ranks, extra } => {
+                let mut shared: Vec<u32> = Vec::with_capacity(ranks.len());
+                let mut want = ranks.iter().peekable();
+                for (i, id) in of.iter().enumerate() {
+                    match want.peek() {
+                        Some(r) if *r as usize == i => {
+                            shared.push(id);
+                            want.next();
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                let mut all = shared;
+                all.extend(extra.iter());
+                all.sort_unstable();
+                Box::new(all.into_iter())
+            }
+        }
+    }
+
+    /// Heap bytes this key owns (a shared `of` is counted where it lives).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            BaseSet::Own(set) => set.heap_bytes(),
+            BaseSet::Derived { ranks, extra, .. } => ranks.heap_bytes() + extra.heap_bytes(),
+        }
+    }
+
+    /// The members as a set of their own.
+    pub fn materialize(&self) -> PackedSet {
+        match self {
+            BaseSet::Own(set) => (**set).clone(),
+            BaseSet::Derived { .. } => PackedSet::from_unsorted(self.iter().collect()),
+        }
+    }
+
+    /// The smaller of: this set on its own, or described relative to `of`.
+    pub fn derive(&self, of: &Arc<PackedSet>) -> BaseSet {
+        let own = self.materialize();
+        let mut ranks: Vec<u32> = Vec::new();
+        let mut extra: Vec<u32> = Vec::new();
+        let mut base = of.iter().enumerate().peekable();
+        for id in own.iter() {
+            while base.next_if(|(_, b)| *b < id).is_some() {}
+            match base.peek() {
+                Some((i, b)) if *b == id => ranks.push(*i as u32),
+                _ => extra.push(id),
+            }
+        }
+        let derived = BaseSet::Derived {
+            of: of.clone(),
+            ranks: PackedSet::from_sorted(&ranks)
+                .unwrap_or_else(|_| PackedSet::from_unsorted(ranks)),
+            extra: PackedSet::from_sorted(&extra)
+                .unwrap_or_else(|_| PackedSet::from_unsorted(extra)),
+        };
+        if derived.heap_bytes() < own.heap_bytes() {
+            derived
+        } else {
+            BaseSet::Own(Arc::new(own))
+        }
+    }
+
+    /// The set it is described against, if derived.
+    pub fn derived_from(&self) -> Option<&Arc<PackedSet>> {
+        match self {
+            BaseSet::Own(_) => None,
+            BaseSet::Derived { of, .. } => Some(of),
+        }
+    }
+}
+
+/// The grant key of (retailer, id).
+#[inline]
+pub fn grant(retailer: u32, id: u32) -> u64 {
+    (u64::from(retailer) << 32) | u64::from(id)
+}
+
 /// What the store knows of one address under one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -56,10 +190,12 @@ pub enum Found {
 /// Consent state of one key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    onay: Arc<PackedSet>,
+    onay: BaseSet,
     ret: Arc<PackedSet>,
-    /// (retailer code, ids whose consent lists it), sorted by code.
-    retailers: Arc<Vec<(u32, PackedSet)>>,
+    /// Dealer grants: `retailer << 32 | id` for every ONAY whose access list
+    /// names the retailer, sorted. One packed list per key instead of a set
+    /// per retailer: dealers are many and their sets tiny.
+    grants: Arc<PackedKeys>,
     delta: Arc<Vec<DeltaEntry>>,
 }
 
@@ -70,15 +206,17 @@ pub struct ApplyCounts {
     pub applied: u64,
     /// Changes ignored because a newer record was already held.
     pub older: u64,
+    /// The delta was folded into the base (the base sets are new).
+    pub compacted: bool,
 }
 
 impl KeySet {
     /// A key set from its base parts.
-    pub fn from_base(onay: PackedSet, ret: PackedSet, retailers: Vec<(u32, PackedSet)>) -> Self {
+    pub fn from_base(onay: PackedSet, ret: PackedSet, grants: &[u64]) -> Self {
         KeySet {
-            onay: Arc::new(onay),
+            onay: BaseSet::Own(Arc::new(onay)),
             ret: Arc::new(ret),
-            retailers: Arc::new(retailers),
+            grants: Arc::new(PackedKeys::from_sorted(grants)),
             delta: Arc::default(),
         }
     }
@@ -106,10 +244,8 @@ impl KeySet {
         if self.onay.contains(id) {
             match retailer {
                 None => Found::Consent,
-                Some(r) => match self.retailers.binary_search_by_key(&r, |e| e.0) {
-                    Ok(i) if self.retailers[i].1.contains(id) => Found::Consent,
-                    _ => Found::RetailerDenied,
-                },
+                Some(r) if self.grants.rank(grant(r, id)).is_some() => Found::Consent,
+                Some(_) => Found::RetailerDenied,
             }
         } else if self.ret.contains(id) {
             Found::Withdrawn
@@ -119,8 +255,24 @@ impl KeySet {
     }
 
     /// The base ONAY set.
-    pub fn onay(&self) -> &PackedSet {
+    pub fn onay(&self) -> &BaseSet {
         &self.onay
+    }
+
+    /// Describe the base ONAY set relative to `of` (another key's ONAY set)
+    /// when that is smaller, or as its own set otherwise. A brand's ARAMA
+    /// consents are mostly its MESAJ consents: as ranks into the MESAJ set
+    /// they cost a few bits each instead of ~2 bytes.
+    pub fn rebase(&self, of: &Arc<PackedSet>) -> KeySet {
+        let mut next = self.clone();
+        next.onay = self.onay.derive(of);
+        next
+    }
+
+    /// Use a base ONAY set read back from a snapshot file.
+    pub fn with_onay(mut self, onay: BaseSet) -> Self {
+        self.onay = onay;
+        self
     }
 
     /// The base RET set.
@@ -128,9 +280,9 @@ impl KeySet {
         &self.ret
     }
 
-    /// The base retailer access sets.
-    pub fn retailers(&self) -> &[(u32, PackedSet)] {
-        &self.retailers
+    /// The base dealer grants (`retailer << 32 | id`, sorted).
+    pub fn grants(&self) -> &PackedKeys {
+        &self.grants
     }
 
     /// The recent changes.
@@ -160,11 +312,7 @@ impl KeySet {
     pub fn heap_bytes(&self) -> usize {
         self.onay.heap_bytes()
             + self.ret.heap_bytes()
-            + self
-                .retailers
-                .iter()
-                .map(|r| r.1.heap_bytes() + 8)
-                .sum::<usize>()
+            + self.grants.heap_bytes()
             + self
                 .delta
                 .iter()
@@ -210,12 +358,13 @@ impl KeySet {
         let mut next = KeySet {
             onay: self.onay.clone(),
             ret: self.ret.clone(),
-            retailers: self.retailers.clone(),
+            grants: self.grants.clone(),
             delta: Arc::new(merged),
         };
         let limit = 1024 + self.onay.len() / 16;
         if next.delta.len() > limit {
             next = next.compact(now - reorder_window);
+            counts.compacted = true;
         }
         (next, counts)
     }
@@ -238,38 +387,23 @@ impl KeySet {
             .filter(|e| e.status == Status::Ret)
             .map(|e| e.id)
             .collect();
-        let mut grants: Vec<(u32, u32)> = fold
+        // Grants of folded ids are replaced by the folded entries' own.
+        let mut grants: Vec<u64> = self
+            .grants
             .iter()
-            .filter(|e| e.status == Status::Onay)
-            .flat_map(|e| e.access.iter().map(move |r| (*r, e.id)))
+            .filter(|g| all.binary_search(&(*g as u32)).is_err())
             .collect();
+        grants.extend(
+            fold.iter()
+                .filter(|e| e.status == Status::Onay)
+                .flat_map(|e| e.access.iter().map(move |r| grant(*r, e.id))),
+        );
         grants.sort_unstable();
-        let mut retailers: Vec<(u32, PackedSet)> = Vec::new();
-        let mut g = grants.iter().peekable();
-        let mut old = self.retailers.iter().peekable();
-        loop {
-            let code = match (old.peek(), g.peek()) {
-                (None, None) => break,
-                (Some(o), None) => o.0,
-                (None, Some(n)) => n.0,
-                (Some(o), Some(n)) => o.0.min(n.0),
-            };
-            let mut add = Vec::new();
-            while let Some((_, id)) = g.next_if(|n| n.0 == code) {
-                add.push(*id);
-            }
-            let set = match old.next_if(|o| o.0 == code) {
-                Some((_, set)) => set.merge(&add, &all),
-                None => PackedSet::from_unsorted(add),
-            };
-            if !set.is_empty() {
-                retailers.push((code, set));
-            }
-        }
+        grants.dedup();
         KeySet {
-            onay: Arc::new(self.onay.merge(&onay_add, &all)),
+            onay: BaseSet::Own(Arc::new(self.onay.materialize().merge(&onay_add, &all))),
             ret: Arc::new(self.ret.merge(&ret_add, &all)),
-            retailers: Arc::new(retailers),
+            grants: Arc::new(PackedKeys::from_sorted(&grants)),
             delta: Arc::new(keep.into_iter().cloned().collect()),
         }
     }
@@ -292,7 +426,7 @@ mod tests {
         KeySet::from_base(
             PackedSet::from_unsorted(vec![1, 2, 3]),
             PackedSet::from_unsorted(vec![9]),
-            vec![(77, PackedSet::from_unsorted(vec![2]))],
+            &[grant(77, 2)],
         )
     }
 
@@ -368,10 +502,8 @@ mod tests {
             before_r
         );
         assert_eq!(c.find(4, Some(80)), Found::Consent);
-        assert_eq!(
-            c.retailers().iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![77, 80]
-        );
+        let codes: Vec<u32> = c.grants().iter().map(|g| (g >> 32) as u32).collect();
+        assert!(codes.contains(&77) && codes.contains(&80), "{codes:?}");
         assert_eq!(c.tuples(), k.tuples());
     }
 }

@@ -51,6 +51,31 @@ pub struct BrandEntry {
     pub sync: SyncState,
 }
 
+impl BrandEntry {
+    /// Describe each ARAMA ONAY set against the MESAJ ONAY set of the same
+    /// recipient type when that is smaller (see [`KeySet::rebase`]). A set
+    /// described against an older MESAJ set is always re-described; an own
+    /// set only when `force` says so for its recipient type (re-deriving costs
+    /// a pass over both sets, so it is done at build time and after
+    /// compactions, not on every change).
+    pub fn relink(&mut self, force: [bool; 2]) {
+        for (rt, force) in force.iter().enumerate() {
+            let mesaj = key_index(Channel::Mesaj, RecipientType::ALL[rt]);
+            let arama = key_index(Channel::Arama, RecipientType::ALL[rt]);
+            let super::keyset::BaseSet::Own(of) = self.sets[mesaj].onay() else {
+                continue;
+            };
+            let of = of.clone();
+            let current =
+                matches!(self.sets[arama].onay().derived_from(), Some(o) if Arc::ptr_eq(o, &of));
+            let stale = self.sets[arama].onay().derived_from().is_some() && !current;
+            if stale || (*force && !current) {
+                self.sets[arama] = self.sets[arama].rebase(&of);
+            }
+        }
+    }
+}
+
 /// Everything the gate decides from.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -235,9 +260,24 @@ impl SnapshotEdit {
                 continue;
             };
             let entry = Arc::make_mut(entry);
-            let (set, ApplyCounts { applied, older }) =
-                entry.sets[idx].apply(&newest, now.unix(), DEFAULT_REORDER_WINDOW_SECS);
+            let (
+                set,
+                ApplyCounts {
+                    applied,
+                    older,
+                    compacted,
+                },
+            ) = entry.sets[idx].apply(&newest, now.unix(), DEFAULT_REORDER_WINDOW_SECS);
+            // A compaction rebuilt the base: re-describe ARAMA against MESAJ.
             entry.sets[idx] = set;
+            if compacted {
+                let (channel, rtype) = key_of_index(idx);
+                if matches!(channel, Channel::Mesaj | Channel::Arama) {
+                    let mut force = [false; 2];
+                    force[rtype.index()] = channel == Channel::Arama;
+                    entry.relink(force);
+                }
+            }
             entry.sync.changes_applied += applied;
             self.report.applied += applied;
             self.report.older += older;
