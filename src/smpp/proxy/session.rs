@@ -30,7 +30,7 @@ use crate::consent::ConsentTime;
 use crate::policy::Decision;
 use crate::smpp::codec::{
     frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, ConcatInfo,
-    DestAddress, Header, Pdu, SubmitMultiResp, UnsuccessSme, UnsuccessSmes,
+    DestAddress, Header, Pdu, SubmitMultiResp, Tlvs, UnsuccessSme, UnsuccessSmes,
 };
 use crate::smpp::config::{AccountConfig, UpstreamLoss};
 use crate::smpp::gating::{classify, judge, refusal_status, Classified, ConcatMemory};
@@ -202,6 +202,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
             }
         }
     }
+}
+
+/// What became of a single-destination message at the gate.
+enum Single {
+    /// Refused or malformed: the gate answered it.
+    Answered,
+    /// Allowed, bytes unchanged: forward the frame as it came.
+    Unchanged,
+    /// Allowed, İYS TLVs removed: forward the re-encoded PDU.
+    Stripped,
 }
 
 /// Who is waiting for the response to a request the gate sent.
@@ -658,6 +668,35 @@ where
         self.forward_up(&header, &frame, None);
     }
 
+    /// Classify and decide a single-destination message (submit_sm, data_sm):
+    /// answer it here if refused, else say whether its İYS TLVs were stripped.
+    fn gate_single(
+        &mut self,
+        header: &Header,
+        tlvs: &mut Tlvs,
+        ton: u8,
+        addr: &[u8],
+        info: Option<ConcatInfo>,
+    ) -> Single {
+        let what = match classify(&self.account, tlvs) {
+            Ok(w) => w,
+            Err(st) => {
+                reply_error(&mut self.down.out, header, st);
+                return Single::Answered;
+            }
+        };
+        let d = self.decide_one(&what, ton, addr, info);
+        if let Some(st) = refusal_status(&self.shared.cfg.status, &d) {
+            reply_error(&mut self.down.out, header, st);
+            return Single::Answered;
+        }
+        if self.shared.cfg.strip_iys_tlvs && tlvs.remove_iys() > 0 {
+            Single::Stripped
+        } else {
+            Single::Unchanged
+        }
+    }
+
     /// Decide one destination; every part of a concatenated message gets the
     /// decision its first part got.
     fn decide_one(
@@ -729,43 +768,27 @@ where
         let strip = shared.cfg.strip_iys_tlvs;
         match pdu.body {
             Body::SubmitSm(mut sm) => {
-                let what = match classify(&self.account, &sm.tlvs) {
-                    Ok(w) => w,
-                    Err(st) => return reply_error(&mut self.down.out, &header, st),
-                };
-                let d = self.decide_one(
-                    &what,
+                let (ton, addr, info) = (
                     sm.dest_addr_ton,
-                    sm.destination_addr.as_bytes(),
+                    sm.destination_addr.clone(),
                     sm.concat_info(),
                 );
-                if let Some(st) = refusal_status(statuses, &d) {
-                    return reply_error(&mut self.down.out, &header, st);
-                }
-                if strip && sm.tlvs.remove_iys() > 0 {
-                    self.forward_up_body(&header, Body::SubmitSm(sm));
-                } else {
-                    self.forward_up(&header, &frame, None);
+                match self.gate_single(&header, &mut sm.tlvs, ton, addr.as_bytes(), info) {
+                    Single::Answered => {}
+                    Single::Unchanged => self.forward_up(&header, &frame, None),
+                    Single::Stripped => self.forward_up_body(&header, Body::SubmitSm(sm)),
                 }
             }
             Body::DataSm(mut dm) => {
-                let what = match classify(&self.account, &dm.tlvs) {
-                    Ok(w) => w,
-                    Err(st) => return reply_error(&mut self.down.out, &header, st),
-                };
-                let d = self.decide_one(
-                    &what,
+                let (ton, addr, info) = (
                     dm.dest_addr_ton,
-                    dm.destination_addr.as_bytes(),
+                    dm.destination_addr.clone(),
                     dm.concat_info(),
                 );
-                if let Some(st) = refusal_status(statuses, &d) {
-                    return reply_error(&mut self.down.out, &header, st);
-                }
-                if strip && dm.tlvs.remove_iys() > 0 {
-                    self.forward_up_body(&header, Body::DataSm(dm));
-                } else {
-                    self.forward_up(&header, &frame, None);
+                match self.gate_single(&header, &mut dm.tlvs, ton, addr.as_bytes(), info) {
+                    Single::Answered => {}
+                    Single::Unchanged => self.forward_up(&header, &frame, None),
+                    Single::Stripped => self.forward_up_body(&header, Body::DataSm(dm)),
                 }
             }
             Body::SubmitMulti(mut multi) => {
