@@ -35,7 +35,7 @@ pub enum AddressError {
     #[error("e-mail address contains whitespace or a control character")]
     EmailCharacter,
     /// E-mail longer than RFC 5321 allows.
-    #[error("e-mail address is {0} characters long: at most 254 are allowed")]
+    #[error("e-mail address is {0} bytes long (UTF-8, lower-cased): at most 254 are allowed")]
     EmailLength(usize),
 }
 
@@ -159,12 +159,14 @@ impl Email {
     /// Normalise and validate an e-mail address.
     pub fn parse(input: &str) -> Result<Email, AddressError> {
         let s = input.trim();
-        validate_email(s)?;
         let lower = if s.is_ascii() {
             s.to_ascii_lowercase()
         } else {
             s.to_lowercase()
         };
+        // Checked after lower-casing: it can lengthen text (`Ⱦ` is 2 bytes,
+        // `ⱦ` 3), and the normalised form must parse again to itself.
+        validate_email(&lower)?;
         Ok(Email(lower.into_boxed_str()))
     }
 
@@ -182,15 +184,17 @@ impl Email {
     /// check path). Gives the same key as `Email::parse(s)?.key()`.
     pub fn key_of(input: &str) -> Result<AddressKey, AddressError> {
         let s = input.trim();
+        if !s.is_ascii() {
+            // Lower-casing may change the length: validate the normalised form.
+            return Ok(Email::parse(s)?.key());
+        }
         validate_email(s)?;
-        if s.is_ascii() {
+        {
             let mut buf = [0u8; 254];
             let out = &mut buf[..s.len()];
             out.copy_from_slice(s.as_bytes());
             out.make_ascii_lowercase();
             Ok(AddressKey::Email(xxh3_64(out)))
-        } else {
-            Ok(Email::parse(s)?.key())
         }
     }
 }
@@ -199,9 +203,8 @@ fn validate_email(s: &str) -> Result<(), AddressError> {
     if s.is_empty() {
         return Err(AddressError::Empty);
     }
-    let chars = s.chars().count();
     if s.len() > 254 {
-        return Err(AddressError::EmailLength(chars));
+        return Err(AddressError::EmailLength(s.len()));
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AddressError::EmailCharacter);
@@ -381,6 +384,22 @@ mod tests {
         let a = Email::parse("  Ali.Veli@Example.COM ").unwrap();
         assert_eq!(a.as_str(), "ali.veli@example.com");
         assert_eq!(a.key(), Email::key_of("ALI.VELI@example.com").unwrap());
+        // Lower-casing can lengthen the text; the limit applies to the result,
+        // so a normalised address always parses again to itself.
+        let grows = format!("{}@m\u{23E}", "a".repeat(250));
+        assert_eq!(grows.len(), 254);
+        assert!(matches!(
+            Email::parse(&grows),
+            Err(AddressError::EmailLength(255))
+        ));
+        assert!(Email::key_of(&grows).is_err());
+        // ...and can shorten it: the Kelvin sign (3 bytes) becomes `k` (1 byte).
+        let shrinks = format!("{}@{}", "a".repeat(200), "\u{212A}".repeat(18));
+        assert!(shrinks.len() > 254);
+        assert_eq!(
+            Email::key_of(&shrinks),
+            Ok(Email::parse(&shrinks).unwrap().key())
+        );
         let tr = Email::parse("ÇAĞRI@örnek.com.tr").unwrap();
         assert_eq!(tr.key(), Email::key_of("çağri@ÖRNEK.com.tr").unwrap());
         assert_eq!(Email::parse("a@"), Err(AddressError::EmailShape));
