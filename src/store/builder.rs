@@ -270,7 +270,7 @@ mod tests {
             .filter(|(_, e)| {
                 matches!(
                     e.sets[key_index(Channel::Arama, crate::consent::RecipientType::Bireysel)]
-                        .onay(),
+                        .known(),
                     BaseSet::Derived { .. }
                 )
             })
@@ -289,7 +289,7 @@ mod tests {
         // the answers stay right and ARAMA is re-described against the new MESAJ set.
         let big = s
             .brand_entries()
-            .max_by_key(|(_, e)| e.sets[0].onay().len())
+            .max_by_key(|(_, e)| e.sets[0].known().len())
             .map(|(b, _)| *b)
             .unwrap();
         let mut changes: Vec<ConsentRecord> = records
@@ -337,11 +337,11 @@ mod tests {
             "the edit compacted MESAJ and ARAMA"
         );
         assert!(
-            entry.sets[2].onay().derived_from().is_some(),
+            entry.sets[2].known().derived_from().is_some(),
             "ARAMA is described against MESAJ again"
         );
         if let (BaseSet::Own(mesaj), Some(of)) =
-            (entry.sets[0].onay(), entry.sets[2].onay().derived_from())
+            (entry.sets[0].known(), entry.sets[2].known().derived_from())
         {
             assert!(
                 Arc::ptr_eq(mesaj, of),

@@ -20,7 +20,7 @@ use crate::consent::{Brand, Channel, ConsentTime, Status};
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"IYSSNAP\0";
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 32;
 
 /// Why a snapshot file was refused.
@@ -92,7 +92,7 @@ pub fn to_bytes(s: &Snapshot) -> Vec<u8> {
         put_opt_str(&mut body, entry.sync.cursor_hs.as_deref());
         put_opt_str(&mut body, entry.sync.cursor_iys.as_deref());
         for set in &entry.sets {
-            match set.onay() {
+            match set.known() {
                 BaseSet::Own(own) => {
                     body.push(0);
                     own.write_to(&mut body);
@@ -103,7 +103,7 @@ pub fn to_bytes(s: &Snapshot) -> Vec<u8> {
                     extra.write_to(&mut body);
                 }
             }
-            set.ret().write_to(&mut body);
+            set.ret_positions().write_to(&mut body);
             put_u64(&mut body, set.grants().len() as u64);
             for g in set.grants().iter() {
                 put_u64(&mut body, g);
@@ -210,7 +210,7 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
                     // Only ARAMA is described against MESAJ of the same recipient type,
                     // which comes earlier in the file.
                     let (channel, _) = key_of_index(i);
-                    let of = match (channel, entry.sets[i % 2].onay()) {
+                    let of = match (channel, entry.sets[i % 2].known()) {
                         (Channel::Arama, BaseSet::Own(of)) => of.clone(),
                         _ => {
                             return Err(
@@ -228,6 +228,9 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
                 _ => return Err(c.err("ONAY set tag is neither own (0) nor derived (1)")),
             };
             let ret = c.set()?;
+            if ret.iter().last().is_some_and(|p| p as usize >= onay.len()) {
+                return Err(c.err("RET positions point past the known set"));
+            }
             let n_grants = c.count64(8)?;
             let mut grants: Vec<u64> = Vec::with_capacity(n_grants);
             for _ in 0..n_grants {
@@ -266,8 +269,8 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
                     access: access.into(),
                 });
             }
-            entry.sets[i] = KeySet::from_base(PackedSet::default(), ret, &grants)
-                .with_onay(onay)
+            entry.sets[i] = KeySet::from_base(PackedSet::default(), PackedSet::default(), &grants)
+                .with_known(onay, ret)
                 .with_delta(delta);
         }
         if brands.insert(brand, Arc::new(entry)).is_some() {

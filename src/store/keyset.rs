@@ -78,6 +78,41 @@ impl BaseSet {
         }
     }
 
+    /// The index of `id` among the members, if it is one: its position for an
+    /// own set; for a derived one, the shared members first (in `of`'s
+    /// order), then `extra`. Costs what `contains` costs.
+    #[inline]
+    pub fn index(&self, id: u32) -> Option<u64> {
+        match self {
+            BaseSet::Own(set) => set.position(id),
+            BaseSet::Derived { of, ranks, extra } => match of.position(id) {
+                Some(r) => ranks.position(u32::try_from(r).ok()?),
+                None => extra.position(id).map(|e| ranks.len() as u64 + e),
+            },
+        }
+    }
+
+    /// Members in index order (see [`BaseSet::index`]).
+    pub fn iter_indexed(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            BaseSet::Own(set) => Box::new(set.iter()),
+            BaseSet::Derived { of, ranks, extra } => {
+                let mut want = ranks.iter().peekable();
+                let shared = of
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, id)| match want.peek() {
+                        Some(r) if *r as usize == i => {
+                            want.next();
+                            Some(id)
+                        }
+                        _ => None,
+                    });
+                Box::new(shared.chain(extra.iter()))
+            }
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         match self {
@@ -190,7 +225,10 @@ pub enum Found {
 /// Consent state of one key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    onay: BaseSet,
+    /// Every address with a base record, ONAY or RET: one probe answers
+    /// "unknown" for the (common) address without a record.
+    known: BaseSet,
+    /// Indexes in `known` (see [`BaseSet::index`]) of the RET records.
     ret: Arc<PackedSet>,
     /// Dealer grants: `retailer << 32 | id` for every ONAY whose access list
     /// names the retailer, sorted. One packed list per key instead of a set
@@ -211,14 +249,74 @@ pub struct ApplyCounts {
 }
 
 impl KeySet {
-    /// A key set from its base parts.
+    /// A key set from its base ONAY and RET ids (disjoint; an id in both
+    /// counts as RET).
     pub fn from_base(onay: PackedSet, ret: PackedSet, grants: &[u64]) -> Self {
+        let mut records: Vec<(u32, bool)> = Vec::with_capacity(onay.len() + ret.len());
+        let (mut o, mut r) = (onay.iter().peekable(), ret.iter().peekable());
+        loop {
+            match (o.peek().copied(), r.peek().copied()) {
+                (None, None) => break,
+                (Some(a), Some(b)) if a == b => {
+                    o.next();
+                    r.next();
+                    records.push((b, true));
+                }
+                (Some(a), Some(b)) if a < b => {
+                    o.next();
+                    records.push((a, false));
+                }
+                (Some(a), None) => {
+                    o.next();
+                    records.push((a, false));
+                }
+                (_, Some(b)) => {
+                    r.next();
+                    records.push((b, true));
+                }
+            }
+        }
+        Self::from_records(&records, grants)
+    }
+
+    /// A key set from sorted, distinct (id, is RET) base records.
+    fn from_records(records: &[(u32, bool)], grants: &[u64]) -> Self {
+        let ids: Vec<u32> = records.iter().map(|r| r.0).collect();
+        let positions: Vec<u32> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.1)
+            .map(|(i, _)| i as u32)
+            .collect();
         KeySet {
-            onay: BaseSet::Own(Arc::new(onay)),
-            ret: Arc::new(ret),
+            known: BaseSet::Own(Arc::new(
+                PackedSet::from_sorted(&ids).unwrap_or_else(|_| PackedSet::from_unsorted(ids)),
+            )),
+            ret: Arc::new(PackedSet::from_sorted(&positions).unwrap_or_default()),
             grants: Arc::new(PackedKeys::from_sorted(grants)),
             delta: Arc::default(),
         }
+    }
+
+    /// The base records as (id, is RET), sorted by id.
+    fn base_records(&self) -> Vec<(u32, bool)> {
+        let mut records: Vec<(u32, bool)> = self
+            .known
+            .iter_indexed()
+            .enumerate()
+            .map(|(i, id)| (id, self.ret.contains(i as u32)))
+            .collect();
+        if matches!(self.known, BaseSet::Derived { .. }) {
+            records.sort_unstable_by_key(|r| r.0);
+        }
+        records
+    }
+
+    /// The base record of `id`: `Some(true)` RET, `Some(false)` ONAY.
+    #[inline]
+    fn base_status(&self, id: u32) -> Option<bool> {
+        let i = self.known.index(id)?;
+        Some(u32::try_from(i).is_ok_and(|i| self.ret.contains(i)))
     }
 
     /// Add the delta read back from a snapshot file (sorted by id, distinct).
@@ -241,22 +339,34 @@ impl KeySet {
                 };
             }
         }
-        if self.onay.contains(id) {
-            match retailer {
+        match self.base_status(id) {
+            None => Found::Unknown,
+            Some(true) => Found::Withdrawn,
+            Some(false) => match retailer {
                 None => Found::Consent,
                 Some(r) if self.grants.rank(grant(r, id)).is_some() => Found::Consent,
                 Some(_) => Found::RetailerDenied,
-            }
-        } else if self.ret.contains(id) {
-            Found::Withdrawn
-        } else {
-            Found::Unknown
+            },
         }
     }
 
-    /// The base ONAY set.
-    pub fn onay(&self) -> &BaseSet {
-        &self.onay
+    /// Every address with a base record (ONAY or RET).
+    pub fn known(&self) -> &BaseSet {
+        &self.known
+    }
+
+    /// The base ONAY ids, in index order.
+    pub fn onay_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.known
+            .iter_indexed()
+            .enumerate()
+            .filter(|(i, _)| !self.ret.contains(*i as u32))
+            .map(|(_, id)| id)
+    }
+
+    /// Number of base ONAY records.
+    pub fn onay_len(&self) -> usize {
+        self.known.len() - self.ret.len()
     }
 
     /// Describe the base ONAY set relative to `of` (another key's ONAY set)
@@ -264,19 +374,33 @@ impl KeySet {
     /// consents are mostly its MESAJ consents: as ranks into the MESAJ set
     /// they cost a few bits each instead of ~2 bytes.
     pub fn rebase(&self, of: &Arc<PackedSet>) -> KeySet {
+        let ret_ids: Vec<u32> = self
+            .base_records()
+            .into_iter()
+            .filter(|r| r.1)
+            .map(|r| r.0)
+            .collect();
         let mut next = self.clone();
-        next.onay = self.onay.derive(of);
+        next.known = self.known.derive(of);
+        let mut positions: Vec<u32> = ret_ids
+            .iter()
+            .filter_map(|id| next.known.index(*id))
+            .map(|p| p as u32)
+            .collect();
+        positions.sort_unstable();
+        next.ret = Arc::new(PackedSet::from_sorted(&positions).unwrap_or_default());
         next
     }
 
-    /// Use a base ONAY set read back from a snapshot file.
-    pub fn with_onay(mut self, onay: BaseSet) -> Self {
-        self.onay = onay;
+    /// Use base records read back from a snapshot file.
+    pub fn with_known(mut self, known: BaseSet, ret_positions: PackedSet) -> Self {
+        self.known = known;
+        self.ret = Arc::new(ret_positions);
         self
     }
 
-    /// The base RET set.
-    pub fn ret(&self) -> &PackedSet {
+    /// Indexes in `known` of the base RET records.
+    pub fn ret_positions(&self) -> &PackedSet {
         &self.ret
     }
 
@@ -292,13 +416,13 @@ impl KeySet {
 
     /// Records held (ONAY and RET), counting each address once.
     pub fn tuples(&self) -> (u64, u64) {
-        let mut onay = self.onay.len() as u64;
         let mut ret = self.ret.len() as u64;
+        let mut onay = self.known.len() as u64 - ret;
         for e in self.delta.iter() {
-            if self.onay.contains(e.id) {
-                onay -= 1;
-            } else if self.ret.contains(e.id) {
-                ret -= 1;
+            match self.base_status(e.id) {
+                Some(false) => onay -= 1,
+                Some(true) => ret -= 1,
+                None => {}
             }
             match e.status {
                 Status::Onay => onay += 1,
@@ -310,7 +434,7 @@ impl KeySet {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.onay.heap_bytes()
+        self.known.heap_bytes()
             + self.ret.heap_bytes()
             + self.grants.heap_bytes()
             + self
@@ -356,12 +480,12 @@ impl KeySet {
         }
         merged.extend(old.cloned());
         let mut next = KeySet {
-            onay: self.onay.clone(),
+            known: self.known.clone(),
             ret: self.ret.clone(),
             grants: self.grants.clone(),
             delta: Arc::new(merged),
         };
-        let limit = 1024 + self.onay.len() / 16;
+        let limit = 1024 + self.known.len() / 16;
         if next.delta.len() > limit {
             next = next.compact(now - reorder_window);
             counts.compacted = true;
@@ -377,16 +501,14 @@ impl KeySet {
             return self.clone();
         }
         let all: Vec<u32> = fold.iter().map(|e| e.id).collect();
-        let onay_add: Vec<u32> = fold
-            .iter()
-            .filter(|e| e.status == Status::Onay)
-            .map(|e| e.id)
+        // The base records with the folded changes replacing theirs.
+        let mut records: Vec<(u32, bool)> = self
+            .base_records()
+            .into_iter()
+            .filter(|r| all.binary_search(&r.0).is_err())
             .collect();
-        let ret_add: Vec<u32> = fold
-            .iter()
-            .filter(|e| e.status == Status::Ret)
-            .map(|e| e.id)
-            .collect();
+        records.extend(fold.iter().map(|e| (e.id, e.status == Status::Ret)));
+        records.sort_unstable_by_key(|r| r.0);
         // Grants of folded ids are replaced by the folded entries' own.
         let mut grants: Vec<u64> = self
             .grants
@@ -400,12 +522,9 @@ impl KeySet {
         );
         grants.sort_unstable();
         grants.dedup();
-        KeySet {
-            onay: BaseSet::Own(Arc::new(self.onay.materialize().merge(&onay_add, &all))),
-            ret: Arc::new(self.ret.merge(&ret_add, &all)),
-            grants: Arc::new(PackedKeys::from_sorted(&grants)),
-            delta: Arc::new(keep.into_iter().cloned().collect()),
-        }
+        let mut next = KeySet::from_records(&records, &grants);
+        next.delta = Arc::new(keep.into_iter().cloned().collect());
+        next
     }
 }
 

@@ -502,8 +502,23 @@ fn block_position(data: &[u8], off: usize, deltas: usize, target: u32) -> Option
     }
     let mask = (1u64 << width) - 1;
     let mut bit = (off + 1) * 8;
+    // As `block_contains`: eight gaps at a time, the match position kept
+    // without a branch.
     let mut acc = 0u64;
-    for i in 0..deltas {
+    let mut done = 0usize;
+    while deltas - done >= 8 {
+        let mut hit = 0usize;
+        for k in 0..8 {
+            acc += ((load_u64(data, bit >> 3) >> (bit & 7)) & mask) + 1;
+            hit = if acc == target { done + k + 1 } else { hit };
+            bit += width;
+        }
+        if acc >= target {
+            return (hit != 0).then_some(hit);
+        }
+        done += 8;
+    }
+    for i in done..deltas {
         acc += ((load_u64(data, bit >> 3) >> (bit & 7)) & mask) + 1;
         if acc >= target {
             return (acc == target).then_some(i + 1);

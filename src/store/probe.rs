@@ -27,7 +27,7 @@ pub struct Workload {
 pub fn hottest_brand(s: &Snapshot) -> Option<Brand> {
     let k = key_index(Channel::Mesaj, RecipientType::Bireysel);
     s.brand_entries()
-        .max_by_key(|(b, e)| (e.sets[k].onay().len(), std::cmp::Reverse(**b)))
+        .max_by_key(|(b, e)| (e.sets[k].onay_len(), std::cmp::Reverse(**b)))
         .map(|(b, _)| *b)
 }
 
@@ -44,8 +44,7 @@ pub fn hot(s: &Snapshot, n: usize, seed: u64) -> Workload {
         .brand(brand)
         .map(|e| {
             e.sets[k]
-                .onay()
-                .iter()
+                .onay_ids()
                 .filter(|id| *id < 4_000_000_000)
                 .step_by(97)
                 .take(n)

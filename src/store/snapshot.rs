@@ -62,13 +62,13 @@ impl BrandEntry {
         for (rt, force) in force.iter().enumerate() {
             let mesaj = key_index(Channel::Mesaj, RecipientType::ALL[rt]);
             let arama = key_index(Channel::Arama, RecipientType::ALL[rt]);
-            let super::keyset::BaseSet::Own(of) = self.sets[mesaj].onay() else {
+            let super::keyset::BaseSet::Own(of) = self.sets[mesaj].known() else {
                 continue;
             };
             let of = of.clone();
             let current =
-                matches!(self.sets[arama].onay().derived_from(), Some(o) if Arc::ptr_eq(o, &of));
-            let stale = self.sets[arama].onay().derived_from().is_some() && !current;
+                matches!(self.sets[arama].known().derived_from(), Some(o) if Arc::ptr_eq(o, &of));
+            let stale = self.sets[arama].known().derived_from().is_some() && !current;
             if stale || (*force && !current) {
                 self.sets[arama] = self.sets[arama].rebase(&of);
             }
