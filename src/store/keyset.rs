@@ -203,6 +203,70 @@ impl BaseSet {
     }
 }
 
+/// One bit per known address: set when its base record is RET.
+#[derive(Debug, Clone, Default)]
+pub struct RetFlags {
+    words: Vec<u64>,
+    count: usize,
+}
+
+impl RetFlags {
+    /// Flags for `len` addresses with the bits at `positions` set (positions
+    /// at or past `len` are ignored).
+    pub fn from_positions(positions: impl Iterator<Item = u32>, len: usize) -> RetFlags {
+        let mut words = vec![0u64; len.div_ceil(64)];
+        let mut count = 0;
+        for p in positions {
+            if let Some(w) = words.get_mut(p as usize / 64) {
+                let bit = 1u64 << (p % 64);
+                if *w & bit == 0 {
+                    *w |= bit;
+                    count += 1;
+                }
+            }
+        }
+        RetFlags { words, count }
+    }
+
+    /// Whether the address at index `i` is RET.
+    #[inline]
+    pub fn contains(&self, i: u32) -> bool {
+        self.words
+            .get(i as usize / 64)
+            .is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    }
+
+    /// RET records.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when none is RET.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Indexes set, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut bits = w;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some(wi as u32 * 64 + b)
+            })
+        })
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.words.capacity() * 8
+    }
+}
+
 /// The grant key of (retailer, id).
 #[inline]
 pub fn grant(retailer: u32, id: u32) -> u64 {
@@ -228,8 +292,10 @@ pub struct KeySet {
     /// Every address with a base record, ONAY or RET: one probe answers
     /// "unknown" for the (common) address without a record.
     known: BaseSet,
-    /// Indexes in `known` (see [`BaseSet::index`]) of the RET records.
-    ret: Arc<PackedSet>,
+    /// One bit per known address (by [`BaseSet::index`]): set for RET. A
+    /// plain bit vector costs a bit per tuple and answers in one word read,
+    /// so a lookup of an address with a record costs one set probe.
+    ret: Arc<RetFlags>,
     /// Dealer grants: `retailer << 32 | id` for every ONAY whose access list
     /// names the retailer, sorted. One packed list per key instead of a set
     /// per retailer: dealers are many and their sets tiny.
@@ -292,7 +358,10 @@ impl KeySet {
             known: BaseSet::Own(Arc::new(
                 PackedSet::from_sorted(&ids).unwrap_or_else(|_| PackedSet::from_unsorted(ids)),
             )),
-            ret: Arc::new(PackedSet::from_sorted(&positions).unwrap_or_default()),
+            ret: Arc::new(RetFlags::from_positions(
+                positions.iter().copied(),
+                records.len(),
+            )),
             grants: Arc::new(PackedKeys::from_sorted(grants)),
             delta: Arc::default(),
         }
@@ -388,20 +457,24 @@ impl KeySet {
             .map(|p| p as u32)
             .collect();
         positions.sort_unstable();
-        next.ret = Arc::new(PackedSet::from_sorted(&positions).unwrap_or_default());
+        next.ret = Arc::new(RetFlags::from_positions(
+            positions.into_iter(),
+            next.known.len(),
+        ));
         next
     }
 
     /// Use base records read back from a snapshot file.
     pub fn with_known(mut self, known: BaseSet, ret_positions: PackedSet) -> Self {
+        self.ret = Arc::new(RetFlags::from_positions(ret_positions.iter(), known.len()));
         self.known = known;
-        self.ret = Arc::new(ret_positions);
         self
     }
 
-    /// Indexes in `known` of the base RET records.
-    pub fn ret_positions(&self) -> &PackedSet {
-        &self.ret
+    /// Indexes in `known` of the base RET records (the snapshot file's form).
+    pub fn ret_positions(&self) -> PackedSet {
+        let positions: Vec<u32> = self.ret.iter().collect();
+        PackedSet::from_sorted(&positions).unwrap_or_else(|_| PackedSet::from_unsorted(positions))
     }
 
     /// The base dealer grants (`retailer << 32 | id`, sorted).
