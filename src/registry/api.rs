@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{Brand, ConsentRecord, ConsentTime, RecordError};
+use crate::consent::{Brand, ConsentRecord, RecordError};
 
 /// `POST /oauth2/token` body (password or refresh grant).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -369,11 +369,6 @@ fn record_from_api(
     access.dedup();
     record.retailer_access = access;
     Ok(record)
-}
-
-/// Format a time as the registry does.
-pub fn registry_time(t: ConsentTime) -> String {
-    t.to_string()
 }
 
 #[cfg(test)]

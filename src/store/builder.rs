@@ -8,7 +8,6 @@ use rustc_hash::FxHashMap;
 
 use super::dictionary::Dictionary;
 use super::keyset::KeySet;
-use super::packed::PackedSet;
 use super::snapshot::{key_index, BrandEntry, Snapshot, SyncState, FOREIGN_ID_BASE};
 use crate::consent::{AddressKey, Brand, ConsentRecord, ConsentTime, Status};
 
@@ -174,8 +173,8 @@ fn build_key(
     }
     // Stable: on equal dates the record given later wins.
     raws.sort_by_key(|r| (r.key, r.date));
-    let mut onay: Vec<u32> = Vec::new();
-    let mut ret: Vec<u32> = Vec::new();
+    // Newest record per id, ascending: (id, is RET).
+    let mut records: Vec<(u32, bool)> = Vec::new();
     let mut grants: Vec<(u32, u32)> = Vec::new();
     let mut kept = 0u64;
     let n = raws.len();
@@ -186,16 +185,12 @@ fn build_key(
         let r = raws[i];
         kept += 1;
         let id = r.key as u32;
-        match r.status {
-            Status::Onay => {
-                onay.push(id);
-                if r.access > 0 {
-                    if let Some(list) = access_lists.get(r.access as usize - 1) {
-                        grants.extend(list.iter().map(|code| (*code, id)));
-                    }
-                }
+        records.push((id, r.status == Status::Ret));
+        // Dealer grants come with ONAY records only.
+        if r.status == Status::Onay && r.access > 0 {
+            if let Some(list) = access_lists.get(r.access as usize - 1) {
+                grants.extend(list.iter().map(|code| (*code, id)));
             }
-            Status::Ret => ret.push(id),
         }
     }
     drop(raws);
@@ -205,9 +200,7 @@ fn build_key(
         .iter()
         .map(|(r, id)| super::keyset::grant(*r, *id))
         .collect();
-    let onay = PackedSet::from_sorted(&onay).unwrap_or_else(|_| PackedSet::from_unsorted(onay));
-    let ret = PackedSet::from_sorted(&ret).unwrap_or_else(|_| PackedSet::from_unsorted(ret));
-    (KeySet::from_base(onay, ret, &grants), kept)
+    (KeySet::from_records(&records, &grants), kept)
 }
 
 #[cfg(test)]

@@ -71,10 +71,7 @@ impl BaseSet {
     pub fn contains(&self, id: u32) -> bool {
         match self {
             BaseSet::Own(set) => set.contains(id),
-            BaseSet::Derived { of, ranks, extra } => match of.position(id) {
-                Some(r) => u32::try_from(r).is_ok_and(|r| ranks.contains(r)),
-                None => extra.contains(id),
-            },
+            BaseSet::Derived { .. } => self.index(id).is_some(),
         }
     }
 
@@ -130,21 +127,8 @@ impl BaseSet {
     pub fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self {
             BaseSet::Own(set) => Box::new(set.iter()),
-            BaseSet::Derived { of, ranks, extra } => {
-                let mut shared: Vec<u32> = Vec::with_capacity(ranks.len());
-                let mut want = ranks.iter().peekable();
-                for (i, id) in of.iter().enumerate() {
-                    match want.peek() {
-                        Some(r) if *r as usize == i => {
-                            shared.push(id);
-                            want.next();
-                        }
-                        Some(_) => {}
-                        None => break,
-                    }
-                }
-                let mut all = shared;
-                all.extend(extra.iter());
+            BaseSet::Derived { .. } => {
+                let mut all: Vec<u32> = self.iter_indexed().collect();
                 all.sort_unstable();
                 Box::new(all.into_iter())
             }
@@ -346,7 +330,7 @@ impl KeySet {
     }
 
     /// A key set from sorted, distinct (id, is RET) base records.
-    fn from_records(records: &[(u32, bool)], grants: &[u64]) -> Self {
+    pub(crate) fn from_records(records: &[(u32, bool)], grants: &[u64]) -> Self {
         let ids: Vec<u32> = records.iter().map(|r| r.0).collect();
         let positions: Vec<u32> = records
             .iter()

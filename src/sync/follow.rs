@@ -11,7 +11,7 @@ use std::time::Duration;
 use metrics::counter;
 
 use super::StoreHandle;
-use crate::consent::{Brand, ConsentRecord, ConsentTime, Status};
+use crate::consent::{Brand, ConsentRecord, ConsentTime};
 use crate::registry::client::{backoff, ClientError, FeedSource, RegistryClient};
 
 /// Follower settings.
@@ -120,9 +120,7 @@ pub async fn sync_brand(
         }
         caught_up &= drained;
     }
-    // The edit keeps the newest record per tuple; order ties so that a RET
-    // with the same consent date as an ONAY wins (the safe side).
-    records.sort_by_key(|r| (r.consent_date, r.status == Status::Ret));
+    super::order_for_apply(&mut records);
     let read = records.len();
     if caught_up {
         sync.synced_at = Some(started);

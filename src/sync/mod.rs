@@ -15,6 +15,13 @@ use crate::consent::ConsentTime;
 use crate::observe::metrics::StoreGauges;
 use crate::store::{Snapshot, SnapshotEdit};
 
+/// Order changes applied together: the edit keeps the newest record per
+/// tuple and, on equal consent dates, the later one, so a RET dated like an
+/// ONAY goes last and wins (the safe side).
+pub fn order_for_apply(records: &mut [crate::consent::ConsentRecord]) {
+    records.sort_by_key(|r| (r.consent_date, r.status == crate::consent::Status::Ret));
+}
+
 /// The published snapshot. Readers load it lock-free once per message; writers
 /// (sync, webhook) take turns through `edit`, and each publish replaces it whole.
 pub struct StoreHandle {

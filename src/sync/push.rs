@@ -2,7 +2,7 @@
 //! then applied at once in one publish.
 
 use super::StoreHandle;
-use crate::consent::{ConsentRecord, ConsentTime, Status};
+use crate::consent::{ConsentRecord, ConsentTime};
 use crate::registry::api::PushChange;
 
 /// Why a push was refused (HTTP 400; nothing applied).
@@ -87,7 +87,7 @@ pub async fn apply(store: &StoreHandle, body: &[u8]) -> Result<PushResult, PushE
             });
         }
     }
-    records.sort_by_key(|r| (r.consent_date, r.status == Status::Ret));
+    super::order_for_apply(&mut records);
     let received = records.len();
     let (applied, snapshot_version) = store
         .edit(|edit| {

@@ -346,15 +346,7 @@ where
             return None;
         }
         // Bind upstream with the same bind type.
-        let mut up_bind = bind.clone();
-        if let Some(id) = &account.upstream_system_id {
-            up_bind.system_id =
-                crate::smpp::codec::COctetString::copy_from(id.as_bytes()).unwrap_or_default();
-        }
-        if let Some(pw) = &account.upstream_password {
-            up_bind.password =
-                crate::smpp::codec::COctetString::copy_from(pw.as_bytes()).unwrap_or_default();
-        }
+        let up_bind = upstream_bind(account, &bind);
         let body = match resp_id {
             CommandId::BindReceiverResp => Body::BindReceiver(up_bind),
             CommandId::BindTransceiverResp => Body::BindTransceiver(up_bind),
@@ -417,6 +409,19 @@ fn bind_resp_body(resp_id: CommandId, resp: Option<BindResp>) -> Body {
         CommandId::BindTransceiverResp => Body::BindTransceiverResp(resp),
         _ => Body::BindTransmitterResp(resp),
     }
+}
+
+/// The sender's bind with the account's upstream credentials, if it has any.
+fn upstream_bind(account: &AccountConfig, bind: &Bind) -> Bind {
+    let mut b = bind.clone();
+    if let Some(id) = &account.upstream_system_id {
+        b.system_id =
+            crate::smpp::codec::COctetString::copy_from(id.as_bytes()).unwrap_or_default();
+    }
+    if let Some(pw) = &account.upstream_password {
+        b.password = crate::smpp::codec::COctetString::copy_from(pw.as_bytes()).unwrap_or_default();
+    }
+    b
 }
 
 /// Connect to the SMSC and bind; returns the stream and the bind response.
@@ -1029,10 +1034,14 @@ where
         tracing::warn!(peer = %self.peer, account = %self.account.system_id, "SMSC link lost: {why}");
         self.fail_pending_up(status::ESME_RSYSERR);
         if self.shared.cfg.on_upstream_loss == UpstreamLoss::Rebind && self.closing.is_none() {
-            let body = Body::BindTransceiver(self.upstream_bind());
+            let body = Body::BindTransceiver(upstream_bind(&self.account, &self.bind));
             let body = match self.down_bind_kind() {
-                CommandId::BindReceiver => Body::BindReceiver(self.upstream_bind()),
-                CommandId::BindTransmitter => Body::BindTransmitter(self.upstream_bind()),
+                CommandId::BindReceiver => {
+                    Body::BindReceiver(upstream_bind(&self.account, &self.bind))
+                }
+                CommandId::BindTransmitter => {
+                    Body::BindTransmitter(upstream_bind(&self.account, &self.bind))
+                }
                 _ => body,
             };
             for attempt in 0..3u32 {
@@ -1060,19 +1069,6 @@ where
             }
         }
         Err(End::UpstreamLost(why.to_string()))
-    }
-
-    fn upstream_bind(&self) -> Bind {
-        let mut b = self.bind.clone();
-        if let Some(id) = &self.account.upstream_system_id {
-            b.system_id =
-                crate::smpp::codec::COctetString::copy_from(id.as_bytes()).unwrap_or_default();
-        }
-        if let Some(pw) = &self.account.upstream_password {
-            b.password =
-                crate::smpp::codec::COctetString::copy_from(pw.as_bytes()).unwrap_or_default();
-        }
-        b
     }
 
     fn down_bind_kind(&self) -> CommandId {
