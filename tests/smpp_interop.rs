@@ -20,7 +20,7 @@ use iys_gate::consent::ConsentTime;
 use iys_gate::serve::{start, RunningGate};
 use iys_gate::smpp::codec::{
     frame_len, status, Bind, Body, COctetString, CommandId, DestAddress, DestAddresses,
-    OctetString, Pdu, SmppTime, SubmitMulti, SubmitSm, Tlv, Tlvs,
+    OctetString, Pdu, SmppTime, SubmitMulti, SubmitSm, Tlv, TlvRead, Tlvs,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use iys_gate::smpp::codec::{status, tag, Bind, Body, COctetString, Pdu, SubmitSmResp};
+use iys_gate::smpp::codec::{status, tag, Bind, Body, COctetString, Pdu, SubmitSmResp, TlvRead};
 use iys_gate::smpp::tools::conn::{self, FrameBuf};
 use iys_gate::smpp::tools::loadgen::{
     run_load, BindMode, LoadConfig, LoadReport, MessageClass, Stop,

@@ -4,8 +4,8 @@
 #![no_main]
 
 use iys_gate::smpp::codec::{
-    frame_len, replace_sequence_number, Body, CommandId, Header, Pdu, DEFAULT_MAX_COMMAND_LENGTH,
-    HEADER_LEN,
+    frame_len, replace_sequence_number, Body, CommandId, Header, MessageView, Pdu, TlvRead,
+    DEFAULT_MAX_COMMAND_LENGTH, HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(frame: &[u8]) {
+    check_view(frame);
     let Ok(pdu) = Pdu::decode(frame) else {
         return;
     };
@@ -106,4 +107,43 @@ fn check(frame: &[u8]) {
     assert!(stripped
         .iter()
         .all(|t| !(0x1400..=0x1402).contains(&t.tag())));
+}
+
+/// The gate's in-place view of submit_sm and data_sm accepts exactly what the
+/// decoder accepts, fails with the same error, reads the same fields, and
+/// forwards exactly what stripping and re-encoding would.
+fn check_view(frame: &[u8]) {
+    let is_message = Header::peek(frame).is_some_and(|h| {
+        matches!(h.command(), CommandId::SubmitSm | CommandId::DataSm)
+    });
+    if !is_message {
+        return;
+    }
+    let view = MessageView::read(frame);
+    let pdu = Pdu::decode(frame);
+    let (view, pdu) = match (view, pdu) {
+        (Ok(v), Ok(p)) => (v, p),
+        (Err(a), Err(b)) => return assert_eq!(a, b),
+        (v, p) => panic!("view {v:?} but decoder {p:?}"),
+    };
+    let (ton, dest, tlvs, concat) = match &pdu.body {
+        Body::SubmitSm(sm) => (sm.dest_addr_ton, sm.destination_addr.as_bytes(), &sm.tlvs, sm.concat_info()),
+        Body::DataSm(d) => (d.dest_addr_ton, d.destination_addr.as_bytes(), &d.tlvs, d.concat_info()),
+        _ => unreachable!("checked above"),
+    };
+    assert_eq!((view.dest_addr_ton, view.destination_addr), (ton, dest));
+    assert_eq!(view.concat_info(), concat);
+    assert_eq!(view.tlvs.iys_message_type(), tlvs.iys_message_type());
+    assert_eq!(view.tlvs.iys_brand_code(), tlvs.iys_brand_code());
+    assert_eq!(view.tlvs.iys_retailer_code(), tlvs.iys_retailer_code());
+    let mut forwarded = Vec::new();
+    view.forward(9, true, &mut forwarded);
+    let mut want = pdu.clone();
+    want.sequence_number = 9;
+    match &mut want.body {
+        Body::SubmitSm(sm) => sm.tlvs.remove_iys(),
+        Body::DataSm(d) => d.tlvs.remove_iys(),
+        _ => 0,
+    };
+    assert_eq!(forwarded, want.to_vec());
 }

@@ -54,13 +54,23 @@ pub struct Phone(u64);
 impl Phone {
     /// Normalise any accepted spelling of a phone number.
     pub fn parse(input: &str) -> Result<Phone, AddressError> {
+        Self::parse_as(input, false)
+    }
+
+    /// Normalise a number known to be international (SMPP TON 1): its digits
+    /// start with the country code even without `+` or `00`.
+    pub fn parse_international(input: &str) -> Result<Phone, AddressError> {
+        Self::parse_as(input, true)
+    }
+
+    fn parse_as(input: &str, international: bool) -> Result<Phone, AddressError> {
         let s = input.trim();
         if s.is_empty() {
             return Err(AddressError::Empty);
         }
         let (international, rest) = match s.strip_prefix('+') {
             Some(rest) => (true, rest),
-            None => (false, s),
+            None => (international && !s.starts_with("00"), s),
         };
         let mut digits = [0u8; 20];
         let mut n = 0usize;

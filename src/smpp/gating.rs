@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use super::codec::{status, ConcatInfo, Tlvs};
+use super::codec::{status, ConcatInfo, TlvRead};
 use super::config::{AccountConfig, StatusConfig};
 use crate::consent::{AddressKey, Brand, Channel, ConsentTime, MessageClass, Phone};
 use crate::policy::{decide, Decision, Reason, Request, Verdict};
@@ -30,7 +30,7 @@ pub struct Classified {
 
 /// Read the account and the İYS TLVs. An unreadable İYS TLV or a brand the
 /// account may not name is answered with `ESME_RINVOPTPARAMVAL`.
-pub fn classify(account: &AccountConfig, tlvs: &Tlvs) -> Result<Classified, u32> {
+pub fn classify(account: &AccountConfig, tlvs: &impl TlvRead) -> Result<Classified, u32> {
     let bad = |_| status::ESME_RINVOPTPARAMVAL;
     let class = match tlvs.iys_message_type().map_err(bad)? {
         Some(t) => MessageClass::from_code(t.code()).ok_or(status::ESME_RINVOPTPARAMVAL)?,
@@ -58,12 +58,9 @@ pub fn destination_key(ton: u8, addr: &[u8]) -> Option<AddressKey> {
         return None;
     }
     let text = std::str::from_utf8(addr).ok()?;
-    let parsed = if ton == 1 && !text.starts_with('+') && !text.starts_with("00") {
-        // International TON without '+': the digits start with the country code.
-        let mut buf = String::with_capacity(text.len() + 1);
-        buf.push('+');
-        buf.push_str(text);
-        Phone::parse(&buf)
+    let parsed = if ton == 1 {
+        // International TON: the digits start with the country code.
+        Phone::parse_international(text)
     } else {
         Phone::parse(text)
     };
@@ -175,7 +172,7 @@ impl ConcatMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smpp::codec::{IysMessageType, Tlv};
+    use crate::smpp::codec::{IysMessageType, Tlv, Tlvs};
 
     fn account() -> AccountConfig {
         AccountConfig {

@@ -1,5 +1,7 @@
 //! Concatenated (multi-part) messages: which part a PDU carries.
 
+use super::tlv::TlvRead;
+#[cfg(test)]
 use super::tlv::Tlvs;
 
 /// esm_class bit: `short_message` begins with a User Data Header.
@@ -28,10 +30,14 @@ impl ConcatInfo {
 
 /// Concatenation info from the UDH (IEI 0x00 or 0x08, when esm_class has UDHI) or
 /// else from the three SAR TLVs. A malformed UDH or SAR set yields `None`.
-pub(super) fn concat_info(esm_class: u8, short_message: &[u8], tlvs: &Tlvs) -> Option<ConcatInfo> {
+pub(super) fn concat_info(
+    esm_class: u8,
+    short_message: &[u8],
+    tlvs: &impl TlvRead,
+) -> Option<ConcatInfo> {
     if esm_class & ESM_CLASS_UDHI != 0 {
         let message: &[u8] = if short_message.is_empty() {
-            tlvs.message_payload().map_or(&[], |p| p.as_ref())
+            tlvs.message_payload().unwrap_or(&[])
         } else {
             short_message
         };

@@ -5,7 +5,9 @@
 //! hands exactly that frame to [`Pdu::decode`] (or [`Pdu::decode_bytes`] to share
 //! the buffer) and writes PDUs with [`Pdu::encode`]. A proxy that only remaps
 //! sequence numbers uses [`Header::peek`] and [`replace_sequence_number`] on the
-//! raw frame and skips decoding.
+//! raw frame and skips decoding. The gate's hot path reads submit_sm and
+//! data_sm through [`MessageView`]: the same checks as [`Pdu::decode`], in place,
+//! nothing copied, and forwards the frame with its İYS TLVs cut out.
 //!
 //! Spec length limits are enforced while decoding, so hostile input cannot make the
 //! decoder scan or allocate beyond them; errors name the field and map to the
@@ -28,6 +30,7 @@ mod replace;
 pub mod status;
 mod submit;
 mod tlv;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -49,4 +52,5 @@ pub use self::primitives::{BoundedVec, COctetString, OctetString, SmppTime};
 pub use self::query::{QuerySm, QuerySmResp};
 pub use self::replace::ReplaceSm;
 pub use self::submit::{DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp};
-pub use self::tlv::{tag, IysMessageType, Tlv, Tlvs};
+pub use self::tlv::{is_iys, tag, IysMessageType, RawTlvs, Tlv, TlvRead, Tlvs};
+pub use self::view::MessageView;

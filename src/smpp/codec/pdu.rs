@@ -251,7 +251,7 @@ impl Pdu {
 }
 
 /// The header of a whole frame, checked against the frame's length.
-fn read_header(frame: &[u8]) -> Result<Header, DecodeError> {
+pub(super) fn read_header(frame: &[u8]) -> Result<Header, DecodeError> {
     let eof = |field| move |_| DecodeError::new(field, DecodeErrorKind::UnexpectedEof);
     let (i, command_length) = be_u32::<_, ()>(frame).map_err(eof("command_length"))?;
     let (i, command_id) = be_u32::<_, ()>(i).map_err(eof("command_id"))?;

@@ -238,24 +238,30 @@ pub(super) trait Codec: Sized {
 
 type NomResult<'a, O> = nom::IResult<&'a [u8], O, ()>;
 
-/// A cursor over one PDU body. Values are sliced out of the body's `Bytes`, so
-/// decoding copies nothing.
-pub(super) struct Reader<'a> {
-    body: &'a Bytes,
+/// A borrowed cursor over one PDU body: every field check the decoders share
+/// lives here, so the typed decoder ([`Reader`]) and the gate's allocation-free
+/// view of a message ([`super::view`]) accept exactly the same input and fail
+/// with the same errors.
+#[derive(Clone, Copy)]
+pub(super) struct Cursor<'a> {
     rest: &'a [u8],
 }
 
-impl<'a> Reader<'a> {
-    pub(super) fn new(body: &'a Bytes) -> Self {
-        Reader {
-            body,
-            rest: body.as_ref(),
-        }
+impl<'a> Cursor<'a> {
+    pub(super) fn new(body: &'a [u8]) -> Self {
+        Cursor { rest: body }
     }
 
     /// Octets not yet read.
+    #[inline]
     pub(super) fn remaining(&self) -> usize {
         self.rest.len()
+    }
+
+    /// The octets not yet read.
+    #[inline]
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.rest
     }
 
     #[inline]
@@ -287,28 +293,31 @@ impl<'a> Reader<'a> {
         self.advance(field, res)
     }
 
-    /// `len` octets as shared `Bytes`.
+    /// `len` octets.
     #[inline]
-    pub(super) fn take(&mut self, field: &'static str, len: usize) -> Result<Bytes, DecodeError> {
+    pub(super) fn take(
+        &mut self,
+        field: &'static str,
+        len: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let res = take(len)(self.rest);
-        let value = self.advance(field, res)?;
-        Ok(self.body.slice_ref(value))
+        self.advance(field, res)
     }
 
-    /// A C-Octet String of at most `MAX` octets with its NUL. Looks for the NUL
-    /// only within the first `MAX` octets.
+    /// A C-Octet String of at most `MAX` octets with its NUL, without the NUL.
+    /// Looks for the NUL only within the first `MAX` octets.
     #[inline]
     pub(super) fn c_octet_string<const MAX: usize>(
         &mut self,
         field: &'static str,
-    ) -> Result<COctetString<MAX>, DecodeError> {
+    ) -> Result<&'a [u8], DecodeError> {
         let window = &self.rest[..self.rest.len().min(MAX)];
         let found: NomResult<'a, &'a [u8]> = take_till(|b| b == 0)(window);
         let kind = match found {
             Ok((after, value)) if !after.is_empty() => {
                 // `after` starts with the NUL, which lies inside `rest`.
                 self.rest = &self.rest[value.len() + 1..];
-                return Ok(COctetString(self.body.slice_ref(value)));
+                return Ok(value);
             }
             _ if self.rest.is_empty() => DecodeErrorKind::UnexpectedEof,
             _ if self.rest.len() >= MAX => DecodeErrorKind::TooLong { max: MAX - 1 },
@@ -319,7 +328,7 @@ impl<'a> Reader<'a> {
 
     /// An SMPP time: a C-Octet String of 17 that is empty or 16 characters.
     #[inline]
-    pub(super) fn time(&mut self, field: &'static str) -> Result<SmppTime, DecodeError> {
+    pub(super) fn time(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let value = self.c_octet_string::<17>(field)?;
         if !value.is_empty() && value.len() != SmppTime::LEN {
             return Err(DecodeError::new(
@@ -327,12 +336,12 @@ impl<'a> Reader<'a> {
                 DecodeErrorKind::InvalidValue("must be empty or 16 characters (YYMMDDhhmmsstnnp)"),
             ));
         }
-        Ok(SmppTime(value.0))
+        Ok(value)
     }
 
     /// `sm_length` and the `short_message` it counts.
     #[inline]
-    pub(super) fn short_message(&mut self) -> Result<OctetString<254>, DecodeError> {
+    pub(super) fn short_message(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u8("sm_length")?);
         if len > 254 {
             return Err(DecodeError::new(
@@ -349,7 +358,100 @@ impl<'a> Reader<'a> {
                 },
             ));
         }
-        Ok(OctetString(self.take("short_message", len)?))
+        self.take("short_message", len)
+    }
+
+    /// One TLV: its tag and value.
+    #[inline]
+    pub(super) fn tlv(&mut self) -> Result<(u16, &'a [u8]), DecodeError> {
+        let tag = self.u16("tlv_tag")?;
+        let len = self.u16("tlv_length")?;
+        let available = self.rest.len();
+        if usize::from(len) > available {
+            return Err(DecodeError::new(
+                "tlv_value",
+                DecodeErrorKind::TlvLengthOverrun {
+                    tag,
+                    len,
+                    available,
+                },
+            ));
+        }
+        Ok((tag, self.take("tlv_value", usize::from(len))?))
+    }
+
+    /// Fails unless the whole body has been read.
+    pub(super) fn finish(&self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::new(
+                "command_length",
+                DecodeErrorKind::TrailingBytes(self.rest.len()),
+            ))
+        }
+    }
+}
+
+/// A cursor over one PDU body that hands out typed values. Values are sliced
+/// out of the body's `Bytes`, so decoding copies nothing.
+pub(super) struct Reader<'a> {
+    body: &'a Bytes,
+    cur: Cursor<'a>,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(body: &'a Bytes) -> Self {
+        Reader {
+            body,
+            cur: Cursor::new(body.as_ref()),
+        }
+    }
+
+    /// Octets not yet read.
+    pub(super) fn remaining(&self) -> usize {
+        self.cur.remaining()
+    }
+
+    #[inline]
+    pub(super) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.cur.u8(field)
+    }
+
+    #[inline]
+    pub(super) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.cur.u32(field)
+    }
+
+    /// A C-Octet String of at most `MAX` octets with its NUL.
+    #[inline]
+    pub(super) fn c_octet_string<const MAX: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<COctetString<MAX>, DecodeError> {
+        let value = self.cur.c_octet_string::<MAX>(field)?;
+        Ok(COctetString(self.body.slice_ref(value)))
+    }
+
+    /// An SMPP time: empty or 16 characters.
+    #[inline]
+    pub(super) fn time(&mut self, field: &'static str) -> Result<SmppTime, DecodeError> {
+        let value = self.cur.time(field)?;
+        Ok(SmppTime(self.body.slice_ref(value)))
+    }
+
+    /// `sm_length` and the `short_message` it counts.
+    #[inline]
+    pub(super) fn short_message(&mut self) -> Result<OctetString<254>, DecodeError> {
+        let value = self.cur.short_message()?;
+        Ok(OctetString(self.body.slice_ref(value)))
+    }
+
+    /// One TLV: its tag and shared value.
+    #[inline]
+    pub(super) fn tlv(&mut self) -> Result<(u16, Bytes), DecodeError> {
+        let (tag, value) = self.cur.tlv()?;
+        Ok((tag, self.body.slice_ref(value)))
     }
 
     /// A one-octet count followed by that many entries, the count bounded to `MIN..=MAX`.
@@ -374,14 +476,7 @@ impl<'a> Reader<'a> {
 
     /// Fails unless the whole body has been read.
     pub(super) fn finish(&self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::new(
-                "command_length",
-                DecodeErrorKind::TrailingBytes(self.rest.len()),
-            ))
-        }
+        self.cur.finish()
     }
 }
 

@@ -7,7 +7,7 @@ use super::error::DecodeError;
 use super::primitives::{
     c_len, short_message_len, time_len, COctetString, Codec, OctetString, Put, Reader, SmppTime,
 };
-use super::tlv::Tlvs;
+use super::tlv::{TlvRead, Tlvs};
 
 /// The body of submit_sm and deliver_sm.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

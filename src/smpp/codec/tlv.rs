@@ -7,7 +7,7 @@ use std::fmt;
 use bytes::{BufMut, Bytes};
 
 use super::error::{DecodeError, DecodeErrorKind, ValueError};
-use super::primitives::Reader;
+use super::primitives::{Cursor, Reader};
 
 /// TLV tags (SMPP v3.4 §5.3.2, plus iys-gate's vendor-specific ones).
 pub mod tag {
@@ -222,13 +222,40 @@ impl Tlvs {
 
     /// Removes iys-gate's own TLVs (0x1400–0x1402), which must not reach the SMSC.
     pub fn remove_iys(&mut self) -> usize {
-        self.retain(|t| !(tag::IYS_MESSAGE_TYPE..=tag::IYS_RETAILER_CODE).contains(&t.tag))
+        self.retain(|t| !is_iys(t.tag))
     }
+
+    /// Reads TLVs up to the end of the body.
+    pub(super) fn decode(r: &mut Reader<'_>) -> Result<Tlvs, DecodeError> {
+        let mut tlvs = Vec::new();
+        while r.remaining() > 0 {
+            let (tag, value) = r.tlv()?;
+            tlvs.push(Tlv { tag, value });
+        }
+        Ok(Tlvs(tlvs))
+    }
+
+    pub(super) fn encoded_len(&self) -> usize {
+        self.0.iter().map(Tlv::encoded_len).sum()
+    }
+
+    pub(super) fn encode<B: BufMut>(&self, out: &mut B) {
+        for tlv in &self.0 {
+            tlv.encode(out);
+        }
+    }
+}
+
+/// The TLVs the gate interprets, read the same way from the decoded list
+/// ([`Tlvs`]) and from the raw TLV area of a frame ([`RawTlvs`]).
+pub trait TlvRead {
+    /// The values of the TLVs with this tag, in wire order.
+    fn values(&self, tag: u16) -> impl Iterator<Item = &[u8]>;
 
     /// The value of the only TLV with this tag; a repeated tag is an error because
     /// the two values could disagree.
-    fn single(&self, tag: u16, field: &'static str) -> Result<Option<&Bytes>, DecodeError> {
-        let mut found = self.0.iter().filter(|t| t.tag == tag);
+    fn single(&self, tag: u16, field: &'static str) -> Result<Option<&[u8]>, DecodeError> {
+        let mut found = self.values(tag);
         let first = found.next();
         if found.next().is_some() {
             return Err(DecodeError::new(
@@ -236,7 +263,7 @@ impl Tlvs {
                 DecodeErrorKind::InvalidValue("the TLV appears more than once"),
             ));
         }
-        Ok(first.map(|t| &t.value))
+        Ok(first)
     }
 
     fn fixed<const N: usize>(
@@ -248,7 +275,7 @@ impl Tlvs {
         let Some(value) = self.single(tag, field)? else {
             return Ok(None);
         };
-        match <[u8; N]>::try_from(value.as_ref()) {
+        match <[u8; N]>::try_from(value) {
             Ok(array) => Ok(Some(array)),
             Err(_) => Err(DecodeError::new(
                 field,
@@ -262,32 +289,32 @@ impl Tlvs {
     }
 
     /// `sar_msg_ref_num` (0x020C): the reference shared by a concatenated message's parts.
-    pub fn sar_msg_ref_num(&self) -> Result<Option<u16>, DecodeError> {
+    fn sar_msg_ref_num(&self) -> Result<Option<u16>, DecodeError> {
         let v = self.fixed::<2>(tag::SAR_MSG_REF_NUM, "sar_msg_ref_num", "2 octets")?;
         Ok(v.map(u16::from_be_bytes))
     }
 
     /// `sar_total_segments` (0x020E): how many parts the message has.
-    pub fn sar_total_segments(&self) -> Result<Option<u8>, DecodeError> {
+    fn sar_total_segments(&self) -> Result<Option<u8>, DecodeError> {
         let v = self.fixed::<1>(tag::SAR_TOTAL_SEGMENTS, "sar_total_segments", "1 octet")?;
         Ok(v.map(|[b]| b))
     }
 
     /// `sar_segment_seqnum` (0x020F): this part's number, from 1.
-    pub fn sar_segment_seqnum(&self) -> Result<Option<u8>, DecodeError> {
+    fn sar_segment_seqnum(&self) -> Result<Option<u8>, DecodeError> {
         let v = self.fixed::<1>(tag::SAR_SEGMENT_SEQNUM, "sar_segment_seqnum", "1 octet")?;
         Ok(v.map(|[b]| b))
     }
 
     /// `message_payload` (0x0424): the message when it is not in `short_message`.
     /// When repeated, the first one.
-    pub fn message_payload(&self) -> Option<&Bytes> {
-        self.get(tag::MESSAGE_PAYLOAD).map(|t| &t.value)
+    fn message_payload(&self) -> Option<&[u8]> {
+        self.values(tag::MESSAGE_PAYLOAD).next()
     }
 
     /// `receipted_message_id` (0x001E) of a delivery receipt, without its NUL. A
     /// missing NUL is tolerated (some SMSCs omit it); more than 64 characters is not.
-    pub fn receipted_message_id(&self) -> Result<Option<&[u8]>, DecodeError> {
+    fn receipted_message_id(&self) -> Result<Option<&[u8]>, DecodeError> {
         const FIELD: &str = "receipted_message_id";
         let Some(value) = self.single(tag::RECEIPTED_MESSAGE_ID, FIELD)? else {
             return Ok(None);
@@ -313,25 +340,25 @@ impl Tlvs {
     }
 
     /// `message_state` (0x0427) of a delivery receipt.
-    pub fn message_state(&self) -> Result<Option<u8>, DecodeError> {
+    fn message_state(&self) -> Result<Option<u8>, DecodeError> {
         let v = self.fixed::<1>(tag::MESSAGE_STATE, "message_state", "1 octet")?;
         Ok(v.map(|[b]| b))
     }
 
     /// `sc_interface_version` (0x0210) of a bind response.
-    pub fn sc_interface_version(&self) -> Result<Option<u8>, DecodeError> {
+    fn sc_interface_version(&self) -> Result<Option<u8>, DecodeError> {
         let v = self.fixed::<1>(tag::SC_INTERFACE_VERSION, "sc_interface_version", "1 octet")?;
         Ok(v.map(|[b]| b))
     }
 
     /// `iys_message_type` (0x1400): ASCII `0` / `11` / `12` (a trailing NUL is
     /// tolerated), or one integer octet 0 / 11 / 12.
-    pub fn iys_message_type(&self) -> Result<Option<IysMessageType>, DecodeError> {
+    fn iys_message_type(&self) -> Result<Option<IysMessageType>, DecodeError> {
         const FIELD: &str = "iys_message_type";
         let Some(value) = self.single(tag::IYS_MESSAGE_TYPE, FIELD)? else {
             return Ok(None);
         };
-        let parsed = match value.as_ref() {
+        let parsed = match value {
             [b'0'] | [b'0', 0] => Some(IysMessageType::Informational),
             [b'1', b'1'] | [b'1', b'1', 0] => Some(IysMessageType::CommercialIndividual),
             [b'1', b'2'] | [b'1', b'2', 0] => Some(IysMessageType::CommercialMerchant),
@@ -347,12 +374,12 @@ impl Tlvs {
     }
 
     /// `iys_brand_code` (0x1401): the brand code overriding the bound account's.
-    pub fn iys_brand_code(&self) -> Result<Option<u32>, DecodeError> {
+    fn iys_brand_code(&self) -> Result<Option<u32>, DecodeError> {
         self.ascii_u32(tag::IYS_BRAND_CODE, "iys_brand_code")
     }
 
     /// `iys_retailer_code` (0x1402): the retailer (bayi) the message is sent for.
-    pub fn iys_retailer_code(&self) -> Result<Option<u32>, DecodeError> {
+    fn iys_retailer_code(&self) -> Result<Option<u32>, DecodeError> {
         self.ascii_u32(tag::IYS_RETAILER_CODE, "iys_retailer_code")
     }
 
@@ -375,39 +402,99 @@ impl Tlvs {
         let text = std::str::from_utf8(digits).map_err(|_| invalid())?;
         text.parse::<u32>().map(Some).map_err(|_| invalid())
     }
+}
 
-    /// Reads TLVs up to the end of the body.
-    pub(super) fn decode(r: &mut Reader<'_>) -> Result<Tlvs, DecodeError> {
-        let mut tlvs = Vec::new();
-        while r.remaining() > 0 {
-            let tag = r.u16("tlv_tag")?;
-            let len = r.u16("tlv_length")?;
-            let available = r.remaining();
-            if usize::from(len) > available {
-                return Err(DecodeError::new(
-                    "tlv_value",
-                    DecodeErrorKind::TlvLengthOverrun {
-                        tag,
-                        len,
-                        available,
-                    },
-                ));
-            }
-            let value = r.take("tlv_value", usize::from(len))?;
-            tlvs.push(Tlv { tag, value });
+impl TlvRead for Tlvs {
+    fn values(&self, tag: u16) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .iter()
+            .filter(move |t| t.tag == tag)
+            .map(|t| t.value.as_ref())
+    }
+}
+
+/// The TLV area of a frame, checked (see [`super::MessageView`]): read in place,
+/// nothing copied or allocated. The check notes which of the tags the gate
+/// reads are present, so asking for an absent one does not walk the area.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawTlvs<'a> {
+    area: &'a [u8],
+    /// Bit [`read_bit`] of each read tag that occurs.
+    present: u16,
+}
+
+/// The tags the gate reads, each with a bit in [`RawTlvs`]'s summary.
+const READ_TAGS: [u16; 9] = [
+    tag::IYS_MESSAGE_TYPE,
+    tag::IYS_BRAND_CODE,
+    tag::IYS_RETAILER_CODE,
+    tag::SAR_MSG_REF_NUM,
+    tag::SAR_TOTAL_SEGMENTS,
+    tag::SAR_SEGMENT_SEQNUM,
+    tag::MESSAGE_PAYLOAD,
+    tag::RECEIPTED_MESSAGE_ID,
+    tag::MESSAGE_STATE,
+];
+
+/// The bits of the İYS tags: the first three of [`READ_TAGS`].
+const IYS_BITS: u16 = 0b111;
+
+/// A read tag's bit; every other tag shares the last one.
+fn read_bit(tag: u16) -> u16 {
+    let i = READ_TAGS
+        .iter()
+        .position(|t| *t == tag)
+        .unwrap_or(READ_TAGS.len());
+    1 << i
+}
+
+impl<'a> RawTlvs<'a> {
+    /// The TLVs in `area`, or the error the typed decoder reports for it.
+    pub(super) fn check(area: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut cur = Cursor::new(area);
+        let mut present = 0;
+        while cur.remaining() > 0 {
+            present |= read_bit(cur.tlv()?.0);
         }
-        Ok(Tlvs(tlvs))
+        Ok(RawTlvs { area, present })
     }
 
-    pub(super) fn encoded_len(&self) -> usize {
-        self.0.iter().map(Tlv::encoded_len).sum()
+    /// The area's octets.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.area
     }
 
-    pub(super) fn encode<B: BufMut>(&self, out: &mut B) {
-        for tlv in &self.0 {
-            tlv.encode(out);
-        }
+    /// Each TLV as (tag, value, its whole encoding), in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &'a [u8], &'a [u8])> {
+        let mut cur = Cursor::new(self.area);
+        std::iter::from_fn(move || {
+            let before = cur.rest();
+            let (tag, value) = cur.tlv().ok()?;
+            Some((tag, value, &before[..before.len() - cur.remaining()]))
+        })
     }
+
+    /// Whether iys-gate's own TLVs (0x1400–0x1402) are among them.
+    pub fn has_iys(&self) -> bool {
+        self.present & IYS_BITS != 0
+    }
+}
+
+impl TlvRead for RawTlvs<'_> {
+    fn values(&self, tag: u16) -> impl Iterator<Item = &[u8]> {
+        let maybe = self.present & read_bit(tag) != 0;
+        let area = if maybe { self.area } else { &[] };
+        RawTlvs { area, ..*self }
+            .iter()
+            .filter(move |t| t.0 == tag)
+            .map(|t| t.1)
+    }
+}
+
+/// Whether a tag is one of iys-gate's own (0x1400–0x1402), which must not
+/// reach the SMSC.
+pub fn is_iys(tag: u16) -> bool {
+    (tag::IYS_MESSAGE_TYPE..=tag::IYS_RETAILER_CODE).contains(&tag)
 }
 
 impl From<Vec<Tlv>> for Tlvs {

@@ -1,6 +1,7 @@
 //! The SMPP proxy: listeners (plain and TLS), the connection limit, and one
 //! [`session`] per bound sender.
 
+mod counts;
 pub mod session;
 
 use std::collections::HashMap;

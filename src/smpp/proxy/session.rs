@@ -20,17 +20,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use metrics::{counter, histogram};
+use metrics::counter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::counts::SessionCounts;
 use super::ProxyShared;
 use crate::consent::ConsentTime;
 use crate::policy::Decision;
 use crate::smpp::codec::{
     frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, ConcatInfo,
-    DestAddress, Header, Pdu, SubmitMultiResp, Tlvs, UnsuccessSme, UnsuccessSmes,
+    DestAddress, FrameError, Header, MessageView, Pdu, SubmitMultiResp, UnsuccessSme,
+    UnsuccessSmes,
 };
 use crate::smpp::config::{AccountConfig, UpstreamLoss};
 use crate::smpp::gating::{classify, judge, refusal_status, Classified, ConcatMemory};
@@ -102,11 +104,9 @@ pub async fn run<S>(
         now: Instant::now(),
         wall: ConsentTime::now(),
         clock_base: (Instant::now(), ConsentTime::now()),
-        pdus: FxHashMap::default(),
-        latency: histogram!("iys_gate_smpp_upstream_latency_seconds"),
         closing: None,
         concat: ConcatMemory::new(4096, Duration::from_secs(600)),
-        in_flight: metrics::gauge!("iys_gate_smpp_in_flight"),
+        counts: SessionCounts::new(),
     };
     let end = s.proxy(shutdown).await;
     s.finish(&end).await;
@@ -204,16 +204,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
     }
 }
 
-/// What became of a single-destination message at the gate.
-enum Single {
-    /// Refused or malformed: the gate answered it.
-    Answered,
-    /// Allowed, bytes unchanged: forward the frame as it came.
-    Unchanged,
-    /// Allowed, İYS TLVs removed: forward the re-encoded PDU.
-    Stripped,
-}
-
 /// Who is waiting for the response to a request the gate sent.
 #[derive(Debug)]
 enum Waiting {
@@ -254,15 +244,13 @@ struct Session<DR, DW> {
     /// number (if it asked) and when the gate started waiting.
     closing: Option<(Option<u32>, Instant)>,
     concat: ConcatMemory,
-    in_flight: metrics::Gauge,
+    /// PDU and in-flight counts, handed to the registry once per turn.
+    counts: SessionCounts,
     /// The clock, read once per turn of the loop (not per message).
     now: Instant,
     /// Wall time for decisions, derived from `now`.
     wall: ConsentTime,
     clock_base: (Instant, ConsentTime),
-    /// PDU counters by (direction, command id), registered on first use.
-    pdus: FxHashMap<(bool, u32), metrics::Counter>,
-    latency: metrics::Histogram,
 }
 
 /// Authenticate the sender, bind upstream, answer the bind.
@@ -473,6 +461,17 @@ fn reply_error(out: &mut BytesMut, request: &Header, st: u32) {
     pdu.encode(out);
 }
 
+/// The next whole frame at the start of `input`, with its header; `Ok(None)`
+/// until all of it has arrived.
+fn next_frame(input: &[u8], max: u32) -> Result<Option<(Header, &[u8])>, FrameError> {
+    Ok(frame_len(input, max)?.and_then(|n| Some((Header::peek(input)?, &input[..n]))))
+}
+
+/// Whether a command answers a request (a response or generic_nack).
+fn is_answer(command: CommandId) -> bool {
+    command.is_response() || command == CommandId::GenericNack
+}
+
 /// Write a frame with another sequence number.
 fn forward_raw(out: &mut BytesMut, frame: &[u8], seq: u32) {
     let start = out.len();
@@ -497,15 +496,9 @@ where
             ConsentTime(base_wall.unix() + self.now.duration_since(base_instant).as_secs() as i64);
     }
 
-    /// Count one PDU (a held handle per command: no label lookup per message).
-    fn count_pdu(&mut self, from_sender: bool, command: CommandId) {
-        self.pdus
-            .entry((from_sender, command.as_u32()))
-            .or_insert_with(|| {
-                let from = if from_sender { "esme" } else { "smsc" };
-                counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => command.name())
-            })
-            .increment(1);
+    /// Hand the counts of this turn of the loop to the metrics registry.
+    fn flush_counts(&mut self) {
+        self.counts.flush();
     }
 
     async fn proxy(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
@@ -558,44 +551,53 @@ where
         }
     }
 
-    /// Handle whole frames from the sender (parked requests first).
+    /// Handle whole frames from the sender (parked requests first). Frames are
+    /// read in place from the input buffer; only parked ones are copied out.
     fn process_down(&mut self, max: u32) -> Result<(), End> {
         while self.to_up.len() < self.window() {
             let Some(frame) = self.down.unpark() else {
                 break;
             };
-            self.down_request(frame);
+            self.down_request(&frame);
         }
+        let inbuf = std::mem::take(&mut self.down.inbuf);
+        let (used, result) = self.down_frames(&inbuf, max);
+        self.down.inbuf = inbuf;
+        self.down.inbuf.advance(used);
+        self.flush_counts();
+        result
+    }
+
+    /// The whole frames at the start of `input`: how many octets were handled.
+    fn down_frames(&mut self, input: &[u8], max: u32) -> (usize, Result<(), End>) {
+        let mut at = 0;
         loop {
-            let n = match frame_len(&self.down.inbuf, max) {
-                Ok(Some(n)) => n,
-                Ok(None) => return Ok(()),
+            let rest = &input[at..];
+            let (header, frame) = match next_frame(rest, max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return (at, Ok(())),
                 Err(e) => {
                     counter!("iys_gate_smpp_malformed_total", "kind" => "frame").increment(1);
                     self.down.send(&Pdu {
                         command_status: status::ESME_RINVCMDLEN,
-                        sequence_number: Header::peek(&self.down.inbuf)
-                            .map_or(0, |h| h.sequence_number),
+                        sequence_number: Header::peek(rest).map_or(0, |h| h.sequence_number),
                         body: Body::GenericNack,
                     });
-                    return Err(End::SenderFraming(e.to_string()));
+                    return (at, Err(End::SenderFraming(e.to_string())));
                 }
             };
-            let Some(header) = Header::peek(&self.down.inbuf) else {
-                return Ok(());
-            };
-            let command = CommandId::from_u32(header.command_id);
-            let is_response = command.is_response() || command == CommandId::GenericNack;
+            let command = header.command();
+            let is_response = is_answer(command);
             if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
                 if !self.down.may_park() {
-                    return Ok(()); // stop here: reading pauses until parked requests drain
+                    return (at, Ok(())); // stop here: reading pauses until parked requests drain
                 }
-                let frame = self.down.inbuf.split_to(n).freeze();
-                self.down.park(frame);
+                self.down.park(Bytes::copy_from_slice(frame));
+                at += frame.len();
                 continue;
             }
-            let frame = self.down.inbuf.split_to(n).freeze();
-            self.count_pdu(true, command);
+            at += frame.len();
+            self.counts.pdu(true, command);
             if is_response {
                 self.down_response(&header, frame);
             } else {
@@ -605,9 +607,9 @@ where
     }
 
     /// A response from the sender: to one of the SMSC's requests, or to the gate's.
-    fn down_response(&mut self, header: &Header, frame: Bytes) {
+    fn down_response(&mut self, header: &Header, frame: &[u8]) {
         match self.to_down.remove(&header.sequence_number) {
-            Some(Waiting::Peer { seq, .. }) => forward_raw(&mut self.up.out, &frame, seq),
+            Some(Waiting::Peer { seq, .. }) => forward_raw(&mut self.up.out, frame, seq),
             Some(Waiting::Gate {
                 command: CommandId::Unbind,
                 ..
@@ -620,8 +622,8 @@ where
     }
 
     /// A request from the sender.
-    fn down_request(&mut self, frame: Bytes) {
-        let Some(header) = Header::peek(&frame) else {
+    fn down_request(&mut self, frame: &[u8]) {
+        let Some(header) = Header::peek(frame) else {
             return;
         };
         let command = CommandId::from_u32(header.command_id);
@@ -650,7 +652,7 @@ where
                 return;
             }
             CommandId::QuerySm | CommandId::CancelSm | CommandId::ReplaceSm => {
-                if let Err(e) = Pdu::decode(&frame) {
+                if let Err(e) = Pdu::decode(frame) {
                     reply_error(&mut self.down.out, &header, e.command_status());
                     return;
                 }
@@ -670,36 +672,31 @@ where
                 return;
             }
         }
-        self.forward_up(&header, &frame, None);
+        self.forward_up(&header, frame, None);
     }
 
     /// Classify and decide a single-destination message (submit_sm, data_sm):
-    /// answer it here if refused, else say whether its İYS TLVs were stripped.
-    fn gate_single(
-        &mut self,
-        header: &Header,
-        tlvs: &mut Tlvs,
-        ton: u8,
-        addr: &[u8],
-        info: Option<ConcatInfo>,
-    ) -> Single {
-        let what = match classify(&self.account, tlvs) {
+    /// `false` when refused or unreadable (the gate answered it), `true` when
+    /// it may go on.
+    fn gate_single(&mut self, header: &Header, view: &MessageView<'_>) -> bool {
+        let what = match classify(&self.account, &view.tlvs) {
             Ok(w) => w,
             Err(st) => {
                 reply_error(&mut self.down.out, header, st);
-                return Single::Answered;
+                return false;
             }
         };
-        let d = self.decide_one(&what, ton, addr, info);
+        let d = self.decide_one(
+            &what,
+            view.dest_addr_ton,
+            view.destination_addr,
+            view.concat_info(),
+        );
         if let Some(st) = refusal_status(&self.shared.cfg.status, &d) {
             reply_error(&mut self.down.out, header, st);
-            return Single::Answered;
+            return false;
         }
-        if self.shared.cfg.strip_iys_tlvs && tlvs.remove_iys() > 0 {
-            Single::Stripped
-        } else {
-            Single::Unchanged
-        }
+        true
     }
 
     /// Decide one destination; every part of a concatenated message gets the
@@ -726,10 +723,6 @@ where
     }
 
     /// Forward a changed request: encode it straight into the upstream buffer.
-    fn forward_up_body(&mut self, header: &Header, body: Body) {
-        self.forward_up_encoded(header, body, None);
-    }
-
     fn forward_up_encoded(
         &mut self,
         header: &Header,
@@ -755,12 +748,33 @@ where
             refused,
         };
         self.to_up.insert(seq, waiting);
-        self.in_flight.increment(1.0);
+        self.counts.in_flight += 1;
     }
 
-    /// submit_sm, data_sm, submit_multi: decide, then forward or answer.
-    fn gate_message(&mut self, header: Header, frame: Bytes) {
-        let pdu = match Pdu::decode_bytes(frame.clone()) {
+    /// submit_sm and data_sm: read in place, decide, then answer or forward
+    /// the frame (without its İYS TLVs when so configured).
+    fn gate_message(&mut self, header: Header, frame: &[u8]) {
+        if header.command() == CommandId::SubmitMulti {
+            return self.gate_multi(header, frame);
+        }
+        let view = match MessageView::read(frame) {
+            Ok(v) => v,
+            Err(e) => {
+                counter!("iys_gate_smpp_malformed_total", "kind" => "body").increment(1);
+                return reply_error(&mut self.down.out, &header, e.command_status());
+            }
+        };
+        if self.gate_single(&header, &view) {
+            let seq = self.up.seq();
+            view.forward(seq, self.shared.cfg.strip_iys_tlvs, &mut self.up.out);
+            self.track_up(&header, seq, None);
+        }
+    }
+
+    /// submit_multi: decided per destination; refused ones are taken out and
+    /// merged into the response later.
+    fn gate_multi(&mut self, header: Header, frame: &[u8]) {
+        let pdu = match Pdu::decode(frame) {
             Ok(p) => p,
             Err(e) => {
                 counter!("iys_gate_smpp_malformed_total", "kind" => "body").increment(1);
@@ -772,30 +786,6 @@ where
         let statuses = &shared.cfg.status;
         let strip = shared.cfg.strip_iys_tlvs;
         match pdu.body {
-            Body::SubmitSm(mut sm) => {
-                let (ton, addr, info) = (
-                    sm.dest_addr_ton,
-                    sm.destination_addr.clone(),
-                    sm.concat_info(),
-                );
-                match self.gate_single(&header, &mut sm.tlvs, ton, addr.as_bytes(), info) {
-                    Single::Answered => {}
-                    Single::Unchanged => self.forward_up(&header, &frame, None),
-                    Single::Stripped => self.forward_up_body(&header, Body::SubmitSm(sm)),
-                }
-            }
-            Body::DataSm(mut dm) => {
-                let (ton, addr, info) = (
-                    dm.dest_addr_ton,
-                    dm.destination_addr.clone(),
-                    dm.concat_info(),
-                );
-                match self.gate_single(&header, &mut dm.tlvs, ton, addr.as_bytes(), info) {
-                    Single::Answered => {}
-                    Single::Unchanged => self.forward_up(&header, &frame, None),
-                    Single::Stripped => self.forward_up_body(&header, Body::DataSm(dm)),
-                }
-            }
             Body::SubmitMulti(mut multi) => {
                 let what = match classify(&self.account, &multi.tlvs) {
                     Ok(w) => w,
@@ -850,69 +840,77 @@ where
                     let refused = (!refused.is_empty()).then_some(refused);
                     self.forward_up_encoded(&header, Body::SubmitMulti(multi), refused);
                 } else {
-                    self.forward_up(&header, &frame, None);
+                    self.forward_up(&header, frame, None);
                 }
             }
             _ => reply_error(&mut self.down.out, &header, status::ESME_RSYSERR),
         }
     }
 
-    /// Handle whole frames from the SMSC (parked requests first).
+    /// Handle whole frames from the SMSC (parked requests first), read in place.
     fn process_up(&mut self, max: u32) -> Result<(), End> {
         while self.to_down.len() < self.window() {
             let Some(frame) = self.up.unpark() else {
                 break;
             };
-            if let Some(end) = self.up_request(frame) {
+            if let Some(end) = self.up_request(&frame) {
                 return Err(end);
             }
         }
+        let inbuf = std::mem::take(&mut self.up.inbuf);
+        let (used, result) = self.up_frames(&inbuf, max);
+        self.up.inbuf = inbuf;
+        self.up.inbuf.advance(used);
+        self.flush_counts();
+        result
+    }
+
+    /// The whole frames at the start of `input`: how many octets were handled.
+    fn up_frames(&mut self, input: &[u8], max: u32) -> (usize, Result<(), End>) {
+        let mut at = 0;
         loop {
-            let n = match frame_len(&self.up.inbuf, max) {
-                Ok(Some(n)) => n,
-                Ok(None) => return Ok(()),
+            let (header, frame) = match next_frame(&input[at..], max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return (at, Ok(())),
                 Err(e) => {
-                    return Err(End::UpstreamLost(format!(
-                        "SMSC sent an impossible frame: {e}"
-                    )))
+                    let why = format!("SMSC sent an impossible frame: {e}");
+                    return (at, Err(End::UpstreamLost(why)));
                 }
             };
-            let Some(header) = Header::peek(&self.up.inbuf) else {
-                return Ok(());
-            };
-            let command = CommandId::from_u32(header.command_id);
-            let is_response = command.is_response() || command == CommandId::GenericNack;
+            let command = header.command();
+            let is_response = is_answer(command);
             if !is_response && (self.to_down.len() >= self.window() || !self.up.parked.is_empty()) {
                 if !self.up.may_park() {
-                    return Ok(());
+                    return (at, Ok(()));
                 }
-                let frame = self.up.inbuf.split_to(n).freeze();
-                self.up.park(frame);
+                self.up.park(Bytes::copy_from_slice(frame));
+                at += frame.len();
                 continue;
             }
-            let frame = self.up.inbuf.split_to(n).freeze();
-            self.count_pdu(false, command);
-            if is_response {
-                if let Some(end) = self.up_response(&header, frame) {
-                    return Err(end);
-                }
-            } else if let Some(end) = self.up_request(frame) {
-                return Err(end);
+            at += frame.len();
+            self.counts.pdu(false, command);
+            let end = if is_response {
+                self.up_response(&header, frame)
+            } else {
+                self.up_request(frame)
+            };
+            if let Some(end) = end {
+                return (at, Err(end));
             }
         }
     }
 
-    fn up_response(&mut self, header: &Header, frame: Bytes) -> Option<End> {
+    fn up_response(&mut self, header: &Header, frame: &[u8]) -> Option<End> {
         match self.to_up.remove(&header.sequence_number) {
             Some(Waiting::Peer {
                 seq, refused, sent, ..
             }) => {
-                self.in_flight.decrement(1.0);
-                self.latency
-                    .record(self.now.duration_since(sent).as_secs_f64());
+                self.counts.in_flight -= 1;
+                let latency = self.now.duration_since(sent).as_secs_f64();
+                self.counts.upstream_latency(latency);
                 match refused {
-                    Some(refused) => self.merge_multi_resp(header, &frame, seq, refused),
-                    None => forward_raw(&mut self.down.out, &frame, seq),
+                    Some(refused) => self.merge_multi_resp(frame, seq, refused),
+                    None => forward_raw(&mut self.down.out, frame, seq),
                 }
                 None
             }
@@ -936,14 +934,8 @@ where
     }
 
     /// Add the gate's refused destinations to the SMSC's submit_multi_resp.
-    fn merge_multi_resp(
-        &mut self,
-        header: &Header,
-        frame: &Bytes,
-        seq: u32,
-        refused: Vec<UnsuccessSme>,
-    ) {
-        let mut pdu = match Pdu::decode_bytes(frame.clone()) {
+    fn merge_multi_resp(&mut self, frame: &[u8], seq: u32, refused: Vec<UnsuccessSme>) {
+        let mut pdu = match Pdu::decode(frame) {
             Ok(p) => p,
             Err(_) => return forward_raw(&mut self.down.out, frame, seq),
         };
@@ -958,7 +950,6 @@ where
         let Ok(unsuccess_smes) = UnsuccessSmes::new(all) else {
             return forward_raw(&mut self.down.out, frame, seq);
         };
-        let _ = header;
         pdu.body = Body::SubmitMultiResp(Some(SubmitMultiResp {
             message_id,
             unsuccess_smes,
@@ -968,8 +959,8 @@ where
     }
 
     /// A request from the SMSC: deliver_sm (receipts, MO), data_sm, alerts, keep-alives, unbind.
-    fn up_request(&mut self, frame: Bytes) -> Option<End> {
-        let header = Header::peek(&frame)?;
+    fn up_request(&mut self, frame: &[u8]) -> Option<End> {
+        let header = Header::peek(frame)?;
         match CommandId::from_u32(header.command_id) {
             CommandId::EnquireLink => self
                 .up
@@ -981,7 +972,7 @@ where
             }
             CommandId::DeliverSm | CommandId::DataSm => {
                 let seq = self.down.seq();
-                forward_raw(&mut self.down.out, &frame, seq);
+                forward_raw(&mut self.down.out, frame, seq);
                 self.to_down.insert(
                     seq,
                     Waiting::Peer {
@@ -994,7 +985,7 @@ where
             }
             CommandId::AlertNotification => {
                 let seq = self.down.seq();
-                forward_raw(&mut self.down.out, &frame, seq);
+                forward_raw(&mut self.down.out, frame, seq);
             }
             _ => self.up.send(&Pdu {
                 command_status: status::ESME_RINVCMDID,
@@ -1010,7 +1001,7 @@ where
         let waiting: Vec<(u32, Waiting)> = self.to_up.drain().collect();
         for (_, w) in waiting {
             if let Waiting::Peer { seq, command, .. } = w {
-                self.in_flight.decrement(1.0);
+                self.counts.in_flight -= 1;
                 let header = Header {
                     command_length: 16,
                     command_id: command.as_u32(),
@@ -1093,7 +1084,7 @@ where
         for k in expired {
             match self.to_up.remove(&k) {
                 Some(Waiting::Peer { seq, command, .. }) => {
-                    self.in_flight.decrement(1.0);
+                    self.counts.in_flight -= 1;
                     counter!("iys_gate_smpp_upstream_errors_total", "kind" => "timeout")
                         .increment(1);
                     let h = Header {

@@ -895,6 +895,7 @@ impl LoadSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smpp::codec::TlvRead;
 
     #[test]
     fn percentiles_use_nearest_rank() {

@@ -23,7 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::conn::{self, FrameBuf};
 use crate::smpp::codec::{
     status, tag, BindResp, Body, COctetString, CommandId, DeliverSm, DestAddress, Header,
-    OctetString, Pdu, SubmitMultiResp, SubmitSm, Tlv, Tlvs, UnsuccessSmes,
+    OctetString, Pdu, SubmitMultiResp, SubmitSm, Tlv, TlvRead, Tlvs, UnsuccessSmes,
     DEFAULT_MAX_COMMAND_LENGTH, HEADER_LEN,
 };
 
@@ -547,8 +547,8 @@ impl Session {
                     &dm.tlvs,
                 );
                 if wants_receipt(dm.registered_delivery) {
-                    let payload = dm.tlvs.message_payload().cloned().unwrap_or_default();
-                    self.receipt(id, &as_submit, &payload, out);
+                    let payload = dm.tlvs.message_payload().unwrap_or_default();
+                    self.receipt(id, &as_submit, payload, out);
                 }
             }
             Body::SubmitMulti(ref multi) => {

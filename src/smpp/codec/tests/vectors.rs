@@ -316,10 +316,7 @@ fn data_sm_with_message_payload_and_its_resp() {
     let Body::DataSm(d) = round_trip(&frame).body else {
         panic!()
     };
-    assert_eq!(
-        d.tlvs.message_payload().map(|p| &p[..]),
-        Some(&b"payload text"[..])
-    );
+    assert_eq!(d.tlvs.message_payload(), Some(&b"payload text"[..]));
     assert_eq!(
         d.tlvs.iys_message_type(),
         Ok(Some(IysMessageType::CommercialMerchant))

@@ -1,0 +1,137 @@
+//! A session's metric counts, handed to the registry once per turn of the
+//! session loop instead of once per PDU.
+//!
+//! A turn handles every whole frame one read brought (often dozens), so this
+//! trades a label lookup and a shared atomic update per PDU for one per
+//! command per turn; a scrape sees the counts at most one turn late. The
+//! upstream latency histogram is sampled the same way: the first response
+//! of each turn is recorded, which keeps its distribution and costs one
+//! record per read instead of one per response.
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+use crate::smpp::codec::CommandId;
+
+/// Slots per direction: one per command id up to submit_multi (0x21),
+/// alert_notification, data_sm, and one for everything else; each for the
+/// request and the response.
+const IDS: usize = 0x25;
+
+/// Counts not yet handed over.
+pub(super) struct SessionCounts {
+    /// (counter, pending) by [`slot`], registered on first use.
+    slots: Vec<Option<(Counter, u64)>>,
+    /// Slots with a pending count.
+    dirty: Vec<usize>,
+    /// Change of in-flight requests towards the SMSC since the last flush.
+    pub in_flight: i64,
+    in_flight_gauge: Gauge,
+    latency: Histogram,
+    /// Whether this turn's latency sample has been taken.
+    latency_sampled: bool,
+}
+
+/// Where a PDU is counted: by direction, response bit and command id.
+fn slot(from_sender: bool, id: u32) -> usize {
+    let low = id & 0x7FFF_FFFF;
+    let index = match low {
+        0..=0x21 => low as usize,
+        0x102 => 0x22,
+        0x103 => 0x23,
+        _ => 0x24,
+    };
+    let response = usize::from(id & 0x8000_0000 != 0);
+    ((index * 2 + response) * 2) + usize::from(from_sender)
+}
+
+impl SessionCounts {
+    pub(super) fn new() -> Self {
+        SessionCounts {
+            slots: (0..IDS * 4).map(|_| None).collect(),
+            dirty: Vec::new(),
+            in_flight: 0,
+            in_flight_gauge: gauge!("iys_gate_smpp_in_flight"),
+            latency: histogram!("iys_gate_smpp_upstream_latency_seconds"),
+            latency_sampled: false,
+        }
+    }
+
+    /// One PDU read from the sender (`from_sender`) or the SMSC.
+    pub(super) fn pdu(&mut self, from_sender: bool, command: CommandId) {
+        let i = slot(from_sender, command.as_u32());
+        let entry = self.slots[i].get_or_insert_with(|| {
+            let from = if from_sender { "esme" } else { "smsc" };
+            let name = if i / 4 == 0x24 {
+                "unknown"
+            } else {
+                command.name()
+            };
+            (
+                counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => name),
+                0,
+            )
+        });
+        if entry.1 == 0 {
+            self.dirty.push(i);
+        }
+        entry.1 += 1;
+    }
+
+    /// How long the SMSC took to answer a request: the first of each turn
+    /// is recorded.
+    pub(super) fn upstream_latency(&mut self, seconds: f64) {
+        if !self.latency_sampled {
+            self.latency.record(seconds);
+            self.latency_sampled = true;
+        }
+    }
+
+    /// Hand the pending counts to the registry.
+    pub(super) fn flush(&mut self) {
+        self.latency_sampled = false;
+        for i in self.dirty.drain(..) {
+            if let Some((counter, pending)) = &mut self.slots[i] {
+                counter.increment(*pending);
+                *pending = 0;
+            }
+        }
+        if self.in_flight != 0 {
+            self.in_flight_gauge.increment(self.in_flight as f64);
+            self.in_flight = 0;
+        }
+    }
+}
+
+impl Drop for SessionCounts {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_its_own_slot_per_direction() {
+        let ids = [
+            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0B, 0x15, 0x21, 0x102, 0x103,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            for resp in [0, 0x8000_0000u32] {
+                for from in [true, false] {
+                    assert!(seen.insert(slot(from, id | resp)), "{id:#x}");
+                }
+            }
+        }
+        assert!(seen.insert(slot(true, 0x8000_0000)), "generic_nack");
+        assert!(seen.iter().all(|&i| i < IDS * 4));
+        assert_eq!(
+            slot(true, 0x1234),
+            slot(true, 0x4321),
+            "unknown ids share one"
+        );
+        assert!(slot(false, 0xFFFF_FFFF) < IDS * 4);
+    }
+}
