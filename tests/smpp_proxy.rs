@@ -1200,6 +1200,47 @@ async fn rebind_after_upstream_loss_keeps_the_session() {
     g.gate.shutdown().await;
 }
 
+/// Requests written in the same write right after the sender's unbind get
+/// ESME_RINVBNDSTS from the gate, never reach the SMSC, and the unbind is
+/// still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_after_unbind_are_answered_not_forwarded() {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    let g = gate(port, "").await;
+    let mut a = Peer::bound(g.addr).await;
+    a.submit_ok(CONSENTED, "before").await;
+    let mut burst = Pdu::new(a.seq + 1, Body::Unbind).to_vec();
+    burst.extend(Pdu::new(a.seq + 2, Body::SubmitSm(submit(CONSENTED, "late"))).to_vec());
+    burst.extend(Pdu::new(a.seq + 3, Body::EnquireLink).to_vec());
+    a.s.write_all(&burst).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(p) = a.recv().await {
+        got.push((p.command_id(), p.sequence_number, p.command_status));
+    }
+    got.sort_by_key(|g| g.1);
+    let (u, s, e) = (a.seq + 1, a.seq + 2, a.seq + 3);
+    assert_eq!(
+        got,
+        [
+            (CommandId::UnbindResp, u, status::ESME_ROK),
+            (CommandId::SubmitSmResp, s, status::ESME_RINVBNDSTS),
+            (CommandId::EnquireLinkResp, e, status::ESME_RINVBNDSTS),
+        ],
+        "one answer each, then the close"
+    );
+    smsc.wait("unbind", |r| !r.of(CommandId::Unbind).is_empty())
+        .await;
+    let texts: Vec<String> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| text(p))
+        .collect();
+    assert_eq!(texts, ["before"], "the late submit never reached the SMSC");
+    g.gate.shutdown().await;
+}
+
 /// max_sessions = 2: a third connection is closed at once (and never reaches
 /// the SMSC) while the two bound sessions keep working; when one ends, a new
 /// one can bind.

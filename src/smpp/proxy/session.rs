@@ -588,6 +588,14 @@ where
             };
             let command = header.command();
             let is_response = is_answer(command);
+            if !is_response && self.closing.is_some() {
+                // Sent after the sender's own unbind (often in the same write):
+                // answered here, not forwarded to an SMSC link being unbound.
+                at += frame.len();
+                self.counts.pdu(true, command);
+                reply_error(&mut self.down.out, &header, status::ESME_RINVBNDSTS);
+                continue;
+            }
             if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
                 if !self.down.may_park() {
                     return (at, Ok(())); // stop here: reading pauses until parked requests drain
