@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-5}"; messages="${2:-200000}"; mix="${3:-all-consented}"
 cargo build --release --quiet
-bin=target/release/iys-gate
+bin="${CARGO_TARGET_DIR:-target}/release/iys-gate"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -49,7 +49,11 @@ brand_code = 100001
 TOML
 $bin smpp-sink --listen 127.0.0.1:2786 >/dev/null 2>&1 &
 $bin smpp-relay --listen 127.0.0.1:2787 --upstream 127.0.0.1:2786 >/dev/null 2>&1 &
+relay_pid=$!
 $bin serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
+gate_pid=$!
+# CPU time (clock ticks, all threads) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/2785) 2>/dev/null && break; sleep 0.2; done
 
 case "$mix" in
@@ -59,22 +63,28 @@ esac
 for r in $(seq "$rounds"); do
   for path in direct:2786 relay:2787 gate:2785; do
     name=${path%%:*}; port=${path##*:}
+    case $name in relay) pid=$relay_pid ;; gate) pid=$gate_pid ;; *) pid= ;; esac
+    before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
     $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
       --consented-file "$work/consented.txt" "${shares[@]}" --json > "$work/$name.$r.json"
+    after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+    echo $((after - before)) > "$work/$name.$r.cpu"
   done
 done
-python3 - "$work" "$rounds" <<'PY'
+python3 - "$work" "$rounds" "$messages" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, statistics as st
-d, rounds = sys.argv[1], int(sys.argv[2])
+d, rounds, messages, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 res = {}
 for name in ["direct", "relay", "gate"]:
     runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
     res[name] = dict(rate=st.median(x["msgs_per_sec"] for x in runs),
                      p50=st.median(x["latency_us"]["p50"] for x in runs),
                      p99=st.median(x["latency_us"]["p99"] for x in runs),
-                     statuses=runs[-1]["statuses"])
+                     statuses=runs[-1]["statuses"],
+                     cpu_us=st.median(int(open(f"{d}/{name}.{r}.cpu").read()) for r in range(1, rounds + 1)) * 1e6 / tck / messages)
 for name, r in res.items():
-    print(f"{name:6} median {r['rate']:>10.0f} msg/s  p50 {r['p50']:>6} us  p99 {r['p99']:>7} us  statuses {r['statuses']}")
+    cpu = f"  proxy CPU {r['cpu_us']:.2f} us/msg" if name != "direct" else ""
+    print(f"{name:6} median {r['rate']:>10.0f} msg/s  p50 {r['p50']:>6} us  p99 {r['p99']:>7} us{cpu}  statuses {r['statuses']}")
 print(f"gate/direct {res['gate']['rate'] / res['direct']['rate']:.2f}   relay/direct {res['relay']['rate'] / res['direct']['rate']:.2f}   gate/relay {res['gate']['rate'] / res['relay']['rate']:.2f}")
 print(f"added median latency: gate {res['gate']['p50'] - res['direct']['p50']} us, relay {res['relay']['p50'] - res['direct']['p50']} us")
 PY
