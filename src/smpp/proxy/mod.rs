@@ -111,13 +111,15 @@ pub async fn serve(
         tokio::spawn(async move {
             sessions.increment(1.0);
             match tls {
-                None => session::run(stream, peer, connected, shared, shutdown).await,
+                // Plain TCP splits without a lock between the halves.
+                None => session::run(stream.into_split(), peer, connected, shared, shutdown).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(shared.cfg.bind_timeout, acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(tls_stream)) => {
-                            session::run(tls_stream, peer, connected, shared, shutdown).await
+                            let halves = tokio::io::split(tls_stream);
+                            session::run(halves, peer, connected, shared, shutdown).await
                         }
                         Ok(Err(e)) => tracing::info!(%peer, "smpp TLS handshake failed: {e}"),
                         Err(_) => tracing::info!(%peer, "smpp TLS handshake timed out"),

@@ -70,18 +70,19 @@ impl std::fmt::Display for End {
     }
 }
 
-/// Run one sender connection to its end; it must bind by `connected` +
-/// `smpp.bind_timeout` (a TLS handshake counts against that).
-pub async fn run<S>(
-    stream: S,
+/// Run one sender connection, as its read and write halves, to its end; it
+/// must bind by `connected` + `smpp.bind_timeout` (a TLS handshake counts
+/// against that).
+pub async fn run<R, W>(
+    (rd, wr): (R, W),
     peer: SocketAddr,
     connected: Instant,
     shared: Arc<ProxyShared>,
     shutdown: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
 {
-    let (rd, wr) = tokio::io::split(stream);
     let mut down = Leg::new(rd, wr);
     let Some((account, bind, bind_kind, upstream)) =
         bind_phase(&mut down, peer, connected, &shared).await
