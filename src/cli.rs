@@ -73,11 +73,11 @@ pub enum SnapshotCommand {
 pub struct BenchArgs {
     /// Snapshot file.
     pub file: PathBuf,
-    /// Timing samples per workload.
-    #[arg(long, default_value_t = 200)]
+    /// Timing samples per workload (the median is reported).
+    #[arg(long, default_value_t = 2000)]
     pub samples: usize,
-    /// Lookups per sample.
-    #[arg(long, default_value_t = 10_000)]
+    /// Lookups per sample (short samples keep a preempted one an outlier).
+    #[arg(long, default_value_t = 1000)]
     pub batch: usize,
 }
 
@@ -119,6 +119,14 @@ pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// Anonymous memory of this process on transparent huge pages, in bytes (Linux).
+pub fn huge_page_bytes() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -248,6 +256,17 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         "resident (RSS Δ):  {resident} ({:.2} bytes/tuple)",
         resident as f64 / tuples.max(1) as f64
     )?;
+    let usage = s.arena_usage();
+    writeln!(
+        out,
+        "arrays:            {} in the arena ({} mapped), {} on the heap",
+        usage.in_arenas, usage.arena_capacity, usage.heap
+    )?;
+    writeln!(
+        out,
+        "on huge pages:     {} (AnonHugePages)",
+        huge_page_bytes().map_or_else(|| "-".to_string(), |b| b.to_string())
+    )?;
     let mut brands: Vec<(Brand, u64)> = s
         .brand_entries()
         .map(|(b, e)| {
@@ -295,28 +314,40 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     use crate::store::probe;
     let started = Instant::now();
     let s = file::read(&args.file)?;
+    let usage = s.arena_usage();
     writeln!(
         out,
-        "loaded {} in {:.2}s: {} tuples",
+        "loaded {} in {:.2}s: {} tuples; {} of {} array bytes in the arena, {} bytes on huge pages",
         args.file.display(),
         started.elapsed().as_secs_f64(),
-        s.tuples_per_channel().iter().sum::<u64>()
+        s.tuples_per_channel().iter().sum::<u64>(),
+        usage.in_arenas,
+        usage.in_arenas + usage.heap,
+        huge_page_bytes().map_or_else(|| "-".to_string(), |b| b.to_string()),
     )?;
     let hot = probe::hot(&s, 4096, 7);
     let random = probe::random(&s, 1 << 20, 11);
-    let (hot_ns, hot_hits) = probe::median_ns(&s, &hot, args.samples, args.batch);
-    let (rand_ns, _) = probe::median_ns(&s, &random, args.samples, args.batch);
+    let hot_t = probe::time(&s, &hot, args.samples, args.batch);
+    let rand_t = probe::time(&s, &random, args.samples, args.batch);
     let brand = probe::hottest_brand(&s)
         .map(|b| b.to_string())
         .unwrap_or_default();
+    let spread = |t: &probe::Timing| {
+        format!(
+            "median {:.1} ns/lookup (samples p10 {:.1}, p90 {:.1}; {} x {})",
+            t.median, t.p10, t.p90, args.samples, args.batch
+        )
+    };
     writeln!(
         out,
-        "hot brand {brand} (MESAJ/BIREYSEL): median {hot_ns:.1} ns/lookup ({:.0}% with consent)",
-        100.0 * hot_hits as f64 / (args.samples * args.batch) as f64
+        "hot brand {brand} (MESAJ/BIREYSEL): {}, {:.0}% with consent",
+        spread(&hot_t),
+        100.0 * hot_t.hits as f64 / (args.samples * args.batch).max(1) as f64
     )?;
     writeln!(
         out,
-        "random brand, channel, type and number: median {rand_ns:.1} ns/lookup"
+        "random brand, channel, type and number: {}",
+        spread(&rand_t)
     )?;
     Ok(())
 }

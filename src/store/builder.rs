@@ -151,7 +151,7 @@ impl SnapshotBuilder {
             superseded: records - tuples,
         };
         (
-            Snapshot::from_parts(1, as_of, brands, emails, foreign),
+            Snapshot::from_parts(1, as_of, brands, emails, foreign).packed(),
             stats,
         )
     }
@@ -249,15 +249,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn arama_described_against_mesaj_answers_like_the_records() {
-        let generator = Generator::new(&GenParams::new(60_000, 5, 3)).unwrap();
+    /// 60 000 generated records over 5 brands, and the snapshot built from them.
+    fn generated(seed: u64) -> (Vec<ConsentRecord>, Snapshot) {
+        let generator = Generator::new(&GenParams::new(60_000, 5, seed)).unwrap();
         let records: Vec<ConsentRecord> = generator.records().collect();
         let mut b = SnapshotBuilder::new();
         for r in &records {
             b.add(r);
         }
         let (s, _) = b.build(ConsentTime(1_800_000_000));
+        (records, s)
+    }
+
+    /// The brand with the most addresses in its first key.
+    fn biggest_brand(s: &Snapshot) -> crate::consent::Brand {
+        s.brand_entries()
+            .max_by_key(|(_, e)| e.sets[0].known().len())
+            .map(|(b, _)| *b)
+            .unwrap()
+    }
+
+    #[test]
+    fn packed_into_an_arena_answers_like_the_records() {
+        use crate::store::arena::{self, HugePages};
+        let (records, s) = generated(4);
+        assert!(
+            !s.arena_usage().wants_repack(),
+            "a small store stays on the heap"
+        );
+        let mut packed = s.clone();
+        if arena::huge_pages() == HugePages::Off {
+            assert!(!packed.pack_above(0));
+            return;
+        }
+        assert!(packed.pack_above(0));
+        let usage = packed.arena_usage();
+        assert_eq!(usage.heap, 0, "{usage:?}");
+        assert_eq!(usage.in_arenas, s.arena_usage().heap);
+        assert_eq!(usage.arena_capacity % arena::HUGE_PAGE, 0);
+        for (_, e) in packed.brand_entries() {
+            if let (BaseSet::Own(mesaj), Some(of)) =
+                (e.sets[0].known(), e.sets[2].known().derived_from())
+            {
+                assert!(
+                    mesaj.same(of) && of.in_arena(),
+                    "shared MESAJ set stays shared"
+                );
+            }
+        }
+        check_against_records(&packed, &records);
+        check_against_records(&s, &records);
+        let bytes = file::to_bytes(&s);
+        assert_eq!(file::to_bytes(&packed), bytes, "same snapshot file");
+
+        // Parsed straight into an arena, as `file::read` does for big files.
+        let loaded = arena::build_in_arena(2 * bytes.len(), || file::from_bytes(&bytes)).unwrap();
+        assert_eq!(loaded.arena_usage().heap, 0);
+        check_against_records(&loaded, &records);
+
+        // A compaction puts the rebuilt sets on the heap; answers stay right.
+        let big = biggest_brand(&packed);
+        let mut changes: Vec<ConsentRecord> = records
+            .iter()
+            .filter(|r| r.brand == big && r.channel == Channel::Mesaj)
+            .take(3000)
+            .cloned()
+            .collect();
+        for r in changes.iter_mut() {
+            r.status = Status::Ret;
+            r.consent_date = Some(ConsentTime(1_795_000_000));
+        }
+        let mut e = packed.edit();
+        e.apply(&changes, ConsentTime(1_800_000_000)).unwrap();
+        let mid = e.publish(ConsentTime(1_800_000_000));
+        let mut e = mid.edit();
+        e.apply(&changes[..1], ConsentTime(1_800_010_000)).unwrap();
+        let mut after = e.publish(ConsentTime(1_800_010_000));
+        assert!(
+            after.arena_usage().heap > 0,
+            "compacted sets are on the heap"
+        );
+        let mut all = records.clone();
+        all.extend(changes.iter().cloned());
+        check_against_records(&after, &all);
+        assert!(after.pack_above(0));
+        assert_eq!(after.arena_usage().heap, 0);
+        check_against_records(&after, &all);
+    }
+
+    #[test]
+    fn arama_described_against_mesaj_answers_like_the_records() {
+        let (records, s) = generated(3);
         let derived = s
             .brand_entries()
             .filter(|(_, e)| {
@@ -280,11 +362,7 @@ mod tests {
 
         // Enough changes to compact the biggest brand's MESAJ and ARAMA sets:
         // the answers stay right and ARAMA is re-described against the new MESAJ set.
-        let big = s
-            .brand_entries()
-            .max_by_key(|(_, e)| e.sets[0].known().len())
-            .map(|(b, _)| *b)
-            .unwrap();
+        let big = biggest_brand(&s);
         let mut changes: Vec<ConsentRecord> = records
             .iter()
             .filter(|r| r.brand == big && r.channel != Channel::Eposta)
@@ -336,10 +414,7 @@ mod tests {
         if let (BaseSet::Own(mesaj), Some(of)) =
             (entry.sets[0].known(), entry.sets[2].known().derived_from())
         {
-            assert!(
-                Arc::ptr_eq(mesaj, of),
-                "ARAMA follows the current MESAJ set"
-            );
+            assert!(mesaj.same(of), "ARAMA follows the current MESAJ set");
         }
         check_against_records(&file::from_bytes(&file::to_bytes(&after)).unwrap(), &all);
     }

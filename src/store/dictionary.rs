@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::arena::Packer;
 use super::keys::PackedKeys;
 
 /// Maps u64 address keys to dense ids below a limit.
 #[derive(Debug, Clone, Default)]
 pub struct Dictionary {
-    base: Arc<PackedKeys>,
+    base: PackedKeys,
     extra: Arc<FxHashMap<u64, u32>>,
 }
 
@@ -28,7 +29,7 @@ impl Dictionary {
     pub fn from_sorted(keys: Vec<u64>) -> Dictionary {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
         Dictionary {
-            base: Arc::new(PackedKeys::from_sorted(&keys)),
+            base: PackedKeys::from_sorted(&keys),
             extra: Arc::default(),
         }
     }
@@ -37,7 +38,7 @@ impl Dictionary {
     /// continue after the base.
     pub fn from_parts(base: Vec<u64>, extra: Vec<(u64, u32)>) -> Dictionary {
         Dictionary {
-            base: Arc::new(PackedKeys::from_sorted(&base)),
+            base: PackedKeys::from_sorted(&base),
             extra: Arc::new(extra.into_iter().collect()),
         }
     }
@@ -93,7 +94,12 @@ impl Dictionary {
         v
     }
 
-    /// Heap bytes held.
+    /// Hand the base's arrays to `p` (to move them into the store's arena).
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        self.base.place_arrays(p);
+    }
+
+    /// Bytes held (heap or arena).
     pub fn heap_bytes(&self) -> usize {
         self.base.heap_bytes() + self.extra.capacity() * 13
     }

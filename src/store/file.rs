@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::arena;
 use super::dictionary::Dictionary;
 use super::keyset::{BaseSet, DeltaEntry, KeySet};
 use super::packed::PackedSet;
@@ -205,7 +206,7 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
         for i in 0..KEYS_PER_BRAND {
             let onay_tag = c.u8()?;
             let onay = match onay_tag {
-                0 => BaseSet::Own(std::sync::Arc::new(c.set()?)),
+                0 => BaseSet::Own(c.set()?),
                 1 => {
                     // Only ARAMA is described against MESAJ of the same recipient type,
                     // which comes earlier in the file.
@@ -227,7 +228,8 @@ pub fn parse_body(body: &[u8]) -> Result<Snapshot, SnapshotFileError> {
                 }
                 _ => return Err(c.err("ONAY set tag is neither own (0) nor derived (1)")),
             };
-            let ret = c.set()?;
+            // A temporary (turned into RET flags below): not in the arena.
+            let ret = arena::on_heap(|| c.set())?;
             if ret.iter().last().is_some_and(|p| p as usize >= onay.len()) {
                 return Err(c.err("RET positions point past the known set"));
             }
@@ -325,13 +327,24 @@ pub fn write(path: &Path, s: &Snapshot) -> Result<u64, SnapshotFileError> {
     Ok(bytes.len() as u64)
 }
 
-/// Read and check a snapshot file.
+/// Read and check a snapshot file, and pack the store into huge pages
+/// ([`Snapshot::packed`]).
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotFileError> {
     let bytes = fs::read(path).map_err(|source| SnapshotFileError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    from_bytes(&bytes)
+    // The sets' arrays go straight into huge pages as they are parsed
+    // (they take about as many bytes as the body: reserve twice that);
+    // a small store stays on the heap.
+    let body = bytes.len();
+    let snapshot = if body >= arena::MIN_PACK_BYTES {
+        arena::build_in_arena(2 * body + (16 << 20), || from_bytes(&bytes))?
+    } else {
+        from_bytes(&bytes)?
+    };
+    drop(bytes);
+    Ok(snapshot.packed())
 }
 
 fn write_dictionary(out: &mut Vec<u8>, d: &Dictionary) {

@@ -6,44 +6,54 @@
 //! about 64 - log2(n) + 2 bits a key instead of 64 (≈5.4 instead of 8 bytes
 //! at ten million e-mails).
 
+use super::arena::{Frozen, Packer};
+
 /// Keys per block.
 const BLOCK: usize = 64;
 
-/// Sorted distinct u64 keys; id = rank.
+/// Sorted distinct u64 keys; id = rank. Cloning shares the arrays.
 #[derive(Debug, Clone, Default)]
 pub struct PackedKeys {
-    heads: Vec<u64>,
+    heads: Frozen<u64>,
     /// Per block: bit offset of its gaps in `data`, and their width.
-    meta: Vec<(u64, u8)>,
-    data: Vec<u64>,
+    meta: Frozen<(u64, u8)>,
+    data: Frozen<u64>,
     len: usize,
 }
 
 impl PackedKeys {
     /// Pack sorted, distinct keys (the caller guarantees the order).
     pub fn from_sorted(keys: &[u64]) -> PackedKeys {
-        let mut out = PackedKeys {
-            len: keys.len(),
-            ..PackedKeys::default()
-        };
+        let mut heads = Vec::with_capacity(keys.len().div_ceil(BLOCK));
+        let mut meta = Vec::with_capacity(keys.len().div_ceil(BLOCK));
+        let mut data = Vec::new();
         let mut bits: u64 = 0;
         for block in keys.chunks(BLOCK) {
-            out.heads.push(block[0]);
+            heads.push(block[0]);
             let width = block
                 .windows(2)
                 .map(|w| 64 - (w[1] - w[0] - 1).leading_zeros())
                 .max()
                 .unwrap_or(0) as u8;
-            out.meta.push((bits, width));
+            meta.push((bits, width));
             for w in block.windows(2) {
-                write_bits(&mut out.data, bits, width, w[1] - w[0] - 1);
+                write_bits(&mut data, bits, width, w[1] - w[0] - 1);
                 bits += u64::from(width);
             }
         }
-        out.data.shrink_to_fit();
-        out.heads.shrink_to_fit();
-        out.meta.shrink_to_fit();
-        out
+        PackedKeys {
+            heads: Frozen::from_vec(heads),
+            meta: Frozen::from_vec(meta),
+            data: Frozen::from_vec(data),
+            len: keys.len(),
+        }
+    }
+
+    /// Hand the arrays to `p` (to move them into the store's arena).
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        p.place(&mut self.heads);
+        p.place(&mut self.meta);
+        p.place(&mut self.data);
     }
 
     /// The rank of `key`, if present.
@@ -104,9 +114,9 @@ impl PackedKeys {
         })
     }
 
-    /// Heap bytes held.
+    /// Bytes held (heap or arena).
     pub fn heap_bytes(&self) -> usize {
-        self.heads.capacity() * 8 + self.meta.capacity() * 16 + self.data.capacity() * 8
+        self.heads.bytes() + self.meta.bytes() + self.data.bytes()
     }
 }
 

@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
+use super::arena::{Frozen, Packer};
 use super::keys::PackedKeys;
-use super::packed::PackedSet;
+use super::packed::{Either, PackedSet};
 use crate::consent::Status;
 
 /// One recent change held in the delta.
@@ -43,15 +44,17 @@ pub struct KeyChange {
 
 /// A key's base ONAY set: its own, or described relative to another key's
 /// set (`of`): the members of `of` at the positions in `ranks`, plus the ids
-/// in `extra` that `of` lacks.
+/// in `extra` that `of` lacks. The sets are held inline (cloning a
+/// [`PackedSet`] shares its arrays), so a lookup reads the set's header
+/// from the key itself rather than through one more pointer.
 #[derive(Debug, Clone)]
 pub enum BaseSet {
     /// A set of its own.
-    Own(Arc<PackedSet>),
+    Own(PackedSet),
     /// Relative to another set.
     Derived {
-        /// The set it is described against (shared, not owned).
-        of: Arc<PackedSet>,
+        /// The set it is described against (shared with that key, not copied).
+        of: PackedSet,
         /// Positions in `of` of the members it shares.
         ranks: PackedSet,
         /// Members not in `of`.
@@ -61,7 +64,7 @@ pub enum BaseSet {
 
 impl Default for BaseSet {
     fn default() -> Self {
-        BaseSet::Own(Arc::default())
+        BaseSet::Own(PackedSet::default())
     }
 }
 
@@ -78,14 +81,21 @@ impl BaseSet {
     /// The index of `id` among the members, if it is one: its position for an
     /// own set; for a derived one, the shared members first (in `of`'s
     /// order), then `extra`. Costs what `contains` costs.
+    ///
+    /// A derived set probes `of` and `extra` together
+    /// ([`PackedSet::position_in_either`]): an address in neither (the usual
+    /// case) costs about one probe's cache misses, not two.
     #[inline]
     pub fn index(&self, id: u32) -> Option<u64> {
         match self {
             BaseSet::Own(set) => set.position(id),
-            BaseSet::Derived { of, ranks, extra } => match of.position(id) {
-                Some(r) => ranks.position(u32::try_from(r).ok()?),
-                None => extra.position(id).map(|e| ranks.len() as u64 + e),
-            },
+            BaseSet::Derived { of, ranks, extra } => {
+                match PackedSet::position_in_either(of, extra, id) {
+                    Either::First(r) => ranks.position(u32::try_from(r).ok()?),
+                    Either::Second(e) => Some(ranks.len() as u64 + e),
+                    Either::Neither => None,
+                }
+            }
         }
     }
 
@@ -146,13 +156,13 @@ impl BaseSet {
     /// The members as a set of their own.
     pub fn materialize(&self) -> PackedSet {
         match self {
-            BaseSet::Own(set) => (**set).clone(),
+            BaseSet::Own(set) => set.clone(),
             BaseSet::Derived { .. } => PackedSet::from_unsorted(self.iter().collect()),
         }
     }
 
     /// The smaller of: this set on its own, or described relative to `of`.
-    pub fn derive(&self, of: &Arc<PackedSet>) -> BaseSet {
+    pub fn derive(&self, of: &PackedSet) -> BaseSet {
         let own = self.materialize();
         let mut ranks: Vec<u32> = Vec::new();
         let mut extra: Vec<u32> = Vec::new();
@@ -174,15 +184,28 @@ impl BaseSet {
         if derived.heap_bytes() < own.heap_bytes() {
             derived
         } else {
-            BaseSet::Own(Arc::new(own))
+            BaseSet::Own(own)
         }
     }
 
     /// The set it is described against, if derived.
-    pub fn derived_from(&self) -> Option<&Arc<PackedSet>> {
+    pub fn derived_from(&self) -> Option<&PackedSet> {
         match self {
             BaseSet::Own(_) => None,
             BaseSet::Derived { of, .. } => Some(of),
+        }
+    }
+
+    /// Hand the arrays to `p` (an `of` shared with another key stays
+    /// shared: `p` copies each array once).
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        match self {
+            BaseSet::Own(set) => set.place_arrays(p),
+            BaseSet::Derived { of, ranks, extra } => {
+                of.place_arrays(p);
+                ranks.place_arrays(p);
+                extra.place_arrays(p);
+            }
         }
     }
 }
@@ -190,7 +213,7 @@ impl BaseSet {
 /// One bit per known address: set when its base record is RET.
 #[derive(Debug, Clone, Default)]
 pub struct RetFlags {
-    words: Vec<u64>,
+    words: Frozen<u64>,
     count: usize,
 }
 
@@ -209,7 +232,15 @@ impl RetFlags {
                 }
             }
         }
-        RetFlags { words, count }
+        RetFlags {
+            words: Frozen::from_vec(words),
+            count,
+        }
+    }
+
+    /// Hand the words to `p`.
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        p.place(&mut self.words);
     }
 
     /// Whether the address at index `i` is RET.
@@ -245,9 +276,9 @@ impl RetFlags {
         })
     }
 
-    /// Heap bytes held.
+    /// Bytes held (heap or arena).
     pub fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 8
+        self.words.bytes()
     }
 }
 
@@ -279,12 +310,31 @@ pub struct KeySet {
     /// One bit per known address (by [`BaseSet::index`]): set for RET. A
     /// plain bit vector costs a bit per tuple and answers in one word read,
     /// so a lookup of an address with a record costs one set probe.
-    ret: Arc<RetFlags>,
+    ret: RetFlags,
     /// Dealer grants: `retailer << 32 | id` for every ONAY whose access list
     /// names the retailer, sorted. One packed list per key instead of a set
     /// per retailer: dealers are many and their sets tiny.
-    grants: Arc<PackedKeys>,
-    delta: Arc<Vec<DeltaEntry>>,
+    grants: PackedKeys,
+    /// A slice, not a `Vec`: the (usually zero) length sits in the key
+    /// itself, so the lookup's "any recent changes?" test reads no other
+    /// cache line.
+    delta: Arc<[DeltaEntry]>,
+}
+
+/// The empty delta, shared: most keys have no recent change, and one
+/// allocation each would be thousands of small blocks pinning heap pages.
+fn no_delta() -> Arc<[DeltaEntry]> {
+    static EMPTY: std::sync::OnceLock<Arc<[DeltaEntry]>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from(Vec::new())).clone()
+}
+
+/// A delta holding `entries`.
+fn delta_of(entries: Vec<DeltaEntry>) -> Arc<[DeltaEntry]> {
+    if entries.is_empty() {
+        no_delta()
+    } else {
+        entries.into()
+    }
 }
 
 /// Counts after an apply.
@@ -339,15 +389,12 @@ impl KeySet {
             .map(|(i, _)| i as u32)
             .collect();
         KeySet {
-            known: BaseSet::Own(Arc::new(
+            known: BaseSet::Own(
                 PackedSet::from_sorted(&ids).unwrap_or_else(|_| PackedSet::from_unsorted(ids)),
-            )),
-            ret: Arc::new(RetFlags::from_positions(
-                positions.iter().copied(),
-                records.len(),
-            )),
-            grants: Arc::new(PackedKeys::from_sorted(grants)),
-            delta: Arc::default(),
+            ),
+            ret: RetFlags::from_positions(positions.iter().copied(), records.len()),
+            grants: PackedKeys::from_sorted(grants),
+            delta: no_delta(),
         }
     }
 
@@ -374,8 +421,16 @@ impl KeySet {
 
     /// Add the delta read back from a snapshot file (sorted by id, distinct).
     pub fn with_delta(mut self, delta: Vec<DeltaEntry>) -> Self {
-        self.delta = Arc::new(delta);
+        self.delta = delta_of(delta);
         self
+    }
+
+    /// Hand the base's arrays to `p` (to move them into the store's
+    /// arena); the delta stays where it is.
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        self.known.place_arrays(p);
+        self.ret.place_arrays(p);
+        self.grants.place_arrays(p);
     }
 
     /// What is known of `id`, checked against `retailer` when one is named.
@@ -426,7 +481,7 @@ impl KeySet {
     /// when that is smaller, or as its own set otherwise. A brand's ARAMA
     /// consents are mostly its MESAJ consents: as ranks into the MESAJ set
     /// they cost a few bits each instead of ~2 bytes.
-    pub fn rebase(&self, of: &Arc<PackedSet>) -> KeySet {
+    pub fn rebase(&self, of: &PackedSet) -> KeySet {
         let ret_ids: Vec<u32> = self
             .base_records()
             .into_iter()
@@ -441,16 +496,13 @@ impl KeySet {
             .map(|p| p as u32)
             .collect();
         positions.sort_unstable();
-        next.ret = Arc::new(RetFlags::from_positions(
-            positions.into_iter(),
-            next.known.len(),
-        ));
+        next.ret = RetFlags::from_positions(positions.into_iter(), next.known.len());
         next
     }
 
     /// Use base records read back from a snapshot file.
     pub fn with_known(mut self, known: BaseSet, ret_positions: PackedSet) -> Self {
-        self.ret = Arc::new(RetFlags::from_positions(ret_positions.iter(), known.len()));
+        self.ret = RetFlags::from_positions(ret_positions.iter(), known.len());
         self.known = known;
         self
     }
@@ -540,7 +592,7 @@ impl KeySet {
             known: self.known.clone(),
             ret: self.ret.clone(),
             grants: self.grants.clone(),
-            delta: Arc::new(merged),
+            delta: delta_of(merged),
         };
         let limit = 1024 + self.known.len() / 16;
         if next.delta.len() > limit {
@@ -580,7 +632,7 @@ impl KeySet {
         grants.sort_unstable();
         grants.dedup();
         let mut next = KeySet::from_records(&records, &grants);
-        next.delta = Arc::new(keep.into_iter().cloned().collect());
+        next.delta = delta_of(keep.into_iter().cloned().collect());
         next
     }
 }

@@ -1,6 +1,9 @@
 //! The consent store: compressed per-key address sets, the immutable snapshot
-//! readers decide from, the builder for full exports, and the snapshot file.
+//! readers decide from, the builder for full exports, the snapshot file, and
+//! the huge-page arena the sets' arrays live in once a snapshot is built or
+//! loaded.
 
+pub mod arena;
 pub mod builder;
 pub mod dictionary;
 pub mod file;

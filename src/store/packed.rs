@@ -32,21 +32,30 @@
 //! * leaves: 64-byte lines, each with the first ids and data offsets of 8
 //!   blocks, so finding a block and its data costs one line;
 //! * buckets: a radix table over `(id - min) >> shift`, 4–32 entries per
-//!   leaf, giving the range of leaves that can hold an id: usually one leaf;
+//!   leaf, giving the range of leaves that can hold an id: usually one leaf.
+//!   An entry whose whole id range lies in a gap between two members is
+//!   flagged empty, and a lookup there ends at the table (numbering plans
+//!   leave wide stretches unused: half the numbers 500–559 are in prefixes
+//!   no operator has);
 //! * keys: the first id of every leaf, searched only when a bucket spans a
 //!   leaf boundary (~1 lookup in 4): one or two line compares, or a binary
 //!   search if heavily clustered ids put 16 or more leaves in a bucket;
-//! * all three in one allocation (one or two pages for a 20k-id set), the
-//!   data in another: per block a width byte, then the packed gaps.
+//! * all three in one array (one or two pages for a 20k-id set), the
+//!   data in another: per block a width byte, then the packed gaps. Both
+//!   are [`Frozen`] arrays: on the heap while a set is built, then moved
+//!   with the rest of the store into one arena on transparent huge pages
+//!   (see [`super::arena`]), where reaching them costs no TLB miss.
 //!
 //! A lookup so reads 3–4 lines (bucket, leaf, data, sometimes keys), then
-//! sums gaps eight at a time until the running value reaches the target. The
-//! index costs ~0.1 byte per id in memory beyond the serialized size.
-//! Measured against the obvious design, a binary search of a flat `Vec<u32>`
-//! of block first ids (CPU time per dependent lookup, busy 2-core EPYC):
-//! 5M-id set hot 117 → ~65 ns; a random one of 10 000 20k-id sets ~1.4 µs →
-//! ~0.4–0.8 µs (most of what is left is TLB and cache misses; the store's
-//! arena would gain from transparent huge pages).
+//! sums gaps until the running value reaches the target: eight at a time
+//! with AVX2 when the CPU has it (`simd`), which halves a lookup whose lines
+//! are in cache. Lookups that must probe two sets (`position_in_either`)
+//! issue each step's read in both before waiting on either. The index costs
+//! ~0.1 byte per id in memory beyond the serialized size. Measured against
+//! the obvious design, a binary search of a flat `Vec<u32>` of block first
+//! ids (CPU time per dependent lookup, busy 2-core EPYC): 5M-id set hot 117
+//! → ~65 ns; a random one of 10 000 20k-id sets ~1.4 µs → ~0.4–0.8 µs,
+//! before huge pages, empty buckets and the vector decode.
 //!
 //! The snapshot format stores only the first ids and `data`; the index is
 //! rebuilt on read. Every constructor, [`PackedSet::read_from`] on hostile
@@ -55,8 +64,13 @@
 //! u32), so no operation on a set can panic.
 
 use std::fmt;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
+
+use super::arena::{prefetch, Frozen, Packer, Pod};
+
+mod simd;
 
 /// Ids per block. Measured: 33 looks up ~5% faster than 64 but costs 1.1
 /// bit per id more metadata; 65 (whole groups of eight gaps) is no faster.
@@ -133,6 +147,18 @@ pub enum SetDecodeError {
     RoaringLength { declared: u32, actual: usize },
 }
 
+/// Which of two sets holds an id, and at which position
+/// ([`PackedSet::position_in_either`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Either {
+    /// The first set, at this position.
+    First(u64),
+    /// Only the second set, at this position.
+    Second(u64),
+    /// Neither.
+    Neither,
+}
+
 /// Which representation a [`PackedSet`] chose (for metrics and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Representation {
@@ -150,12 +176,13 @@ pub struct PackedSet {
     repr: Repr,
 }
 
+/// Cloning is cheap: the arrays and the bitmap are shared, never copied.
 #[derive(Clone, Default)]
 enum Repr {
     #[default]
     Empty,
     Packed(Packed),
-    Roaring(RoaringBitmap),
+    Roaring(Arc<RoaringBitmap>),
 }
 
 impl PackedSet {
@@ -208,6 +235,46 @@ impl PackedSet {
         }
     }
 
+    /// The position of `id` in `a`, or else in `b`. Both sets are probed
+    /// together: each step's read in `b` starts before the same step in `a`
+    /// is waited for, so a miss in both (the usual answer for an address
+    /// without a record) costs about one set's cache misses instead of two.
+    #[inline]
+    pub fn position_in_either(a: &PackedSet, b: &PackedSet, id: u32) -> Either {
+        match (&a.repr, &b.repr) {
+            (Repr::Packed(pa), Repr::Packed(pb)) => Packed::position_in_either(pa, pb, id),
+            _ => match a.position(id) {
+                Some(p) => Either::First(p),
+                None => b.position(id).map_or(Either::Neither, Either::Second),
+            },
+        }
+    }
+
+    /// Hand the set's arrays to `p` (to move them into the store's arena).
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        if let Repr::Packed(packed) = &mut self.repr {
+            p.place(&mut packed.index);
+            p.place(&mut packed.data);
+        }
+    }
+
+    /// Whether both are the same set in memory (clones of one another), not
+    /// merely equal.
+    pub fn same(&self, other: &PackedSet) -> bool {
+        match (&self.repr, &other.repr) {
+            (Repr::Empty, Repr::Empty) => true,
+            (Repr::Packed(a), Repr::Packed(b)) => a.index.same(&b.index) && a.data.same(&b.data),
+            (Repr::Roaring(a), Repr::Roaring(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Whether the set's arrays are in the store's arena (empty and roaring
+    /// sets never are).
+    pub fn in_arena(&self) -> bool {
+        matches!(&self.repr, Repr::Packed(p) if p.index.arena().is_some() && p.data.arena().is_some())
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         let n = match &self.repr {
@@ -232,7 +299,8 @@ impl PackedSet {
         }
     }
 
-    /// Heap bytes held, for memory accounting (roaring: an estimate from its containers).
+    /// Bytes held (on the heap or in the arena), for memory accounting
+    /// (roaring: an estimate from its containers).
     pub fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Packed(p) => p.heap_bytes(),
@@ -288,7 +356,7 @@ impl PackedSet {
         let repr = match tag {
             TAG_EMPTY => Repr::Empty,
             TAG_PACKED => Repr::Packed(Packed::read(&mut r)?),
-            TAG_ROARING => Repr::Roaring(read_roaring(&mut r)?),
+            TAG_ROARING => Repr::Roaring(Arc::new(read_roaring(&mut r)?)),
             other => return Err(SetDecodeError::UnknownTag(other)),
         };
         Ok((PackedSet { repr }, r.pos))
@@ -387,6 +455,10 @@ const WINDOW: usize = 16;
 /// Buckets per leaf tried in turn until no bucket spans `WINDOW` leaves.
 const PER_LEAF: [u64; 4] = [4, 8, 16, 32];
 
+/// Set in a bucket table entry whose id range holds no member (leaf numbers
+/// stay far below 2^31: at most 2^26 blocks).
+const EMPTY_BUCKET: u32 = 1 << 31;
+
 /// One cache line of the index.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -397,7 +469,9 @@ struct Line([u32; LINE]);
 /// lines (first ids of 8 blocks, `u32::MAX` past the last, then their data
 /// offsets), from line `keys_at` the first id of every leaf followed by at
 /// least one line of `u32::MAX`, and from line `buckets_at` the bucket table
-/// built by `Packed::buckets`; every block's offset points at a width byte ≤
+/// built by `Packed::buckets` (entries flagged [`EMPTY_BUCKET`] by
+/// `Packed::mark_empty_buckets` only where no member falls in the bucket's
+/// range); every block's offset points at a width byte ≤
 /// 32 followed by its gaps, all inside `data` before its `PAD` zero bytes;
 /// the last block has `last_deltas` gaps, the others `DELTAS`; and the
 /// decoded ids strictly increase from `min` to `max` within u32.
@@ -415,12 +489,15 @@ struct Packed {
     /// First line of the leaf keys and of the bucket table in `index`.
     keys_at: u32,
     buckets_at: u32,
-    /// Leaves, keys and buckets in one allocation: a lookup in a small set
-    /// touches one or two pages for all of them.
-    index: Vec<Line>,
+    /// Leaves, keys and buckets in one array: a lookup in a small set
+    /// touches one or two pages for all of them (with `data` right after it
+    /// once packed into the store's arena).
+    index: Frozen<Line>,
     /// Per block a width byte, then its gaps; `PAD` zero bytes at the end.
-    data: Vec<u8>,
+    data: Frozen<u8>,
 }
+
+impl Pod for Line {}
 
 /// How many of the ascending `keys` are ≤ `id`: the position of the first
 /// key above it (one vector compare and a bit scan).
@@ -490,8 +567,21 @@ fn block_contains(data: &[u8], off: usize, deltas: usize, target: u32) -> bool {
 }
 
 /// Where `target` (an offset from the block's first id) sits in the block:
-/// 0 for the first id, i for the id after the i-th gap.
+/// 0 for the first id, i for the id after the i-th gap. Whole groups of
+/// eight gaps go through [`simd::groups`] when the CPU allows.
 fn block_position(data: &[u8], off: usize, deltas: usize, target: u32) -> Option<usize> {
+    block_position_with(data, off, deltas, target, true)
+}
+
+/// `block_position`, with the AVX2 path allowed or not (the tests compare).
+#[inline(always)]
+fn block_position_with(
+    data: &[u8],
+    off: usize,
+    deltas: usize,
+    target: u32,
+    vector: bool,
+) -> Option<usize> {
     if target == 0 {
         return Some(0);
     }
@@ -502,10 +592,21 @@ fn block_position(data: &[u8], off: usize, deltas: usize, target: u32) -> Option
     }
     let mask = (1u64 << width) - 1;
     let mut bit = (off + 1) * 8;
-    // As `block_contains`: eight gaps at a time, the match position kept
-    // without a branch.
     let mut acc = 0u64;
     let mut done = 0usize;
+    if vector {
+        match simd::groups(data, off + 1, deltas, width, target) {
+            Some(Ok(answer)) => return answer,
+            Some(Err(reached)) => {
+                acc = reached;
+                done = deltas / 8 * 8;
+                bit += done * width;
+            }
+            None => {}
+        }
+    }
+    // As `block_contains`: eight gaps at a time, the match position kept
+    // without a branch.
     while deltas - done >= 8 {
         let mut hit = 0usize;
         for k in 0..8 {
@@ -549,7 +650,7 @@ impl Packed {
         firsts: &[u32],
         offsets: &[u32],
         last_deltas: u32,
-        mut data: Vec<u8>,
+        data: Vec<u8>,
     ) -> Packed {
         let keys: Vec<u32> = firsts.iter().step_by(LEAF).copied().collect();
         let min = keys.first().copied().unwrap_or(0);
@@ -566,6 +667,15 @@ impl Packed {
                 break;
             }
         }
+        Self::mark_empty_buckets(
+            &mut buckets,
+            min,
+            shift,
+            firsts,
+            offsets,
+            last_deltas as usize,
+            &data,
+        );
         let key_lines = keys.len() / LINE + 1;
         let mut index = Vec::with_capacity(keys.len() + key_lines + buckets.len().div_ceil(LINE));
         for (f, o) in firsts.chunks(LEAF).zip(offsets.chunks(LEAF)) {
@@ -587,7 +697,6 @@ impl Packed {
         lines(&keys, key_lines);
         let buckets_at = keys_at + key_lines as u32;
         lines(&buckets, buckets.len().div_ceil(LINE));
-        data.shrink_to_fit();
         Packed {
             len,
             min,
@@ -597,8 +706,68 @@ impl Packed {
             shift,
             keys_at,
             buckets_at,
-            index,
-            data,
+            index: Frozen::from_vec(index),
+            data: Frozen::from_vec(data),
+        }
+    }
+
+    /// Flag the buckets whose whole id range falls in a gap between two
+    /// members ([`EMPTY_BUCKET`]): a lookup there ends at the bucket table,
+    /// without reading a leaf or block. Numbering plans leave wide stretches
+    /// unused (the Turkish mobile range 500–559 has 30 prefixes in use), so
+    /// many lookups of arbitrary numbers end there. Only a gap wider than a
+    /// bucket can hold one, which needs a block whose width exceeds `shift`
+    /// or two blocks whose first ids are over a bucket apart: just those
+    /// blocks are decoded. (Conservative: a bucket left unflagged is looked
+    /// up as before.)
+    fn mark_empty_buckets(
+        buckets: &mut [u32],
+        min: u32,
+        shift: u32,
+        firsts: &[u32],
+        offsets: &[u32],
+        last_deltas: usize,
+        data: &[u8],
+    ) {
+        let bucket_span = 1u64 << shift;
+        // Flag the buckets strictly between members `a < b` (with nothing
+        // between them): those wholly inside the gap.
+        let mut gap = |a: u32, b: u32| {
+            if u64::from(b.saturating_sub(a)) <= bucket_span {
+                return;
+            }
+            let from = (a.wrapping_sub(min) >> shift) as usize + 1;
+            let to = (b.wrapping_sub(min) >> shift) as usize;
+            for entry in buckets.get_mut(from..to).unwrap_or_default() {
+                *entry |= EMPTY_BUCKET;
+            }
+        };
+        let blocks = firsts.len();
+        for (b, (&first, &off)) in firsts.iter().zip(offsets).enumerate() {
+            let next = firsts.get(b + 1).copied();
+            let off = off as usize;
+            let width = u32::from(data.get(off).copied().unwrap_or(0)).min(32);
+            let inner = width > shift;
+            let outer = next.is_some_and(|n| u64::from(n.saturating_sub(first)) > bucket_span);
+            if !inner && !outer {
+                continue;
+            }
+            let deltas = if b + 1 == blocks { last_deltas } else { DELTAS };
+            let mask = (1u64 << width) - 1;
+            let mut id = u64::from(first);
+            for i in 0..deltas {
+                let bit = (off + 1) * 8 + i * width as usize;
+                let next_id = id + ((load_u64(data, bit >> 3) >> (bit & 7)) & mask) + 1;
+                // Valid sets stay below 2^32; stop rather than wrap otherwise.
+                let (Ok(a), Ok(z)) = (u32::try_from(id), u32::try_from(next_id)) else {
+                    return;
+                };
+                gap(a, z);
+                id = next_id;
+            }
+            if let (Some(n), Ok(last)) = (next, u32::try_from(id)) {
+                gap(last, n);
+            }
         }
     }
 
@@ -630,12 +799,17 @@ impl Packed {
         line.0.get(i % LINE).copied()
     }
 
-    /// Index of the leaf whose range holds `id`; `min <= id < max`.
+    /// Index of the leaf whose range holds `id` (`min <= id < max`), or
+    /// `None` when `id`'s bucket holds no member.
     #[inline(always)]
     fn find_leaf(&self, id: u32) -> Option<usize> {
         let b = (id.wrapping_sub(self.min) >> self.shift) as usize;
-        let lo = self.word(self.buckets_at, b)? as usize;
-        let hi = self.word(self.buckets_at, b + 1)? as usize;
+        let lo = self.word(self.buckets_at, b)?;
+        if lo & EMPTY_BUCKET != 0 {
+            return None;
+        }
+        let lo = lo as usize;
+        let hi = (self.word(self.buckets_at, b + 1)? & !EMPTY_BUCKET) as usize;
         // keys[lo] <= id < keys[hi + 1]: the answer is in lo..=hi.
         if hi == lo {
             return Some(lo);
@@ -699,28 +873,112 @@ impl Packed {
         )
     }
 
-    /// The index of `id` in the set, if present.
-    #[inline]
-    fn position(&self, id: u32) -> Option<u64> {
+    // A lookup in steps, one memory access each, so that a caller probing
+    // two sets can start each step's read in both before waiting for either
+    // (`PackedSet::position_in_either`): bucket (`start`, `find_leaf`),
+    // leaf line (`block_in_leaf`), block data (`position_in_block`).
+
+    /// The answer for ids outside `min..max`, else the bucket to read.
+    #[inline(always)]
+    fn start(&self, id: u32) -> Result<usize, Option<u64>> {
         if id == self.max {
-            return Some(self.len - 1);
+            return Err(Some(self.len - 1));
         }
         if id > self.max || id < self.min {
-            return None;
+            return Err(None);
         }
-        let k = self.find_leaf(id)?;
+        Ok((id.wrapping_sub(self.min) >> self.shift) as usize)
+    }
+
+    /// Start loading bucket `b`'s line of the bucket table.
+    #[inline(always)]
+    fn prefetch_bucket(&self, b: usize) {
+        self.prefetch_line(self.buckets_at as usize + b / LINE);
+    }
+
+    /// Start loading line `k` of the index (a leaf line for `k < keys_at`).
+    #[inline(always)]
+    fn prefetch_line(&self, k: usize) {
+        if let Some(line) = self.index.get(k) {
+            prefetch(line);
+        }
+    }
+
+    /// Start loading the block data at `off`.
+    #[inline(always)]
+    fn prefetch_data(&self, off: usize) {
+        if let Some(byte) = self.data.get(off) {
+            prefetch(byte);
+        }
+    }
+
+    /// The block of leaf `k` whose range holds `id`: its number, first id
+    /// and data offset.
+    #[inline(always)]
+    fn block_in_leaf(&self, k: usize, id: u32) -> Option<(usize, u32, usize)> {
         let Line(leaf) = self.index.get(k)?;
         let firsts = leaf.first_chunk::<LEAF>()?;
         let i = count_le(firsts, id).checked_sub(1)?;
         let (&first, &off) = (leaf.get(i)?, leaf.get(LEAF + i)?);
-        let b = k * LEAF + i;
-        let within = block_position(
-            &self.data,
-            off as usize,
-            self.deltas(b),
-            id.wrapping_sub(first),
-        )?;
+        Some((k * LEAF + i, first, off as usize))
+    }
+
+    /// The index of `id` within the set, given its block.
+    #[inline(always)]
+    fn position_in_block(&self, (b, first, off): (usize, u32, usize), id: u32) -> Option<u64> {
+        let within = block_position(&self.data, off, self.deltas(b), id.wrapping_sub(first))?;
         Some((b * BLOCK + within) as u64)
+    }
+
+    /// The index of `id` in the set, if present.
+    #[inline(always)]
+    fn position(&self, id: u32) -> Option<u64> {
+        if let Err(done) = self.start(id) {
+            return done;
+        }
+        let k = self.find_leaf(id)?;
+        let block = self.block_in_leaf(k, id)?;
+        self.position_in_block(block, id)
+    }
+
+    /// `position` on two sets at once (see `PackedSet::position_in_either`).
+    #[inline(always)]
+    fn position_in_either(a: &Packed, b: &Packed, id: u32) -> Either {
+        let (sa, sb) = (a.start(id), b.start(id));
+        if let Ok(x) = sa {
+            a.prefetch_bucket(x);
+        }
+        if let Ok(x) = sb {
+            b.prefetch_bucket(x);
+        }
+        let ka = sa.ok().and_then(|_| a.find_leaf(id));
+        let kb = sb.ok().and_then(|_| b.find_leaf(id));
+        if let Some(k) = ka {
+            a.prefetch_line(k);
+        }
+        if let Some(k) = kb {
+            b.prefetch_line(k);
+        }
+        let la = ka.and_then(|k| a.block_in_leaf(k, id));
+        let lb = kb.and_then(|k| b.block_in_leaf(k, id));
+        if let Some(l) = la {
+            a.prefetch_data(l.2);
+        }
+        if let Some(l) = lb {
+            b.prefetch_data(l.2);
+        }
+        let pa = match sa {
+            Err(done) => done,
+            Ok(_) => la.and_then(|l| a.position_in_block(l, id)),
+        };
+        if let Some(p) = pa {
+            return Either::First(p);
+        }
+        let pb = match sb {
+            Err(done) => done,
+            Ok(_) => lb.and_then(|l| b.position_in_block(l, id)),
+        };
+        pb.map_or(Either::Neither, Either::Second)
     }
 
     /// First id and data offset of block `b`.
@@ -741,7 +999,7 @@ impl Packed {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.index.capacity() * std::mem::size_of::<Line>() + self.data.capacity()
+        self.index.bytes() + self.data.bytes()
     }
 
     fn data_len(&self) -> usize {
@@ -1077,7 +1335,7 @@ impl Builder {
         };
         rb.optimize();
         let repr = if ((ROARING_HEADER + rb.serialized_size()) as u64) < packed_size {
-            Repr::Roaring(rb)
+            Repr::Roaring(Arc::new(rb))
         } else {
             Repr::Packed(packed)
         };
@@ -1313,18 +1571,53 @@ mod tests {
         assert!(set.iter().eq(oracle.iter().copied()), "iter differs");
         let (lo, hi) = set.iter().size_hint();
         assert_eq!((lo, hi), (oracle.len(), Some(oracle.len())));
-        for &id in oracle {
+        // `position` (and so `position_in_either`) against the oracle's
+        // ranks, with a second set probed alongside.
+        let other = build(&uniform(rng, 500, 3_000_000_000, 600_000_000));
+        let sorted: Vec<u32> = oracle.iter().copied().collect();
+        let rank = |id: u32| sorted.binary_search(&id).ok().map(|i| i as u64);
+        let either = |id: u32| match (rank(id), other.position(id)) {
+            (Some(r), _) => Either::First(r),
+            (None, Some(p)) => Either::Second(p),
+            (None, None) => Either::Neither,
+        };
+        let probe = |id: u32, what: &str| {
+            assert_eq!(set.contains(id), oracle.contains(&id), "{what} {id}");
+            assert_eq!(set.position(id), rank(id), "{what} {id}: position");
+            assert_eq!(
+                PackedSet::position_in_either(set, &other, id),
+                either(id),
+                "{what} {id}: either"
+            );
+            assert_eq!(
+                PackedSet::position_in_either(&other, set, id),
+                match (other.position(id), rank(id)) {
+                    (Some(p), _) => Either::First(p),
+                    (None, Some(r)) => Either::Second(r),
+                    (None, None) => Either::Neither,
+                },
+                "{what} {id}: either, swapped"
+            );
+        };
+        for (i, &id) in oracle.iter().enumerate() {
             assert!(set.contains(id), "member {id} missing");
+            assert_eq!(set.position(id), Some(i as u64), "member {id}: position");
+            if i % 7 == 0 {
+                probe(id, "member");
+            }
             for n in [id.wrapping_sub(1), id.wrapping_add(1)] {
                 assert_eq!(set.contains(n), oracle.contains(&n), "neighbour {n}");
+                if i % 7 == 0 {
+                    probe(n, "neighbour");
+                }
             }
         }
         for _ in 0..2000 {
-            let id = rng.u32();
-            assert_eq!(set.contains(id), oracle.contains(&id), "random {id}");
+            probe(rng.u32(), "random");
+            probe(3_000_000_000 + rng.below(600_000_000) as u32, "mobile");
         }
         for id in [0, 1, u32::MAX - 1, u32::MAX] {
-            assert_eq!(set.contains(id), oracle.contains(&id), "edge {id}");
+            probe(id, "edge");
         }
     }
 
@@ -1337,6 +1630,87 @@ mod tests {
             let shuffled: Vec<u32> = oracle.iter().rev().chain(oracle.iter()).copied().collect();
             check(&PackedSet::from_unsorted(shuffled), &oracle, &mut rng);
         }
+    }
+
+    #[test]
+    fn empty_buckets_end_lookups_and_keep_answers() {
+        let mut rng = Rng(12);
+        // Two prefixes in use, a wide unused stretch between: most buckets
+        // of the stretch are flagged, and every answer is unchanged.
+        let mut oracle = uniform(&mut rng, 20_000, 3_010_000_000, 10_000_000);
+        oracle.extend(uniform(&mut rng, 20_000, 3_300_000_000, 10_000_000));
+        oracle.insert(3_200_000_123);
+        let set = build(&oracle);
+        let Repr::Packed(p) = &set.repr else {
+            panic!("packed expected")
+        };
+        let buckets = &p.index[p.buckets_at as usize..];
+        let empty = buckets
+            .iter()
+            .flat_map(|l| l.0)
+            .filter(|w| *w != u32::MAX && w & EMPTY_BUCKET != 0)
+            .count();
+        assert!(empty > 0, "no bucket flagged");
+        check(&set, &oracle, &mut rng);
+        for id in (3_020_000_000..3_300_000_000).step_by(99_991) {
+            assert_eq!(set.position(id), rank_in(&oracle, id), "{id}");
+        }
+    }
+
+    fn rank_in(oracle: &BTreeSet<u32>, id: u32) -> Option<u64> {
+        oracle
+            .contains(&id)
+            .then(|| oracle.range(..id).count() as u64)
+    }
+
+    #[test]
+    fn vector_decode_matches_scalar() {
+        let mut rng = Rng(11);
+        let mut vector_used = false;
+        for width in 1..=32u32 {
+            for len in [9usize, 16, 17, 40, 64, 64, 64, 300] {
+                // Gaps below 2^width, one of them the widest.
+                let mut b = Builder::default();
+                let mut id = rng.below(1000);
+                let max_gap = (1u64 << width) - 1;
+                for i in 0..len {
+                    b.push(id as u32);
+                    id += if i == len / 2 {
+                        max_gap
+                    } else {
+                        rng.below(max_gap + 1)
+                    } + 1;
+                    if id > u64::from(u32::MAX) {
+                        break;
+                    }
+                }
+                let (Some(p), _) = b.finish_packed() else {
+                    continue;
+                };
+                for blk in 0..p.blocks as usize {
+                    let (first, off) = p.block(blk).expect("block");
+                    let deltas = p.deltas(blk);
+                    let span = block_last(&p.data, off, deltas, first).expect("last") - first;
+                    vector_used |=
+                        simd::groups(&p.data, off + 1, deltas, width as usize, 1).is_some();
+                    let mut targets: Vec<u32> = (0..=span.min(200)).collect();
+                    targets.extend((0..300).map(|_| rng.below(u64::from(span) + 2) as u32));
+                    targets.extend([span, span.saturating_add(1), u32::MAX]);
+                    for t in targets {
+                        assert_eq!(
+                            block_position_with(&p.data, off, deltas, t, true),
+                            block_position_with(&p.data, off, deltas, t, false),
+                            "width {width}, len {len}, block {blk}, target {t}"
+                        );
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            assert!(vector_used, "the AVX2 path never ran");
+        }
+        let _ = vector_used;
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use super::arena::{self, ArenaUsage, Packer};
 use super::dictionary::{Dictionary, DictionaryFull};
 use super::keyset::{ApplyCounts, Found, KeyChange, KeySet};
 use crate::consent::{AddressKey, Brand, Channel, ConsentRecord, ConsentTime, RecipientType};
@@ -66,12 +67,18 @@ impl BrandEntry {
                 continue;
             };
             let of = of.clone();
-            let current =
-                matches!(self.sets[arama].known().derived_from(), Some(o) if Arc::ptr_eq(o, &of));
+            let current = matches!(self.sets[arama].known().derived_from(), Some(o) if o.same(&of));
             let stale = self.sets[arama].known().derived_from().is_some() && !current;
             if stale || (*force && !current) {
                 self.sets[arama] = self.sets[arama].rebase(&of);
             }
+        }
+    }
+
+    /// Hand the sets' arrays to `p`.
+    pub fn place_arrays(&mut self, p: &mut Packer) {
+        for set in &mut self.sets {
+            set.place_arrays(p);
         }
     }
 }
@@ -155,7 +162,67 @@ impl Snapshot {
         out
     }
 
-    /// Heap bytes held by sets and dictionaries.
+    /// Move every set's and dictionary's arrays into one new huge-page
+    /// arena (see [`super::arena`]): what makes a random lookup's cache
+    /// misses cheap. False, changing nothing, when the store is too small
+    /// to gain, the arena is switched off (`IYS_GATE_HUGE_PAGES=off`) or the
+    /// mapping fails. Arrays this snapshot shares with another (an older
+    /// version still read) are copied, not moved: then the memory is needed
+    /// twice until the other is dropped.
+    pub fn pack(&mut self) -> bool {
+        self.pack_above(arena::MIN_PACK_BYTES)
+    }
+
+    /// [`Snapshot::pack`] when the arrays total at least `min_bytes`.
+    pub(crate) fn pack_above(&mut self, min_bytes: usize) -> bool {
+        arena::pack(self, min_bytes, Snapshot::survey, Snapshot::place_arrays)
+    }
+
+    /// This snapshot packed ([`Snapshot::pack`]) if that pays
+    /// ([`ArenaUsage::wants_repack`]: not when it was built in an arena
+    /// already), and the heap memory its arrays used handed back to the OS.
+    pub fn packed(mut self) -> Snapshot {
+        if self.arena_usage().wants_repack() && self.pack() {
+            arena::release_free_heap();
+        }
+        self
+    }
+
+    /// Where the arrays live: heap or arena, and how much of the arenas they
+    /// still use (sets rebuilt by sync since the last pack are on the heap,
+    /// and the arena copies they replaced are dead weight until the next
+    /// pack; see [`ArenaUsage::wants_repack`]).
+    pub fn arena_usage(&self) -> ArenaUsage {
+        arena::usage(self, Snapshot::survey)
+    }
+
+    /// Show every array to `p` without changing the snapshot (on copies of
+    /// the key sets, which share the arrays).
+    fn survey(&self, p: &mut Packer) {
+        for entry in self.brands.values() {
+            for set in &entry.sets {
+                set.clone().place_arrays(p);
+            }
+        }
+        self.emails.clone().place_arrays(p);
+        self.foreign.clone().place_arrays(p);
+    }
+
+    /// Hand every array to `p`, brands in a fixed order (so the arena's
+    /// layout does not depend on the hash map's). An entry shared with
+    /// another snapshot is copied first (`Arc::make_mut`); one held only
+    /// here is changed in place.
+    fn place_arrays(&mut self, p: &mut Packer) {
+        let mut brands: Vec<(&Brand, &mut Arc<BrandEntry>)> = self.brands.iter_mut().collect();
+        brands.sort_unstable_by_key(|b| *b.0);
+        for (_, entry) in brands {
+            Arc::make_mut(entry).place_arrays(p);
+        }
+        self.emails.place_arrays(p);
+        self.foreign.place_arrays(p);
+    }
+
+    /// Bytes held by sets and dictionaries (on the heap or in the arena).
     pub fn heap_bytes(&self) -> usize {
         self.emails.heap_bytes()
             + self.foreign.heap_bytes()
