@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-5}"; messages="${2:-200000}"; mix="${3:-all-consented}"
+# PIN=1: the endpoints (load generator and sink) share CPU 0 and the proxy (relay
+# or gate) has CPU 1, as when the gate runs on its own cores in production.
+if [ "${PIN:-0}" = 1 ]; then ends="taskset -c 0"; proxy="taskset -c 1"; else ends=""; proxy=""; fi
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/iys-gate"
 work=$(mktemp -d)
@@ -47,10 +50,10 @@ password = "load"
 iys_code = 700001
 brand_code = 100001
 TOML
-$bin smpp-sink --listen 127.0.0.1:2786 >/dev/null 2>&1 &
-$bin smpp-relay --listen 127.0.0.1:2787 --upstream 127.0.0.1:2786 >/dev/null 2>&1 &
+$ends $bin smpp-sink --listen 127.0.0.1:2786 >/dev/null 2>&1 &
+$proxy $bin smpp-relay --listen 127.0.0.1:2787 --upstream 127.0.0.1:2786 >/dev/null 2>&1 &
 relay_pid=$!
-$bin serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
+$proxy $bin serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
 gate_pid=$!
 # CPU time (clock ticks, all threads) a process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -65,7 +68,7 @@ for r in $(seq "$rounds"); do
     name=${path%%:*}; port=${path##*:}
     case $name in relay) pid=$relay_pid ;; gate) pid=$gate_pid ;; *) pid= ;; esac
     before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
-    $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
+    $ends $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
       --consented-file "$work/consented.txt" "${shares[@]}" --json > "$work/$name.$r.json"
     after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
     echo $((after - before)) > "$work/$name.$r.cpu"

@@ -1,10 +1,18 @@
 //! Address normalisation: never panics; normalising a normalised address is
-//! the identity; the allocation-free key equals the parsed key.
+//! the identity; the allocation-free key equals the parsed key; octets parse
+//! as their text does.
 #![no_main]
 use iys_gate::consent::{address_key, Address, Channel, Email, Phone};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // The octet path (SMPP address fields) accepts what the text path accepts.
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert_eq!(Phone::parse_octets(data, false), Phone::parse(text));
+        assert_eq!(Phone::parse_octets(data, true), Phone::parse_international(text));
+    } else {
+        assert!(Phone::parse_octets(data, false).is_err());
+    }
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(p) = Phone::parse(text) {
         assert_eq!(Phone::parse(&p.to_string()), Ok(p));

@@ -51,6 +51,15 @@ const TR_COUNTRY_PREFIX: u64 = 900_000_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Phone(u64);
 
+/// `str::trim` for ASCII octets (its whitespace includes the vertical tab,
+/// which `<[u8]>::trim_ascii` keeps).
+fn trim_ascii_like_str(s: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
+    let start = s.iter().position(|b| !ws(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
 impl Phone {
     /// Normalise any accepted spelling of a phone number.
     pub fn parse(input: &str) -> Result<Phone, AddressError> {
@@ -63,28 +72,83 @@ impl Phone {
         Self::parse_as(input, true)
     }
 
+    /// Normalise a phone number given as octets (an SMPP address field): the
+    /// same result as [`Phone::parse`] / [`Phone::parse_international`] on its
+    /// text, without a UTF-8 pass for the usual all-ASCII field.
+    pub fn parse_octets(input: &[u8], international: bool) -> Result<Phone, AddressError> {
+        if let Some(phone) = Self::turkish_digits(input, international) {
+            return Ok(phone);
+        }
+        if input.is_ascii() {
+            Self::parse_ascii(trim_ascii_like_str(input), international)
+        } else {
+            // Unicode whitespace is trimmed like `str::trim`; anything else
+            // non-ASCII is refused naming the character.
+            let text =
+                std::str::from_utf8(input).map_err(|_| AddressError::PhoneCharacter('\u{FFFD}'))?;
+            Self::parse_as(text, international)
+        }
+    }
+
+    /// The usual SMPP destination, a bare Turkish number (`905321234567`,
+    /// `05321234567`, `5321234567`), read in one pass; `None` for anything
+    /// else, which takes the general path.
+    #[inline]
+    fn turkish_digits(input: &[u8], international: bool) -> Option<Phone> {
+        let national = match (input.len(), international) {
+            (12, _) if input.starts_with(b"90") => &input[2..],
+            (11, false) if input[0] == b'0' && input[1] != b'0' => &input[1..],
+            (10, false) => input,
+            _ => return None,
+        };
+        if !(b'2'..=b'5').contains(&national[0]) {
+            return None;
+        }
+        let mut n = 0u64;
+        for &c in national {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(digit);
+        }
+        Some(Phone(TR_COUNTRY_PREFIX + n))
+    }
+
     fn parse_as(input: &str, international: bool) -> Result<Phone, AddressError> {
         let s = input.trim();
+        Self::parse_ascii(s.as_bytes(), international)
+    }
+
+    /// `s`: trimmed octets, valid UTF-8 (a bad character is named in the error).
+    fn parse_ascii(s: &[u8], international: bool) -> Result<Phone, AddressError> {
         if s.is_empty() {
             return Err(AddressError::Empty);
         }
-        let (international, rest) = match s.strip_prefix('+') {
+        let (international, rest) = match s.strip_prefix(b"+") {
             Some(rest) => (true, rest),
-            None => (international && !s.starts_with("00"), s),
+            None => (international && !s.starts_with(b"00"), s),
         };
         let mut digits = [0u8; 20];
         let mut n = 0usize;
-        for c in rest.chars() {
+        for (i, &c) in rest.iter().enumerate() {
             match c {
-                '0'..='9' => {
+                b'0'..=b'9' => {
                     if n == digits.len() {
                         return Err(AddressError::PhoneLength(n + 1));
                     }
-                    digits[n] = c as u8 - b'0';
+                    digits[n] = c - b'0';
                     n += 1;
                 }
-                ' ' | '-' | '.' | '(' | ')' => {}
-                other => return Err(AddressError::PhoneCharacter(other)),
+                b' ' | b'-' | b'.' | b'(' | b')' => {}
+                _ => {
+                    // Every octet before `i` was ASCII: `i` starts a character.
+                    let bad = std::str::from_utf8(&rest[i..])
+                        .ok()
+                        .and_then(|t| t.chars().next())
+                        .unwrap_or('\u{FFFD}');
+                    return Err(AddressError::PhoneCharacter(bad));
+                }
             }
         }
         let mut d: &[u8] = &digits[..n];
@@ -334,6 +398,45 @@ pub enum AddressKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octets_parse_as_their_text() {
+        let inputs: [&[u8]; 18] = [
+            b"905321234567",
+            b"05321234567",
+            b"5321234567",
+            b"00532123456",
+            b"6321234567",
+            b"90532123456x",
+            b"9053212345",
+            b" 05321234567\x0b",
+            b"\t+90 532 123 45 67\r\n",
+            b"4915112345678",
+            b"0049151123456",
+            b"532123456A",
+            b"\xc2\xa05321234567",
+            b"5321234567\xe2\x80\x83",
+            b"53212\xc3\xa734567",
+            b"",
+            b"   ",
+            b"1234",
+        ];
+        for input in inputs {
+            let text = std::str::from_utf8(input).unwrap();
+            for international in [false, true] {
+                assert_eq!(
+                    Phone::parse_octets(input, international),
+                    Phone::parse_as(text, international),
+                    "{text:?} international={international}"
+                );
+            }
+        }
+        assert_eq!(
+            Phone::parse_octets(b"53212\xc3\xa734567", false),
+            Err(AddressError::PhoneCharacter('ç'))
+        );
+        assert!(Phone::parse_octets(b"5321\xff234567", false).is_err());
+    }
 
     #[test]
     fn turkish_forms_are_one_subscriber() {

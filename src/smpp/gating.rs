@@ -57,14 +57,8 @@ pub fn destination_key(ton: u8, addr: &[u8]) -> Option<AddressKey> {
     if ton == 5 {
         return None;
     }
-    let text = std::str::from_utf8(addr).ok()?;
-    let parsed = if ton == 1 {
-        // International TON: the digits start with the country code.
-        Phone::parse_international(text)
-    } else {
-        Phone::parse(text)
-    };
-    parsed.ok().map(Phone::key)
+    // International TON (1): the digits start with the country code.
+    Phone::parse_octets(addr, ton == 1).ok().map(Phone::key)
 }
 
 /// The command_status a decision is answered with; `None`: forward it.

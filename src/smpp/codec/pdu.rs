@@ -1,7 +1,6 @@
 //! A whole PDU: header fields plus one typed body per command.
 
 use bytes::{BufMut, Bytes};
-use nom::number::complete::be_u32;
 
 use super::alert::AlertNotification;
 use super::bind::{Bind, BindResp, Outbind};
@@ -10,7 +9,7 @@ use super::data::{DataSm, DataSmResp};
 use super::error::{DecodeError, DecodeErrorKind};
 use super::header::{CommandId, Header, HEADER_LEN};
 use super::multi::{SubmitMulti, SubmitMultiResp};
-use super::primitives::{Codec, Reader};
+use super::primitives::{Codec, Cursor, Reader};
 use super::query::{QuerySm, QuerySmResp};
 use super::replace::ReplaceSm;
 use super::submit::{DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp};
@@ -252,11 +251,11 @@ impl Pdu {
 
 /// The header of a whole frame, checked against the frame's length.
 pub(super) fn read_header(frame: &[u8]) -> Result<Header, DecodeError> {
-    let eof = |field| move |_| DecodeError::new(field, DecodeErrorKind::UnexpectedEof);
-    let (i, command_length) = be_u32::<_, ()>(frame).map_err(eof("command_length"))?;
-    let (i, command_id) = be_u32::<_, ()>(i).map_err(eof("command_id"))?;
-    let (i, command_status) = be_u32::<_, ()>(i).map_err(eof("command_status"))?;
-    let (_, sequence_number) = be_u32::<_, ()>(i).map_err(eof("sequence_number"))?;
+    let mut r = Cursor::new(frame);
+    let command_length = r.u32("command_length")?;
+    let command_id = r.u32("command_id")?;
+    let command_status = r.u32("command_status")?;
+    let sequence_number = r.u32("sequence_number")?;
     if usize::try_from(command_length).ok() != Some(frame.len()) {
         return Err(DecodeError::new(
             "command_length",

@@ -100,8 +100,9 @@ pub async fn run<R, W>(
         peer,
         down,
         up,
-        to_up: FxHashMap::default(),
-        to_down: FxHashMap::default(),
+        // Sized for a full window, so the maps never grow mid-traffic.
+        to_up: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
+        to_down: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
         now: Instant::now(),
         wall: ConsentTime::now(),
         clock_base: (Instant::now(), ConsentTime::now()),
