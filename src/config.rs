@@ -161,6 +161,12 @@ pub struct RegistryConfig {
     /// Longest back-off after 429/5xx/transport errors.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
     pub max_backoff: Duration,
+    /// How far back the registry's change feeds reach (İYS: 7 days). A feed
+    /// that refuses the stored cursor is read again from its start only when
+    /// the brand's data is younger than this less one hour, so no change can
+    /// fall in the gap.
+    #[serde(default = "default_feed_retention", with = "humantime_serde")]
+    pub feed_retention: Duration,
     /// Run the built-in registry emulator in this process and follow it.
     #[serde(default)]
     pub emulator: bool,
@@ -183,6 +189,9 @@ fn default_request_timeout() -> Duration {
 }
 fn default_max_backoff() -> Duration {
     Duration::from_secs(60)
+}
+fn default_feed_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 fn default_emulator_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8480))
@@ -371,6 +380,12 @@ impl Config {
             }
             if r.poll_interval < Duration::from_millis(100) {
                 return Err(invalid("registry.poll_interval", "must be at least 100ms"));
+            }
+            if r.feed_retention <= Duration::from_secs(3600) {
+                return Err(invalid(
+                    "registry.feed_retention",
+                    "must be longer than 1h (İYS keeps 7 days of changes)",
+                ));
             }
             if !r.emulator {
                 if !(r.base_url.starts_with("https://") || r.base_url.starts_with("http://")) {

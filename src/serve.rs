@@ -256,6 +256,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
             page_limit: r.page_limit,
             max_pages_per_round: 100,
             max_backoff: r.max_backoff,
+            feed_retention: r.feed_retention,
         };
         tasks.push(tokio::spawn(follow::run(
             store.clone(),

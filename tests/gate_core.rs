@@ -627,3 +627,111 @@ async fn readyz_is_503_without_a_snapshot_and_healthz_is_up() {
     );
     gate.shutdown().await;
 }
+
+/// Gate 1 follows an emulator, takes a citizen's withdrawal and shuts down
+/// (writing its snapshot with that emulator's cursors); then a gate starts
+/// from that snapshot against a new emulator instance, which refuses those
+/// cursors. Returns the second gate after a new withdrawal on its emulator.
+async fn follow_a_restarted_registry(dir: &Path, registry: &str) -> RunningGate {
+    let path = csv(dir, ROWS);
+    let snap = dir.join("gate.snap");
+    let opts = |registry| Opts {
+        csv: Some(&path),
+        snapshot: Some(&snap),
+        registry,
+        poll: "200ms",
+        max_age: "1h",
+    };
+    let first = start(config(&opts(EMULATOR))).await.unwrap();
+    citizen_withdraws(&first.emulator_url.clone().unwrap(), "05327777777").await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while verdict(&first, "channel=MESAJ&recipient=05327777777")
+        .await
+        .1
+        != "withdrawn"
+    {
+        assert!(Instant::now() < deadline, "change not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.shutdown().await;
+    let second = start(config(&opts(registry))).await.unwrap();
+    citizen_withdraws(&second.emulator_url.clone().unwrap(), "05321111111").await;
+    second
+}
+
+async fn metrics_text(gate: &RunningGate) -> String {
+    reqwest::get(format!("http://{}/metrics", gate.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled series in Prometheus text.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cursor_is_resumed_from_the_feed_start_when_the_data_is_recent() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = follow_a_restarted_registry(dir.path(), EMULATOR).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while verdict(&gate, "channel=MESAJ&recipient=05321111111")
+        .await
+        .1
+        != "withdrawn"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new registry's change never reached the gate: {}",
+            metrics_text(&gate).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What the snapshot held stays: the old registry's withdrawal is kept.
+    assert_eq!(
+        verdict(&gate, "channel=MESAJ&recipient=05327777777").await,
+        pair("refuse", "withdrawn")
+    );
+    assert_eq!(
+        verdict(&gate, "channel=MESAJ&recipient=05326666666").await,
+        pair("allow", "consent")
+    );
+    let metrics = metrics_text(&gate).await;
+    // Metrics are process-wide: other tests in this binary may count too.
+    assert!(
+        metric_value(&metrics, "iys_gate_sync_cursor_resets_total").is_some_and(|n| n >= 2.0),
+        "one reset per followed brand (both had cursors from the old registry): {metrics}"
+    );
+    gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cursor_with_data_older_than_the_feed_reach_keeps_the_brand_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    // The feeds reach back 61 minutes: less than the 2 h margin a resumed
+    // read needs before the last sync, so no resume is safe.
+    let short = format!("{EMULATOR}\nfeed_retention = \"61m\"");
+    let gate = follow_a_restarted_registry(dir.path(), &short).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = metrics_text(&gate).await;
+        if metrics.contains("iys_gate_sync_errors_total{kind=\"cursor_expired\"}") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cursor_expired error: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        verdict(&gate, "channel=MESAJ&recipient=05321111111").await,
+        pair("allow", "consent"),
+        "nothing read from a feed the gate cannot resume without a gap"
+    );
+    gate.shutdown().await;
+}

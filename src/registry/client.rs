@@ -68,6 +68,12 @@ impl ClientError {
         )
     }
 
+    /// True when the registry refused the request itself (a 4xx other than
+    /// 401 and 429): sending it again unchanged will not help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Refused { .. })
+    }
+
     /// Metric label.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -4,6 +4,17 @@
 //! failure (unreachable registry, a garbled page, a change that does not parse)
 //! leaves the published snapshot and the cursors untouched; the round is retried
 //! after a back-off.
+//!
+//! A feed that refuses a stored cursor (the registry lost or changed its
+//! cursors, or the gate was away for longer than it keeps changes) cannot be
+//! followed from it again. When the brand's data is younger than the feeds'
+//! retention (`registry.feed_retention`) less [`RESUME_MARGIN`], both feeds are
+//! read again from their start in one round, keeping only the changes created
+//! from that margin before the brand's last complete sync on: every change the
+//! gate may have missed is in that span, and reading both feeds whole before
+//! applying keeps the newest record winning across them. Older data cannot be
+//! resumed without a gap: the round fails (`cursor_expired`), the brand goes
+//! stale, and the log says a fresh export is needed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +24,15 @@ use metrics::counter;
 use super::StoreHandle;
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
 use crate::registry::client::{backoff, ClientError, FeedSource, RegistryClient};
+use crate::store::SyncState;
+
+/// How far before the brand's last complete sync a resumed read starts: the
+/// feed holds back its newest hour, and an hour more covers clocks that differ.
+pub const RESUME_MARGIN: Duration = Duration::from_secs(2 * 3600);
+
+/// Most pages per feed one resumed read takes before giving up (a million
+/// changes at the usual page size).
+const RESUME_MAX_PAGES: u32 = 1000;
 
 /// Follower settings.
 #[derive(Debug, Clone)]
@@ -27,6 +47,8 @@ pub struct FollowConfig {
     pub max_pages_per_round: u32,
     /// Longest back-off.
     pub max_backoff: Duration,
+    /// How far back the registry's feeds reach.
+    pub feed_retention: Duration,
 }
 
 /// Why one brand's round failed.
@@ -39,6 +61,29 @@ pub enum RoundError {
         feed: &'static str,
         /// The failure.
         error: ClientError,
+    },
+    /// The feed refused the stored cursor.
+    #[error("{feed} feed refused the stored cursor: {error}")]
+    CursorRefused {
+        /// Which feed.
+        feed: &'static str,
+        /// The refusal.
+        error: ClientError,
+    },
+    /// The cursor was refused and the brand's data is too old to resume from
+    /// the start of the feeds without missing changes.
+    #[error("{feed} feed refused the stored cursor and the brand's data ({synced}) is older than the feeds reach back (registry.feed_retention less 2h): rebuild the snapshot from a fresh full export (iys-gate snapshot build --csv ...) and restart")]
+    CursorExpired {
+        /// Which feed.
+        feed: &'static str,
+        /// When the brand was last synced completely.
+        synced: String,
+    },
+    /// A resumed read found more changes than it reads in one round.
+    #[error("{feed} feed holds more than {RESUME_MAX_PAGES} pages since the brand's last sync: rebuild the snapshot from a fresh full export")]
+    ResumeTooLarge {
+        /// Which feed.
+        feed: &'static str,
     },
     /// A change in the feed does not parse.
     #[error("{feed} feed: change {index} of the page is invalid: {message}")]
@@ -56,6 +101,10 @@ impl RoundError {
     fn kind(&self) -> &'static str {
         match self {
             RoundError::Client { error, .. } => error.kind(),
+            RoundError::CursorRefused { .. } => "cursor_refused",
+            RoundError::CursorExpired { .. } | RoundError::ResumeTooLarge { .. } => {
+                "cursor_expired"
+            }
             RoundError::BadChange { .. } => "bad_change",
         }
     }
@@ -84,42 +133,33 @@ pub async fn sync_brand(
         .load()
         .and_then(|s| s.brand(brand).map(|e| e.sync.clone()))
         .unwrap_or_default();
-    let mut records: Vec<ConsentRecord> = Vec::new();
-    let mut sync = current.clone();
-    let mut caught_up = true;
-    for source in [FeedSource::Hs, FeedSource::Iys] {
-        let cursor = match source {
-            FeedSource::Hs => &mut sync.cursor_hs,
-            FeedSource::Iys => &mut sync.cursor_iys,
-        };
-        let mut drained = false;
-        for _ in 0..cfg.max_pages_per_round {
-            let page = client
-                .changes(brand, source, cursor.as_deref(), cfg.page_limit)
-                .await
-                .map_err(|error| RoundError::Client {
-                    feed: source.as_str(),
-                    error,
-                })?;
-            for (index, change) in page.list.iter().enumerate() {
-                let record = change.to_record(brand).map_err(|e| RoundError::BadChange {
-                    feed: source.as_str(),
-                    index,
-                    message: e.to_string(),
-                })?;
-                records.push(record);
-            }
-            let n = page.list.len();
-            if !page.after.is_empty() {
-                *cursor = Some(page.after);
-            }
-            if n < cfg.page_limit as usize {
-                drained = true;
-                break;
-            }
+    let (mut records, mut sync, caught_up) = match read_feeds(
+        client,
+        brand,
+        cfg,
+        current.clone(),
+        None,
+    )
+    .await
+    {
+        Err(RoundError::CursorRefused { feed, error }) => {
+            let Some(since) = resume_point(current.synced_at, started, cfg.feed_retention) else {
+                let synced = current
+                    .synced_at
+                    .map_or_else(|| "never synced".to_string(), |t| format!("synced at {t}"));
+                return Err(RoundError::CursorExpired { feed, synced });
+            };
+            counter!("iys_gate_sync_cursor_resets_total").increment(1);
+            tracing::warn!(%brand, "{feed} feed refused the stored cursor ({error}); reading both feeds again from their start, keeping changes created since {since}");
+            let fresh = SyncState {
+                cursor_hs: None,
+                cursor_iys: None,
+                ..current.clone()
+            };
+            read_feeds(client, brand, cfg, fresh, Some(since)).await?
         }
-        caught_up &= drained;
-    }
+        other => other?,
+    };
     super::order_for_apply(&mut records);
     let read = records.len();
     if caught_up {
@@ -156,6 +196,84 @@ pub async fn sync_brand(
         applied,
         caught_up,
     })
+}
+
+/// Read both feeds from the cursors in `sync`: the changes, the cursors after
+/// them, and whether both feeds were read to their end. With `since` (a resumed
+/// read from the feeds' start) only changes created at or after it are kept,
+/// and each feed is read to its end or the read fails.
+async fn read_feeds(
+    client: &RegistryClient,
+    brand: Brand,
+    cfg: &FollowConfig,
+    mut sync: SyncState,
+    since: Option<ConsentTime>,
+) -> Result<(Vec<ConsentRecord>, SyncState, bool), RoundError> {
+    let mut records: Vec<ConsentRecord> = Vec::new();
+    let mut caught_up = true;
+    let max_pages = match since {
+        Some(_) => RESUME_MAX_PAGES,
+        None => cfg.max_pages_per_round,
+    };
+    for source in [FeedSource::Hs, FeedSource::Iys] {
+        let feed = source.as_str();
+        let cursor = match source {
+            FeedSource::Hs => &mut sync.cursor_hs,
+            FeedSource::Iys => &mut sync.cursor_iys,
+        };
+        let mut drained = false;
+        for _ in 0..max_pages {
+            let page = client
+                .changes(brand, source, cursor.as_deref(), cfg.page_limit)
+                .await
+                .map_err(|error| {
+                    if cursor.is_some() && error.is_refusal() {
+                        RoundError::CursorRefused { feed, error }
+                    } else {
+                        RoundError::Client { feed, error }
+                    }
+                })?;
+            for (index, change) in page.list.iter().enumerate() {
+                let bad = |message: String| RoundError::BadChange {
+                    feed,
+                    index,
+                    message,
+                };
+                if let Some(since) = since {
+                    let created = ConsentTime::parse(&change.creation_date)
+                        .map_err(|e| bad(format!("creationDate: {e}")))?;
+                    if created < since {
+                        continue;
+                    }
+                }
+                records.push(change.to_record(brand).map_err(|e| bad(e.to_string()))?);
+            }
+            if !page.after.is_empty() {
+                *cursor = Some(page.after);
+            }
+            if page.list.len() < cfg.page_limit as usize {
+                drained = true;
+                break;
+            }
+        }
+        if since.is_some() && !drained {
+            return Err(RoundError::ResumeTooLarge { feed });
+        }
+        caught_up &= drained;
+    }
+    Ok((records, sync, caught_up))
+}
+
+/// Where a resumed read starts keeping changes: [`RESUME_MARGIN`] before the
+/// brand's last complete sync, if that is within what the feeds still hold.
+fn resume_point(
+    synced_at: Option<ConsentTime>,
+    now: ConsentTime,
+    retention: Duration,
+) -> Option<ConsentTime> {
+    let since = ConsentTime(synced_at?.unix() - RESUME_MARGIN.as_secs() as i64);
+    let reach = ConsentTime(now.unix() - retention.as_secs() as i64);
+    (since >= reach).then_some(since)
 }
 
 /// Follow every configured brand until `shutdown` fires.
@@ -209,5 +327,26 @@ pub async fn run(
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_starts_two_hours_before_the_last_sync_if_the_feeds_reach_that_far() {
+        let now = ConsentTime(1_800_000_000);
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let synced = ConsentTime(now.unix() - 3600);
+        assert_eq!(
+            resume_point(Some(synced), now, week),
+            Some(ConsentTime(now.unix() - 3 * 3600))
+        );
+        let old = ConsentTime(now.unix() - week.as_secs() as i64);
+        assert_eq!(resume_point(Some(old), now, week), None, "too old");
+        let edge = ConsentTime(now.unix() - week.as_secs() as i64 + 2 * 3600);
+        assert!(resume_point(Some(edge), now, week).is_some());
+        assert_eq!(resume_point(None, now, week), None, "never synced");
     }
 }
