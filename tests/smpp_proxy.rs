@@ -1200,6 +1200,53 @@ async fn rebind_after_upstream_loss_keeps_the_session() {
     g.gate.shutdown().await;
 }
 
+/// While the gate binds to the SMSC again, the sender is served: enquire_link
+/// answered and submits refused with ESME_RSYSERR (temporary: it retries) at
+/// once, not after the back-off; a failed attempt is followed by the next, and
+/// once the SMSC is back the same session submits through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_is_served_while_the_gate_rebinds() {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let g = gate(
+        port,
+        "on_upstream_loss = \"rebind\"\nresponse_timeout = \"1s\"",
+    )
+    .await;
+    let (mut s, (smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+    // The SMSC goes away entirely: the first attempt (after 1 s) is refused.
+    drop(fake);
+    drop(smsc);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let asked = Instant::now();
+    s.enquire_link_works().await;
+    let a = s.send(Body::SubmitSm(submit(CONSENTED, "during"))).await;
+    let r = s.response(a).await;
+    assert_eq!(
+        (r.command_id(), r.command_status),
+        (CommandId::SubmitSmResp, status::ESME_RSYSERR)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "answered during the rebind back-off, not after it: {:?}",
+        asked.elapsed()
+    );
+    // Back after the first attempt failed; the second comes 2 s after it.
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let fake = FakeSmsc { listener, port };
+    let (mut smsc, _) = fake.accept_bound().await;
+    s.enquire_link_works().await;
+    let c = s.send(Body::SubmitSm(submit(CONSENTED, "after"))).await;
+    let p = smsc.recv().await.expect("submit on the new link");
+    assert_eq!(text(&p), "after");
+    smsc.send_pdu(&submit_resp(p.sequence_number, "back1"))
+        .await;
+    let r = s.response(c).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "back1".to_string()));
+    g.gate.shutdown().await;
+}
+
 /// Requests written in the same write right after the sender's unbind get
 /// ESME_RINVBNDSTS from the gate, never reach the SMSC, and the unbind is
 /// still answered.

@@ -43,6 +43,33 @@ const MAX_READ_BUFFER: usize = 1 << 20;
 const UNBIND_GRACE: Duration = Duration::from_secs(2);
 /// Timer resolution.
 const TICK: Duration = Duration::from_millis(100);
+/// Upstream bind attempts after the SMSC link is lost (on_upstream_loss =
+/// "rebind"), 1 s, 2 s and 4 s apart.
+const REBIND_ATTEMPTS: u32 = 3;
+
+/// A rebind in progress: which attempt, and the task making it (aborted if
+/// the session ends first). The session keeps serving the sender meanwhile.
+struct Rebind {
+    attempt: u32,
+    task: tokio::task::JoinHandle<Result<(TcpStream, Pdu), String>>,
+}
+
+impl Drop for Rebind {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The outcome of the rebind in progress; never ready without one.
+async fn rebind_outcome(rebind: &mut Option<Rebind>) -> Result<(TcpStream, Pdu), String> {
+    match rebind {
+        Some(r) => match (&mut r.task).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(format!("rebind task failed: {e}")),
+        },
+        None => std::future::pending().await,
+    }
+}
 
 /// Why a session ended (for the log).
 #[derive(Debug)]
@@ -108,6 +135,7 @@ pub async fn run<R, W>(
         clock_base: (Instant::now(), ConsentTime::now()),
         closing: None,
         concat: ConcatMemory::new(4096, Duration::from_secs(600)),
+        rebind: None,
         counts: SessionCounts::new(),
     };
     let end = s.proxy(shutdown).await;
@@ -246,6 +274,8 @@ struct Session<DR, DW> {
     /// number (if it asked) and when the gate started waiting.
     closing: Option<(Option<u32>, Instant)>,
     concat: ConcatMemory,
+    /// Set while the SMSC link is being bound again.
+    rebind: Option<Rebind>,
     /// PDU and in-flight counts, handed to the registry once per turn.
     counts: SessionCounts,
     /// The clock, read once per turn of the loop (not per message).
@@ -533,8 +563,8 @@ where
                     Ok(_) => self.down.last_rx = self.now,
                 },
                 r = self.up.rd.read_buf(&mut self.up.inbuf), if read_up => match r {
-                    Ok(0) => { self.up.eof = true; if let Err(end) = self.upstream_lost("connection closed by the SMSC").await { return end; } }
-                    Err(e) => { self.up.eof = true; if let Err(end) = self.upstream_lost(&e.to_string()).await { return end; } }
+                    Ok(0) => { if let Err(end) = self.upstream_lost("connection closed by the SMSC") { return end; } }
+                    Err(e) => { if let Err(end) = self.upstream_lost(&e.to_string()) { return end; } }
                     Ok(_) => self.up.last_rx = self.now,
                 },
                 r = self.down.wr.write(&self.down.out), if !self.down.out.is_empty() => match r {
@@ -543,10 +573,13 @@ where
                 },
                 r = self.up.wr.write(&self.up.out), if !self.up.out.is_empty() => match r {
                     Ok(n) => self.up.out.advance(n),
-                    Err(e) => { if let Err(end) = self.upstream_lost(&e.to_string()).await { return end; } }
+                    Err(e) => { if let Err(end) = self.upstream_lost(&e.to_string()) { return end; } }
+                },
+                outcome = rebind_outcome(&mut self.rebind), if self.rebind.is_some() => {
+                    if let Err(end) = self.rebind_done(outcome) { return end; }
                 },
                 _ = tick.tick() => {
-                    if let Err(end) = self.timers().await { return end; }
+                    if let Err(end) = self.timers() { return end; }
                 },
                 _ = shutdown.changed() => return End::Shutdown,
             }
@@ -596,6 +629,19 @@ where
                 at += frame.len();
                 self.counts.pdu(true, command);
                 reply_error(&mut self.down.out, &header, status::ESME_RINVBNDSTS);
+                continue;
+            }
+            if !is_response && self.rebind.is_some() && command != CommandId::EnquireLink {
+                // No SMSC link until the rebind succeeds: a temporary error
+                // the sender retries; an unbind ends the session at once.
+                at += frame.len();
+                self.counts.pdu(true, command);
+                if command == CommandId::Unbind {
+                    self.down
+                        .send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                    return (at, Err(End::SenderUnbound));
+                }
+                reply_error(&mut self.down.out, &header, status::ESME_RSYSERR);
                 continue;
             }
             if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
@@ -1029,47 +1075,76 @@ where
         }
     }
 
-    /// The SMSC link is gone: answer what waits on it, then unbind or rebind.
-    async fn upstream_lost(&mut self, why: &str) -> Result<(), End> {
+    /// The SMSC link is gone: answer what waits on it, then end the session
+    /// or start binding again (the session keeps serving the sender meanwhile).
+    fn upstream_lost(&mut self, why: &str) -> Result<(), End> {
+        if self.rebind.is_some() {
+            return Ok(()); // already handled: the old link's leftovers
+        }
         counter!("iys_gate_smpp_upstream_errors_total", "kind" => "disconnect").increment(1);
         tracing::warn!(peer = %self.peer, account = %self.account.system_id, "SMSC link lost: {why}");
+        self.up.eof = true;
+        self.up.out.clear();
+        self.up.inbuf.clear();
+        while self.up.unpark().is_some() {}
         self.fail_pending_up(status::ESME_RSYSERR);
+        // The SMSC's requests died with its link: their answers have nowhere to go.
+        self.to_down
+            .retain(|_, w| matches!(w, Waiting::Gate { .. }));
         if self.shared.cfg.on_upstream_loss == UpstreamLoss::Rebind && self.closing.is_none() {
-            let body = Body::BindTransceiver(upstream_bind(&self.account, &self.bind));
-            let body = match self.down_bind_kind() {
-                CommandId::BindReceiver => {
-                    Body::BindReceiver(upstream_bind(&self.account, &self.bind))
-                }
-                CommandId::BindTransmitter => {
-                    Body::BindTransmitter(upstream_bind(&self.account, &self.bind))
-                }
-                _ => body,
-            };
-            for attempt in 0..3u32 {
-                let _ = self.down.flush().await;
-                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                let cfg = &self.shared.cfg;
-                if let Ok((stream, resp)) = bind_upstream(
-                    &cfg.upstream,
-                    &Pdu::new(1, body.clone()),
-                    cfg.max_command_length,
-                    cfg.response_timeout,
-                )
-                .await
-                {
-                    if resp.command_status == status::ESME_ROK {
-                        let (rd, wr) = stream.into_split();
-                        self.up = Leg::new(rd, wr);
-                        self.up.next_seq = 1;
-                        self.to_down
-                            .retain(|_, w| matches!(w, Waiting::Gate { .. }));
-                        tracing::info!(peer = %self.peer, "rebound to the SMSC");
-                        return Ok(());
-                    }
-                }
-            }
+            self.start_rebind(0);
+            return Ok(());
         }
         Err(End::UpstreamLost(why.to_string()))
+    }
+
+    /// Bind upstream again after `2^attempt` seconds, in a task of its own.
+    fn start_rebind(&mut self, attempt: u32) {
+        let bind = upstream_bind(&self.account, &self.bind);
+        let body = match self.down_bind_kind() {
+            CommandId::BindReceiver => Body::BindReceiver(bind),
+            CommandId::BindTransmitter => Body::BindTransmitter(bind),
+            _ => Body::BindTransceiver(bind),
+        };
+        let cfg = &self.shared.cfg;
+        let (addr, max, timeout) = (
+            cfg.upstream.clone(),
+            cfg.max_command_length,
+            cfg.response_timeout,
+        );
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            bind_upstream(&addr, &Pdu::new(1, body), max, timeout).await
+        });
+        self.rebind = Some(Rebind { attempt, task });
+    }
+
+    /// A rebind attempt ended: use the new link, try again, or give up.
+    fn rebind_done(&mut self, outcome: Result<(TcpStream, Pdu), String>) -> Result<(), End> {
+        let attempt = self.rebind.take().map_or(0, |r| r.attempt);
+        let why = match outcome {
+            Ok((stream, resp)) if resp.command_status == status::ESME_ROK => {
+                let (rd, wr) = stream.into_split();
+                self.up = Leg::new(rd, wr);
+                self.up.next_seq = 1;
+                tracing::info!(peer = %self.peer, "rebound to the SMSC");
+                return Ok(());
+            }
+            Ok((_, resp)) => format!(
+                "the SMSC refused the bind (status {:#010x})",
+                resp.command_status
+            ),
+            Err(e) => e,
+        };
+        counter!("iys_gate_smpp_upstream_errors_total", "kind" => "rebind_failed").increment(1);
+        tracing::warn!(peer = %self.peer, attempt = attempt + 1, "rebind to the SMSC failed: {why}");
+        if attempt + 1 < REBIND_ATTEMPTS {
+            self.start_rebind(attempt + 1);
+            return Ok(());
+        }
+        Err(End::UpstreamLost(format!(
+            "no SMSC link after {REBIND_ATTEMPTS} rebind attempts: {why}"
+        )))
     }
 
     fn down_bind_kind(&self) -> CommandId {
@@ -1077,7 +1152,7 @@ where
     }
 
     /// Response timers, sender inactivity, and the gate's keep-alive upstream.
-    async fn timers(&mut self) -> Result<(), End> {
+    fn timers(&mut self) -> Result<(), End> {
         let now = Instant::now();
         let (rt, idle, keepalive) = (
             self.shared.cfg.response_timeout,
@@ -1113,7 +1188,7 @@ where
             }
         }
         if link_dead {
-            self.upstream_lost("no answer to enquire_link").await?;
+            self.upstream_lost("no answer to enquire_link")?;
         }
         let expired: Vec<u32> = self
             .to_down
@@ -1146,7 +1221,7 @@ where
                 }
             )
         });
-        if !probing && now.duration_since(self.up.last_rx) > keepalive {
+        if !probing && self.rebind.is_none() && now.duration_since(self.up.last_rx) > keepalive {
             let seq = self.up.seq();
             self.up.send(&Pdu::new(seq, Body::EnquireLink));
             self.to_up.insert(
