@@ -557,7 +557,12 @@ where
                 && self.down.may_park();
             let read_up =
                 !self.up.eof && self.up.inbuf.len() < MAX_READ_BUFFER && self.up.may_park();
+            // Reads first: what arrived while this turn ran joins the batch
+            // before anything is written, so writes (and the peers' wake-ups)
+            // carry more PDUs each. Writes cannot starve: the window and the
+            // parking budget stop the reads.
             tokio::select! {
+                biased;
                 r = self.down.rd.read_buf(&mut self.down.inbuf), if read_down => match r {
                     Ok(0) | Err(_) => { self.down.eof = true; return End::SenderClosed; }
                     Ok(_) => self.down.last_rx = self.now,
