@@ -40,6 +40,8 @@ bootstrap_csv = ["$work/export.csv", "$work/more.csv"]
 max_data_age = "0s"
 [log]
 level = "warn"
+[audit]
+path = "$work/audit.jsonl"
 [smpp]
 listen = "127.0.0.1:2785"
 upstream = "127.0.0.1:2786"
@@ -91,3 +93,5 @@ for name, r in res.items():
 print(f"gate/direct {res['gate']['rate'] / res['direct']['rate']:.2f}   relay/direct {res['relay']['rate'] / res['direct']['rate']:.2f}   gate/relay {res['gate']['rate'] / res['relay']['rate']:.2f}")
 print(f"added median latency: gate {res['gate']['p50'] - res['direct']['p50']} us, relay {res['relay']['p50'] - res['direct']['p50']} us")
 PY
+sleep 0.2
+echo "audit lines written by the gate: $(wc -l < "$work/audit.jsonl")"

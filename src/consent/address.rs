@@ -357,9 +357,15 @@ pub fn address_key(channel: Channel, input: &str) -> Result<AddressKey, AddressE
 /// `ali.veli@example.com` → `a*******@example.com`. Works on raw input too, so a
 /// malformed address is never logged in clear.
 pub fn mask_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    mask_into(text, &mut out);
+    out
+}
+
+/// [`mask_text`] appended to `out` (no allocation once `out` has room).
+pub fn mask_into(text: &str, out: &mut String) {
     let text = text.trim();
     if let Some((local, domain)) = text.rsplit_once('@') {
-        let mut out = String::with_capacity(text.len());
         let mut chars = local.chars();
         if let Some(first) = chars.next() {
             out.push(first);
@@ -367,21 +373,17 @@ pub fn mask_text(text: &str) -> String {
         out.extend(chars.map(|_| '*'));
         out.push('@');
         out.push_str(domain);
-        return out;
+        return;
     }
-    let chars: Vec<char> = text.chars().collect();
-    let (keep_head, keep_tail) = if chars.len() >= 10 { (6, 2) } else { (1, 1) };
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i < keep_head || i + keep_tail >= chars.len() {
-                *c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    let len = text.chars().count();
+    let (keep_head, keep_tail) = if len >= 10 { (6, 2) } else { (1, 1) };
+    out.extend(text.chars().enumerate().map(|(i, c)| {
+        if i < keep_head || i + keep_tail >= len {
+            c
+        } else {
+            '*'
+        }
+    }));
 }
 
 /// What the store keys an address by.

@@ -1,7 +1,15 @@
 //! The audit trail: one JSON line per refusal (and per would-be refusal in
 //! monitor mode), for the regulator's questions. Addresses are masked unless
-//! configured otherwise. Writing happens off the data path; if the writer
-//! falls behind, records are dropped and counted, never blocking a message.
+//! configured otherwise.
+//!
+//! The data path only copies the facts into a fixed-size entry and queues it
+//! (no allocation for phone numbers and SMPP accounts, no formatting); a
+//! thread of its own masks, formats and writes them in batches, so neither
+//! the formatting nor the file I/O runs on the runtime's workers. If the
+//! writer falls behind, entries are dropped and counted, never blocking a
+//! message. (Formatting on the data path made each refusal cost about 2 µs of
+//! the session's time: with a fifth of the traffic refused the SMPP gate used
+//! 1.12 µs a message against 0.67 µs with none refused.)
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +18,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::consent::{mask_text, Brand, Channel};
+use crate::consent::{mask_into, Brand, Channel};
 use crate::policy::Decision;
 
 /// One audit line.
@@ -38,18 +46,138 @@ pub struct AuditRecord {
     pub account: Option<String>,
 }
 
+/// Text kept inline up to `N` octets (phone numbers, SMPP system ids), on
+/// the heap beyond (long e-mail addresses).
+#[derive(Debug, Clone)]
+enum Text<const N: usize> {
+    Inline { len: u8, bytes: [u8; N] },
+    Heap(Box<str>),
+}
+
+impl<const N: usize> Text<N> {
+    fn new(s: &str) -> Self {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= N => {
+                let mut bytes = [0u8; N];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Text::Inline { len, bytes }
+            }
+            _ => Text::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`, so the prefix is valid UTF-8.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+/// A refusal as the data path queues it; the writer turns it into a line.
+#[derive(Debug, Clone)]
+struct Entry {
+    at: SystemTime,
+    protocol: &'static str,
+    channel: Channel,
+    brand: Brand,
+    recipient: Text<32>,
+    decision: &'static str,
+    reason: &'static str,
+    monitor: bool,
+    snapshot_version: u64,
+    account: Option<Text<24>>,
+}
+
+impl Entry {
+    /// The record as [`AuditRecord`] describes it (tests, log output).
+    fn record(&self, unmasked: bool) -> AuditRecord {
+        let mut recipient = String::new();
+        self.recipient_into(unmasked, &mut recipient);
+        AuditRecord {
+            ts: humantime::format_rfc3339_millis(self.at).to_string(),
+            protocol: self.protocol,
+            channel: self.channel,
+            brand: self.brand.to_string(),
+            recipient,
+            decision: self.decision,
+            reason: self.reason,
+            monitor: self.monitor,
+            snapshot_version: self.snapshot_version,
+            account: self.account.as_ref().map(|a| a.as_str().to_string()),
+        }
+    }
+
+    fn recipient_into(&self, unmasked: bool, out: &mut String) {
+        let recipient = self.recipient.as_str();
+        if unmasked {
+            out.push_str(recipient.trim());
+        } else {
+            mask_into(recipient, out);
+        }
+    }
+
+    /// Append the JSON line of [`AuditRecord`] (and a newline) to `line`,
+    /// using `scratch` for the masked address: no allocation once both have
+    /// grown to a line's size.
+    fn write_line(&self, unmasked: bool, line: &mut Vec<u8>, scratch: &mut String) {
+        use std::io::Write as _;
+        let json = |line: &mut Vec<u8>, text: &str| {
+            // Escapes quotes and control characters; writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *line, text);
+        };
+        let _ = write!(
+            line,
+            "{{\"ts\":\"{}\",\"protocol\":",
+            humantime::format_rfc3339_millis(self.at)
+        );
+        json(line, self.protocol);
+        let _ = write!(
+            line,
+            ",\"channel\":\"{}\",\"brand\":\"{}\",\"recipient\":",
+            self.channel.as_str(),
+            self.brand
+        );
+        scratch.clear();
+        self.recipient_into(unmasked, scratch);
+        json(line, scratch);
+        line.extend_from_slice(b",\"decision\":");
+        json(line, self.decision);
+        line.extend_from_slice(b",\"reason\":");
+        json(line, self.reason);
+        let _ = write!(
+            line,
+            ",\"monitor\":{},\"snapshot_version\":{},\"account\":",
+            self.monitor, self.snapshot_version
+        );
+        match &self.account {
+            Some(a) => json(line, a.as_str()),
+            None => line.extend_from_slice(b"null"),
+        }
+        line.extend_from_slice(b"}\n");
+    }
+}
+
+/// Most entries the writer takes at once before flushing.
+const BATCH: usize = 4096;
+/// Pause after each batch, so a busy data path wakes the writer at most
+/// this often; a line reaches the file within about this much.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Where audit records go.
 #[derive(Clone)]
 pub struct Audit {
-    tx: Option<mpsc::Sender<AuditRecord>>,
-    unmasked: bool,
+    tx: Option<mpsc::Sender<Entry>>,
     dropped: metrics::Counter,
 }
 
 impl Audit {
-    /// Start the writer: to `path` (append) or to the log when `None`.
+    /// Start the writer thread: to `path` (append) or to the log when `None`.
     pub fn start(path: Option<PathBuf>, unmasked: bool) -> std::io::Result<Audit> {
-        let (tx, mut rx) = mpsc::channel::<AuditRecord>(65_536);
+        let (tx, mut rx) = mpsc::channel::<Entry>(65_536);
         let mut out: Box<dyn Write + Send> = match &path {
             Some(p) => {
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -65,28 +193,44 @@ impl Audit {
             None => Box::new(std::io::sink()),
         };
         let to_log = path.is_none();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                    if batch.len() >= 4096 {
-                        break;
+        std::thread::Builder::new()
+            .name("iys-gate-audit".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let (mut line, mut scratch) = (Vec::new(), String::new());
+                // Ends when every sender is gone, after writing what was queued.
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
                     }
-                }
-                for r in &batch {
                     if to_log {
-                        tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
-                    } else if let Ok(line) = serde_json::to_string(r) {
-                        let _ = writeln!(out, "{line}");
+                        // Formatted only when the log takes them.
+                        if tracing::enabled!(target: "iys_gate::audit", tracing::Level::INFO) {
+                            for entry in batch.drain(..) {
+                                let r = entry.record(unmasked);
+                                tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
+                            }
+                        }
+                        batch.clear();
+                    } else {
+                        line.clear();
+                        for entry in batch.drain(..) {
+                            entry.write_line(unmasked, &mut line, &mut scratch);
+                        }
+                        let _ = out.write_all(&line);
                     }
+                    let _ = out.flush();
+                    // Let entries gather: a writer parked on an empty queue is
+                    // woken (a futex call on the sender's side) by each entry.
+                    std::thread::sleep(GATHER);
                 }
-                let _ = out.flush();
-            }
-        });
+            })?;
         Ok(Audit {
             tx: Some(tx),
-            unmasked,
             dropped: metrics::counter!("iys_gate_audit_dropped_total"),
         })
     }
@@ -95,7 +239,6 @@ impl Audit {
     pub fn disabled() -> Audit {
         Audit {
             tx: None,
-            unmasked: false,
             dropped: metrics::counter!("iys_gate_audit_dropped_total"),
         }
     }
@@ -111,24 +254,63 @@ impl Audit {
         account: Option<&str>,
     ) {
         let Some(tx) = &self.tx else { return };
-        let record = AuditRecord {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        let entry = Entry {
+            at: SystemTime::now(),
             protocol,
             channel,
-            brand: brand.to_string(),
-            recipient: if self.unmasked {
-                recipient.trim().to_string()
-            } else {
-                mask_text(recipient)
-            },
+            brand,
+            recipient: Text::new(recipient),
             decision: d.verdict.as_str(),
             reason: d.reason.as_str(),
             monitor: d.monitor,
             snapshot_version: d.snapshot_version,
-            account: account.map(str::to_string),
+            account: account.map(Text::new),
         };
-        if tx.try_send(record).is_err() {
+        if tx.try_send(entry).is_err() {
             self.dropped.increment(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Reason, Verdict};
+
+    fn entry(recipient: &str, account: Option<&str>) -> Entry {
+        Entry {
+            at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_000_000_123),
+            protocol: "smpp",
+            channel: Channel::Mesaj,
+            brand: Brand::new(700001, 100001),
+            recipient: Text::new(recipient),
+            decision: Verdict::Refuse.as_str(),
+            reason: Reason::NoConsent.as_str(),
+            monitor: false,
+            snapshot_version: 42,
+            account: account.map(Text::new),
+        }
+    }
+
+    #[test]
+    fn the_written_line_is_the_record_as_json() {
+        let long = format!("{}@example.com", "a\"b".repeat(40));
+        for (recipient, account) in [
+            ("905321234567", Some("acme")),
+            (" +90 532 123 45 67 ", None),
+            (long.as_str(), Some("a-very-long-system-id-of-an-esme")),
+            ("ali.veli@example.com", Some("tab\there")),
+        ] {
+            for unmasked in [false, true] {
+                let e = entry(recipient, account);
+                let (mut line, mut scratch) = (Vec::new(), String::new());
+                e.write_line(unmasked, &mut line, &mut scratch);
+                let want = serde_json::to_string(&e.record(unmasked)).unwrap() + "\n";
+                assert_eq!(String::from_utf8(line).unwrap(), want);
+            }
+        }
+        let r = entry("905321234567", None).record(false);
+        assert_eq!(r.recipient, "905321****67");
+        assert_eq!(r.ts, "2025-11-24T16:00:00.123Z");
     }
 }
