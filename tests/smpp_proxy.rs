@@ -1200,6 +1200,33 @@ async fn rebind_after_upstream_loss_keeps_the_session() {
     g.gate.shutdown().await;
 }
 
+/// A refusal made while the SMSC owes a response waits for it at most
+/// about a millisecond (to share a write with it), never for the response itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_not_held_behind_a_slow_smsc() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+    let held = s.send(Body::SubmitSm(submit(CONSENTED, "held"))).await;
+    let p = smsc
+        .recv()
+        .await
+        .expect("the consented submit reaches the SMSC");
+    let sent = Instant::now();
+    let refused = s.send(Body::SubmitSm(submit(UNKNOWN, "refused"))).await;
+    let r = s.response(refused).await;
+    assert_eq!(r.command_status, 0x401);
+    assert!(
+        sent.elapsed() < Duration::from_millis(150),
+        "the refusal waited {:?} for an SMSC that owed a response",
+        sent.elapsed()
+    );
+    smsc.send_pdu(&submit_resp(p.sequence_number, "late")).await;
+    let r = s.response(held).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "late".to_string()));
+    g.gate.shutdown().await;
+}
+
 /// While the gate binds to the SMSC again, the sender is served: enquire_link
 /// answered and submits refused with ESME_RSYSERR (temporary: it retries) at
 /// once, not after the back-off; a failed attempt is followed by the next, and
