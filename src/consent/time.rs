@@ -64,7 +64,12 @@ impl ConsentTime {
 
     /// The current time.
     pub fn now() -> ConsentTime {
-        let secs = SystemTime::now()
+        ConsentTime::at(SystemTime::now())
+    }
+
+    /// A wall-clock reading, to the second.
+    pub fn at(t: SystemTime) -> ConsentTime {
+        let secs = t
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);

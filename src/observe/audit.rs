@@ -120,44 +120,89 @@ impl Entry {
         }
     }
 
-    /// Append the JSON line of [`AuditRecord`] (and a newline) to `line`,
-    /// using `scratch` for the masked address: no allocation once both have
-    /// grown to a line's size.
-    fn write_line(&self, unmasked: bool, line: &mut Vec<u8>, scratch: &mut String) {
+    /// Append the JSON line of [`AuditRecord`] (and a newline) to `line`:
+    /// no allocation once the buffers have grown to a line's size.
+    fn write_line(&self, unmasked: bool, line: &mut Vec<u8>, f: &mut Formatting) {
         use std::io::Write as _;
-        let json = |line: &mut Vec<u8>, text: &str| {
-            // Escapes quotes and control characters; writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *line, text);
-        };
-        let _ = write!(
-            line,
-            "{{\"ts\":\"{}\",\"protocol\":",
-            humantime::format_rfc3339_millis(self.at)
-        );
-        json(line, self.protocol);
-        let _ = write!(
-            line,
-            ",\"channel\":\"{}\",\"brand\":\"{}\",\"recipient\":",
-            self.channel.as_str(),
-            self.brand
-        );
-        scratch.clear();
-        self.recipient_into(unmasked, scratch);
-        json(line, scratch);
+        line.extend_from_slice(b"{\"ts\":");
+        json_str(line, f.timestamp(self.at));
+        line.extend_from_slice(b",\"protocol\":");
+        json_str(line, self.protocol);
+        line.extend_from_slice(b",\"channel\":");
+        json_str(line, self.channel.as_str());
+        line.extend_from_slice(b",\"brand\":");
+        json_str(line, f.brand(self.brand));
+        line.extend_from_slice(b",\"recipient\":");
+        f.scratch.clear();
+        self.recipient_into(unmasked, &mut f.scratch);
+        json_str(line, &f.scratch);
         line.extend_from_slice(b",\"decision\":");
-        json(line, self.decision);
+        json_str(line, self.decision);
         line.extend_from_slice(b",\"reason\":");
-        json(line, self.reason);
+        json_str(line, self.reason);
         let _ = write!(
             line,
             ",\"monitor\":{},\"snapshot_version\":{},\"account\":",
             self.monitor, self.snapshot_version
         );
         match &self.account {
-            Some(a) => json(line, a.as_str()),
+            Some(a) => json_str(line, a.as_str()),
             None => line.extend_from_slice(b"null"),
         }
         line.extend_from_slice(b"}\n");
+    }
+}
+
+/// A JSON string: copied as is when nothing in it needs escaping (the usual
+/// case), else escaped by serde_json.
+fn json_str(line: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        line.push(b'"');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *line, text);
+    }
+}
+
+/// The writer's reusable text: the timestamp and brand of the previous
+/// entry (consecutive refusals mostly share both) and a buffer for masking.
+#[derive(Default)]
+struct Formatting {
+    ts_at: Option<(u64, u32)>,
+    ts: String,
+    brand_of: Option<Brand>,
+    brand: String,
+    scratch: String,
+}
+
+impl Formatting {
+    fn timestamp(&mut self, at: SystemTime) -> &str {
+        use std::fmt::Write as _;
+        let since = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let key = (since.as_secs(), since.subsec_millis());
+        if self.ts_at != Some(key) {
+            self.ts.clear();
+            let _ = write!(self.ts, "{}", humantime::format_rfc3339_millis(at));
+            self.ts_at = Some(key);
+        }
+        &self.ts
+    }
+
+    fn brand(&mut self, brand: Brand) -> &str {
+        use std::fmt::Write as _;
+        if self.brand_of != Some(brand) {
+            self.brand.clear();
+            let _ = write!(self.brand, "{brand}");
+            self.brand_of = Some(brand);
+        }
+        &self.brand
     }
 }
 
@@ -197,7 +242,7 @@ impl Audit {
             .name("iys-gate-audit".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                let (mut line, mut scratch) = (Vec::new(), String::new());
+                let (mut line, mut formatting) = (Vec::new(), Formatting::default());
                 // Ends when every sender is gone, after writing what was queued.
                 while let Some(first) = rx.blocking_recv() {
                     batch.push(first);
@@ -219,7 +264,7 @@ impl Audit {
                     } else {
                         line.clear();
                         for entry in batch.drain(..) {
-                            entry.write_line(unmasked, &mut line, &mut scratch);
+                            entry.write_line(unmasked, &mut line, &mut formatting);
                         }
                         let _ = out.write_all(&line);
                     }
@@ -243,9 +288,12 @@ impl Audit {
         }
     }
 
-    /// Record a refusal or deferral (allowed decisions are not audited).
+    /// Record a refusal or deferral (allowed decisions are not audited),
+    /// decided at `at`.
+    #[allow(clippy::too_many_arguments)]
     pub fn refusal(
         &self,
+        at: SystemTime,
         protocol: &'static str,
         channel: Channel,
         brand: Brand,
@@ -255,7 +303,7 @@ impl Audit {
     ) {
         let Some(tx) = &self.tx else { return };
         let entry = Entry {
-            at: SystemTime::now(),
+            at,
             protocol,
             channel,
             brand,
@@ -295,6 +343,18 @@ mod tests {
     #[test]
     fn the_written_line_is_the_record_as_json() {
         let long = format!("{}@example.com", "a\"b".repeat(40));
+        // One formatter for all, as the writer thread keeps it: what it
+        // caches (time, brand) must follow the entries.
+        let mut formatting = Formatting::default();
+        let mut other = entry("905321234567", None);
+        other.brand = Brand::new(700001, 7);
+        other.at += std::time::Duration::from_millis(1);
+        let mut line = Vec::new();
+        other.write_line(false, &mut line, &mut formatting);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            serde_json::to_string(&other.record(false)).unwrap() + "\n"
+        );
         for (recipient, account) in [
             ("905321234567", Some("acme")),
             (" +90 532 123 45 67 ", None),
@@ -303,8 +363,8 @@ mod tests {
         ] {
             for unmasked in [false, true] {
                 let e = entry(recipient, account);
-                let (mut line, mut scratch) = (Vec::new(), String::new());
-                e.write_line(unmasked, &mut line, &mut scratch);
+                let mut line = Vec::new();
+                e.write_line(unmasked, &mut line, &mut formatting);
                 let want = serde_json::to_string(&e.record(unmasked)).unwrap() + "\n";
                 assert_eq!(String::from_utf8(line).unwrap(), want);
             }

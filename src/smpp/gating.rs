@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::codec::{status, ConcatInfo, TlvRead};
 use super::config::{AccountConfig, StatusConfig};
@@ -77,15 +77,16 @@ pub fn refusal_status(cfg: &StatusConfig, d: &Decision) -> Option<u32> {
 }
 
 /// Decide one destination, count it, and audit a refusal.
-/// `now` is the caller's clock reading (sessions read it once per loop turn).
+/// `at` is the caller's clock reading (sessions read it once per loop turn).
 pub fn judge(
     ctx: &GateContext,
     account: &str,
     what: &Classified,
     ton: u8,
     addr: &[u8],
-    now: ConsentTime,
+    at: SystemTime,
 ) -> Decision {
+    let now = ConsentTime::at(at);
     let req = Request {
         brand: what.brand,
         channel: Channel::Mesaj,
@@ -98,8 +99,15 @@ pub fn judge(
     ctx.decisions.record(Channel::Mesaj, &d);
     if d.verdict != Verdict::Allow {
         let text = String::from_utf8_lossy(addr);
-        ctx.audit
-            .refusal("smpp", Channel::Mesaj, what.brand, &text, &d, Some(account));
+        ctx.audit.refusal(
+            at,
+            "smpp",
+            Channel::Mesaj,
+            what.brand,
+            &text,
+            &d,
+            Some(account),
+        );
     }
     d
 }

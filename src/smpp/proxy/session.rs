@@ -27,7 +27,6 @@ use tokio::sync::watch;
 
 use super::counts::SessionCounts;
 use super::ProxyShared;
-use crate::consent::ConsentTime;
 use crate::policy::Decision;
 use crate::smpp::codec::{
     frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, ConcatInfo,
@@ -135,8 +134,8 @@ pub async fn run<R, W>(
         to_up: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
         to_down: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
         now: Instant::now(),
-        wall: ConsentTime::now(),
-        clock_base: (Instant::now(), ConsentTime::now()),
+        wall: std::time::SystemTime::now(),
+        clock_base: (Instant::now(), std::time::SystemTime::now()),
         closing: None,
         concat: ConcatMemory::new(4096, Duration::from_secs(600)),
         rebind: None,
@@ -292,8 +291,8 @@ struct Session<DR, DW> {
     /// The clock, read once per turn of the loop (not per message).
     now: Instant,
     /// Wall time for decisions, derived from `now`.
-    wall: ConsentTime,
-    clock_base: (Instant, ConsentTime),
+    wall: std::time::SystemTime,
+    clock_base: (Instant, std::time::SystemTime),
 }
 
 /// Authenticate the sender, bind upstream, answer the bind.
@@ -535,8 +534,7 @@ where
     fn tick_clock(&mut self) {
         self.now = Instant::now();
         let (base_instant, base_wall) = self.clock_base;
-        self.wall =
-            ConsentTime(base_wall.unix() + self.now.duration_since(base_instant).as_secs() as i64);
+        self.wall = base_wall + self.now.duration_since(base_instant);
     }
 
     /// Hand the counts of this turn of the loop to the metrics registry.
