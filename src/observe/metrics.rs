@@ -93,11 +93,40 @@ impl DecisionCounters {
     /// Count one decision.
     #[inline]
     pub fn record(&self, channel: Channel, d: &Decision) {
-        let r = Reason::ALL
-            .iter()
-            .position(|(_, reason)| *reason == d.reason)
-            .unwrap_or(0);
-        self.by[channel.index()][r].increment(1);
+        self.by[channel.index()][d.reason.index()].increment(1);
+    }
+
+    /// Hand over what `tally` counted (and empty it).
+    pub fn add(&self, tally: &mut DecisionTally) {
+        if !tally.any {
+            return;
+        }
+        for (counters, counts) in self.by.iter().zip(tally.counts.iter_mut()) {
+            for (counter, n) in counters.iter().zip(counts.iter_mut()) {
+                if *n > 0 {
+                    counter.increment(std::mem::take(n));
+                }
+            }
+        }
+        tally.any = false;
+    }
+}
+
+/// Decisions counted locally (a session's turn), handed to the shared
+/// [`DecisionCounters`] at once: one update per kind of decision per turn
+/// instead of a shared atomic per message.
+#[derive(Default)]
+pub struct DecisionTally {
+    counts: [[u64; Reason::ALL.len()]; 3],
+    any: bool,
+}
+
+impl DecisionTally {
+    /// Count one decision.
+    #[inline]
+    pub fn record(&mut self, channel: Channel, d: &Decision) {
+        self.counts[channel.index()][d.reason.index()] += 1;
+        self.any = true;
     }
 }
 

@@ -84,7 +84,13 @@ impl Reason {
         }
     }
 
-    /// Every reason with the verdict it comes with.
+    /// Where this reason is in [`Reason::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Every reason with the verdict it comes with (in declaration order:
+    /// see [`Reason::index`]).
     pub const ALL: [(Verdict, Reason); 7] = [
         (Verdict::Allow, Reason::Consent),
         (Verdict::Allow, Reason::Exempt),
@@ -204,6 +210,13 @@ mod tests {
     use crate::store::SnapshotBuilder;
 
     const NOW: ConsentTime = ConsentTime(1_800_000_000);
+
+    #[test]
+    fn reason_index_is_its_place_in_all() {
+        for (i, (_, reason)) in Reason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+    }
     const BRAND: Brand = Brand::new(700001, 1);
 
     fn rec(row: &str) -> ConsentRecord {

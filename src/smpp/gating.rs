@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::codec::{status, ConcatInfo, TlvRead};
 use super::config::{AccountConfig, StatusConfig};
 use crate::consent::{AddressKey, Brand, Channel, ConsentTime, MessageClass, Phone};
+use crate::observe::audit::AuditBatch;
+use crate::observe::metrics::DecisionTally;
 use crate::policy::{decide, Decision, Reason, Request, Verdict};
 use crate::serve::GateContext;
 
@@ -76,17 +78,18 @@ pub fn refusal_status(cfg: &StatusConfig, d: &Decision) -> Option<u32> {
     }
 }
 
-/// Decide one destination, count it, and audit a refusal.
+/// Decide one destination, count it in `turn`, and add a refusal to its audit batch.
 /// `at` is the caller's clock reading (sessions read it once per loop turn).
+#[allow(clippy::too_many_arguments)]
 pub fn judge(
     ctx: &GateContext,
     account: &str,
     what: &Classified,
     ton: u8,
     addr: &[u8],
-    at: SystemTime,
+    at: TurnClock,
+    turn: &mut TurnRecord,
 ) -> Decision {
-    let now = ConsentTime::at(at);
     let req = Request {
         brand: what.brand,
         channel: Channel::Mesaj,
@@ -95,12 +98,12 @@ pub fn judge(
         retailer: what.retailer,
     };
     let snapshot = ctx.store.guard();
-    let d = decide(snapshot.as_deref(), &ctx.policy, now, &req);
-    ctx.decisions.record(Channel::Mesaj, &d);
+    let d = decide(snapshot.as_deref(), &ctx.policy, at.consent, &req);
+    turn.decisions.record(Channel::Mesaj, &d);
     if d.verdict != Verdict::Allow {
         let text = String::from_utf8_lossy(addr);
-        ctx.audit.refusal(
-            at,
+        turn.audit.refusal(
+            at.wall,
             "smpp",
             Channel::Mesaj,
             what.brand,
@@ -110,6 +113,46 @@ pub fn judge(
         );
     }
     d
+}
+
+/// What one turn of a session's loop gathers for the shared metrics and the
+/// audit trail, handed over together when the turn ends.
+#[derive(Default)]
+pub struct TurnRecord {
+    /// Refusals, for the audit writer.
+    pub audit: AuditBatch,
+    /// Decisions, for `iys_gate_decisions_total`.
+    pub decisions: DecisionTally,
+}
+
+impl TurnRecord {
+    /// Hand everything over to the shared counters and the audit writer.
+    pub fn hand_over(&mut self, ctx: &GateContext) {
+        ctx.decisions.add(&mut self.decisions);
+        if !self.audit.is_empty() {
+            ctx.audit.submit(&mut self.audit);
+        }
+    }
+}
+
+/// One reading of the wall clock in the two forms a decision needs: the
+/// audit's timestamp and the policy's second.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnClock {
+    /// When, for the audit trail.
+    pub wall: SystemTime,
+    /// The same instant, to the second, for data age and consent dates.
+    pub consent: ConsentTime,
+}
+
+impl TurnClock {
+    /// Read `wall` into both forms.
+    pub fn at(wall: SystemTime) -> TurnClock {
+        TurnClock {
+            wall,
+            consent: ConsentTime::at(wall),
+        }
+    }
 }
 
 /// Decisions taken for the first part of a concatenated message, so every

@@ -34,7 +34,9 @@ use crate::smpp::codec::{
     UnsuccessSmes,
 };
 use crate::smpp::config::{AccountConfig, UpstreamLoss};
-use crate::smpp::gating::{classify, judge, refusal_status, Classified, ConcatMemory};
+use crate::smpp::gating::{
+    classify, judge, refusal_status, Classified, ConcatMemory, TurnClock, TurnRecord,
+};
 
 /// Most bytes buffered from one peer before reading pauses.
 const MAX_READ_BUFFER: usize = 1 << 20;
@@ -134,7 +136,8 @@ pub async fn run<R, W>(
         to_up: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
         to_down: FxHashMap::with_capacity_and_hasher(shared.cfg.window + 8, Default::default()),
         now: Instant::now(),
-        wall: std::time::SystemTime::now(),
+        wall: TurnClock::at(std::time::SystemTime::now()),
+        turn: TurnRecord::default(),
         clock_base: (Instant::now(), std::time::SystemTime::now()),
         closing: None,
         concat: ConcatMemory::new(4096, Duration::from_secs(600)),
@@ -248,7 +251,7 @@ enum Waiting {
         command: CommandId,
         sent: Instant,
         /// submit_multi: destinations the gate refused, merged into the response.
-        refused: Option<Vec<UnsuccessSme>>,
+        refused: Option<Box<[UnsuccessSme]>>,
     },
     /// The gate itself (its enquire_link or unbind).
     Gate { command: CommandId, sent: Instant },
@@ -291,7 +294,9 @@ struct Session<DR, DW> {
     /// The clock, read once per turn of the loop (not per message).
     now: Instant,
     /// Wall time for decisions, derived from `now`.
-    wall: std::time::SystemTime,
+    wall: TurnClock,
+    /// This turn's decisions and refusals, for the metrics and the audit trail.
+    turn: TurnRecord,
     clock_base: (Instant, std::time::SystemTime),
 }
 
@@ -534,12 +539,14 @@ where
     fn tick_clock(&mut self) {
         self.now = Instant::now();
         let (base_instant, base_wall) = self.clock_base;
-        self.wall = base_wall + self.now.duration_since(base_instant);
+        self.wall = TurnClock::at(base_wall + self.now.duration_since(base_instant));
     }
 
-    /// Hand the counts of this turn of the loop to the metrics registry.
+    /// Hand the counts and refusals of this turn of the loop to the metrics
+    /// registry and the audit writer.
     fn flush_counts(&mut self) {
         self.counts.flush();
+        self.turn.hand_over(&self.shared.ctx);
     }
 
     async fn proxy(&mut self, mut shutdown: watch::Receiver<bool>) -> End {
@@ -810,17 +817,18 @@ where
         addr: &[u8],
         info: Option<ConcatInfo>,
     ) -> Decision {
-        let (ctx, account, wall, now) = (
+        let (ctx, account, wall, now, audit) = (
             &self.shared.ctx,
             &self.account.system_id,
             self.wall,
             self.now,
+            &mut self.turn,
         );
         match info {
             Some(info) => self.concat.decide(what, addr, info, now, || {
-                judge(ctx, account, what, ton, addr, wall)
+                judge(ctx, account, what, ton, addr, wall, audit)
             }),
-            None => judge(ctx, account, what, ton, addr, wall),
+            None => judge(ctx, account, what, ton, addr, wall, audit),
         }
     }
 
@@ -847,7 +855,7 @@ where
             seq: header.sequence_number,
             command: CommandId::from_u32(header.command_id),
             sent: self.now,
-            refused,
+            refused: refused.map(Vec::into_boxed_slice),
         };
         self.to_up.insert(seq, waiting);
         self.counts.in_flight += 1;
@@ -1036,7 +1044,7 @@ where
     }
 
     /// Add the gate's refused destinations to the SMSC's submit_multi_resp.
-    fn merge_multi_resp(&mut self, frame: &[u8], seq: u32, refused: Vec<UnsuccessSme>) {
+    fn merge_multi_resp(&mut self, frame: &[u8], seq: u32, refused: Box<[UnsuccessSme]>) {
         let mut pdu = match Pdu::decode(frame) {
             Ok(p) => p,
             Err(_) => return forward_raw(&mut self.down.out, frame, seq),
@@ -1047,7 +1055,7 @@ where
             Body::SubmitMultiResp(None) => (Default::default(), Vec::new(), Default::default()),
             _ => return forward_raw(&mut self.down.out, frame, seq),
         };
-        all.extend(refused);
+        all.extend(refused.into_vec());
         all.truncate(255);
         let Ok(unsuccess_smes) = UnsuccessSmes::new(all) else {
             return forward_raw(&mut self.down.out, frame, seq);
