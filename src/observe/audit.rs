@@ -121,36 +121,14 @@ impl Entry {
     }
 
     /// Append the JSON line of [`AuditRecord`] (and a newline) to `line`:
-    /// no allocation once the buffers have grown to a line's size.
+    /// the cached text before and after the recipient, and the masked
+    /// recipient between them. No allocation once the buffers have grown.
     fn write_line(&self, unmasked: bool, line: &mut Vec<u8>, f: &mut Formatting) {
-        line.extend_from_slice(b"{\"ts\":");
-        json_str(line, f.timestamp(self.at));
-        line.extend_from_slice(b",\"protocol\":");
-        json_plain(line, self.protocol);
-        line.extend_from_slice(b",\"channel\":");
-        json_plain(line, self.channel.as_str());
-        line.extend_from_slice(b",\"brand\":");
-        json_str(line, f.brand(self.brand));
-        line.extend_from_slice(b",\"recipient\":");
+        line.extend_from_slice(f.head(self));
         f.scratch.clear();
         self.recipient_into(unmasked, &mut f.scratch);
         json_str(line, &f.scratch);
-        line.extend_from_slice(b",\"decision\":");
-        json_plain(line, self.decision);
-        line.extend_from_slice(b",\"reason\":");
-        json_plain(line, self.reason);
-        line.extend_from_slice(if self.monitor {
-            b",\"monitor\":true,\"snapshot_version\":"
-        } else {
-            b",\"monitor\":false,\"snapshot_version\":"
-        });
-        line.extend_from_slice(itoa::Buffer::new().format(self.snapshot_version).as_bytes());
-        line.extend_from_slice(b",\"account\":");
-        match &self.account {
-            Some(a) => json_str(line, a.as_str()),
-            None => line.extend_from_slice(b"null"),
-        }
-        line.extend_from_slice(b"}\n");
+        line.extend_from_slice(f.tail(self));
     }
 }
 
@@ -179,46 +157,92 @@ fn json_str(line: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// The writer's reusable text: the timestamp and brand of the previous
-/// entry (consecutive refusals mostly share both) and a buffer for masking.
+/// The writer's reusable text. Consecutive entries mostly share everything
+/// but the recipient (the same millisecond, brand, account and reason), so
+/// the line's text before the recipient and after it is kept and rebuilt
+/// only when what it says changes.
 #[derive(Default)]
 struct Formatting {
-    ts_at: Option<(u64, u32)>,
-    ts: String,
-    brand_of: Option<Brand>,
-    brand: String,
+    head_of: Option<(u64, u32, &'static str, Channel, Brand)>,
+    /// `{"ts":…,"brand":…,"recipient":`
+    head: Vec<u8>,
+    tail_of: Option<(&'static str, &'static str, bool, u64, Option<String>)>,
+    /// `,"decision":…,"account":…}` and the newline.
+    tail: Vec<u8>,
     scratch: String,
 }
 
 impl Formatting {
-    fn timestamp(&mut self, at: SystemTime) -> &str {
-        use std::fmt::Write as _;
-        let since = at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let key = (since.as_secs(), since.subsec_millis());
-        if self.ts_at != Some(key) {
-            self.ts.clear();
-            let _ = write!(self.ts, "{}", humantime::format_rfc3339_millis(at));
-            self.ts_at = Some(key);
+    fn head(&mut self, e: &Entry) -> &[u8] {
+        use std::io::Write as _;
+        let since =
+            e.at.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+        let key = (
+            since.as_secs(),
+            since.subsec_millis(),
+            e.protocol,
+            e.channel,
+            e.brand,
+        );
+        if self.head_of != Some(key) {
+            let h = &mut self.head;
+            h.clear();
+            // Digits, dashes and colons: nothing to escape.
+            let _ = write!(h, "{{\"ts\":\"{}\"", humantime::format_rfc3339_millis(e.at));
+            h.extend_from_slice(b",\"protocol\":");
+            json_plain(h, e.protocol);
+            h.extend_from_slice(b",\"channel\":");
+            json_plain(h, e.channel.as_str());
+            let _ = write!(h, ",\"brand\":\"{}\",\"recipient\":", e.brand);
+            self.head_of = Some(key);
         }
-        &self.ts
+        &self.head
     }
 
-    fn brand(&mut self, brand: Brand) -> &str {
-        use std::fmt::Write as _;
-        if self.brand_of != Some(brand) {
-            self.brand.clear();
-            let _ = write!(self.brand, "{brand}");
-            self.brand_of = Some(brand);
+    fn tail(&mut self, e: &Entry) -> &[u8] {
+        let account = e.account.as_ref().map(|a| a.as_str());
+        let same = self.tail_of.as_ref().is_some_and(|(d, r, m, v, a)| {
+            (*d, *r, *m, *v) == (e.decision, e.reason, e.monitor, e.snapshot_version)
+                && a.as_deref() == account
+        });
+        if !same {
+            let t = &mut self.tail;
+            t.clear();
+            t.extend_from_slice(b",\"decision\":");
+            json_plain(t, e.decision);
+            t.extend_from_slice(b",\"reason\":");
+            json_plain(t, e.reason);
+            t.extend_from_slice(if e.monitor {
+                b",\"monitor\":true,\"snapshot_version\":"
+            } else {
+                b",\"monitor\":false,\"snapshot_version\":"
+            });
+            t.extend_from_slice(itoa::Buffer::new().format(e.snapshot_version).as_bytes());
+            t.extend_from_slice(b",\"account\":");
+            match account {
+                Some(a) => json_str(t, a),
+                None => t.extend_from_slice(b"null"),
+            }
+            t.extend_from_slice(b"}\n");
+            self.tail_of = Some((
+                e.decision,
+                e.reason,
+                e.monitor,
+                e.snapshot_version,
+                account.map(str::to_string),
+            ));
         }
-        &self.brand
+        &self.tail
     }
 }
 
-/// Most entries waiting for the writer; past that, refusals are dropped
-/// from the trail (and counted), never blocking a message.
-const QUEUE_MAX: usize = 65_536;
+/// Most entries waiting for the writer (about 160 bytes each, so at most
+/// ~40 MiB); past that, refusals are dropped from the trail (and counted),
+/// never blocking a message. A writer pausing GATHER between batches needs
+/// room for 10 ms of refusals at the gate's full rate, with a wide margin
+/// for a slow disk.
+const QUEUE_MAX: usize = 1 << 18;
 /// Pause after each batch, so a busy data path wakes the writer at most
 /// this often; a line reaches the file within about this much.
 const GATHER: Duration = Duration::from_millis(10);
@@ -446,8 +470,16 @@ mod tests {
             (long.as_str(), Some("a-very-long-system-id-of-an-esme")),
             ("ali.veli@example.com", Some("tab\there")),
         ] {
-            for unmasked in [false, true] {
-                let e = entry(recipient, account);
+            for (unmasked, monitor) in [(false, false), (true, false), (false, true)] {
+                // What the cached head and tail say must follow every field.
+                let mut e = entry(recipient, account);
+                e.monitor = monitor;
+                e.snapshot_version += u64::from(monitor);
+                if unmasked {
+                    e.reason = Reason::Withdrawn.as_str();
+                    e.protocol = "smtp";
+                    e.channel = Channel::Eposta;
+                }
                 let mut line = Vec::new();
                 e.write_line(unmasked, &mut line, &mut formatting);
                 let want = serde_json::to_string(&e.record(unmasked)).unwrap() + "\n";
