@@ -388,6 +388,12 @@ pub fn mask_into(text: &str, out: &mut String) {
         }
         return;
     }
+    mask_chars(text, out);
+}
+
+/// The masking rule for a number-like text, char by char: the first six and
+/// last two of ten or more kept, else the first and last.
+fn mask_chars(text: &str, out: &mut String) {
     let len = text.chars().count();
     let (keep_head, keep_tail) = if len >= 10 { (6, 2) } else { (1, 1) };
     out.extend(text.chars().enumerate().map(|(i, c)| {
@@ -558,6 +564,23 @@ mod tests {
             ("ç1", "ç1"),
         ] {
             assert_eq!(mask_text(text), masked, "{text:?}");
+        }
+        // The ASCII path against the char-by-char rule, every length to 24.
+        let mut seed = 0x2545_f491_u32;
+        for len in 0..=24 {
+            for _ in 0..50 {
+                let text: String = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 17;
+                        seed ^= seed << 5;
+                        char::from(b"0123456789+ -*x"[seed as usize % 15])
+                    })
+                    .collect();
+                let mut want = String::new();
+                mask_chars(text.trim(), &mut want);
+                assert_eq!(mask_text(&text), want, "{text:?}");
+            }
         }
     }
 }
