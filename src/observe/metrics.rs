@@ -90,12 +90,6 @@ impl DecisionCounters {
         DecisionCounters { by }
     }
 
-    /// Count one decision.
-    #[inline]
-    pub fn record(&self, channel: Channel, d: &Decision) {
-        self.by[channel.index()][d.reason.index()].increment(1);
-    }
-
     /// Hand over what `tally` counted (and empty it).
     pub fn add(&self, tally: &mut DecisionTally) {
         if !tally.any {

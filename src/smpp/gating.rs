@@ -129,9 +129,7 @@ impl TurnRecord {
     /// Hand everything over to the shared counters and the audit writer.
     pub fn hand_over(&mut self, ctx: &GateContext) {
         ctx.decisions.add(&mut self.decisions);
-        if !self.audit.is_empty() {
-            ctx.audit.submit(&mut self.audit);
-        }
+        ctx.audit.submit(&mut self.audit);
     }
 }
 

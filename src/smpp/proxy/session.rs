@@ -817,7 +817,7 @@ where
         addr: &[u8],
         info: Option<ConcatInfo>,
     ) -> Decision {
-        let (ctx, account, wall, now, audit) = (
+        let (ctx, account, wall, now, turn) = (
             &self.shared.ctx,
             &self.account.system_id,
             self.wall,
@@ -826,9 +826,9 @@ where
         );
         match info {
             Some(info) => self.concat.decide(what, addr, info, now, || {
-                judge(ctx, account, what, ton, addr, wall, audit)
+                judge(ctx, account, what, ton, addr, wall, turn)
             }),
-            None => judge(ctx, account, what, ton, addr, wall, audit),
+            None => judge(ctx, account, what, ton, addr, wall, turn),
         }
     }
 
