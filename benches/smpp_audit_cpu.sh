@@ -3,41 +3,24 @@
 # load through one gate binary), three rounds, plus the lines written.
 # Usage: bash benches/smpp_audit_cpu.sh BIN [messages]
 set -euo pipefail
-BIN=$1; n=${2:-1000000}
+BIN=$(realpath "$1"); n=${2:-1000000}
+cd "$(dirname "$0")/.."
+source benches/smpp_bench_lib.sh
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-python3 -c "
-open('$work/export.csv','w').write('iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n700001,100001,+905321000000,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n')
-open('$work/c.txt','w').write('905321000000\n')"
-cat > $work/g.toml <<TOML
-[admin]
-listen = "127.0.0.1:0"
-[store]
-bootstrap_csv = ["$work/export.csv"]
-[policy]
-max_data_age = "0s"
-[log]
-level = "warn"
-[audit]
-path = "$work/audit.jsonl"
-[smpp]
-listen = "127.0.0.1:2805"
-upstream = "127.0.0.1:2806"
-window = 256
-[[smpp.accounts]]
-system_id = "load"
-password = "load"
-iys_code = 700001
-brand_code = 100001
-TOML
-taskset -c 0 $BIN smpp-sink --listen 127.0.0.1:2806 >/dev/null 2>&1 &
-taskset -c 1 $BIN serve --config $work/g.toml > $work/log 2>&1 & pid=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/2805) 2>/dev/null && break; sleep 0.2; done
-for r in 1 2 3; do
-tid=$(grep -l iys-gate-audit /proc/$pid/task/*/comm | head -1 | xargs dirname)
-b=$(awk '{print $14+$15}' $tid/stat); ball=$(awk '{print $14+$15}' /proc/$pid/stat)
-taskset -c 0 $BIN smpp-load --target 127.0.0.1:2805 --sessions 4 --window 64 --messages $n --consented-file $work/c.txt --consented-share 0 --unconsented-share 1 --informational-share 0 --json > /dev/null
-sleep 0.1
-a=$(awk '{print $14+$15}' $tid/stat); aall=$(awk '{print $14+$15}' /proc/$pid/stat)
-echo "audit thread $(( (a-b)*10000000/n ))e-3 us/refusal; whole gate $(( (aall-ball)*10000000/n ))e-3 us/msg"
+bench_data "$work" "$BIN"
+gate_toml "$work" 2805 2806 "$work/audit.jsonl" > "$work/g.toml"
+taskset -c 0 "$BIN" smpp-sink --listen 127.0.0.1:2806 >/dev/null 2>&1 &
+taskset -c 1 "$BIN" serve --config "$work/g.toml" > "$work/log" 2>&1 & pid=$!
+wait_port 2805
+mix_shares all-refused
+tck=$(getconf CLK_TCK)
+for _ in 1 2 3; do
+  tid=$(dirname "$(grep -l iys-gate-audit /proc/$pid/task/*/comm | head -1)")
+  b=$(cpu_ticks "$tid"); ball=$(cpu_ticks "/proc/$pid")
+  taskset -c 0 "$BIN" smpp-load --target 127.0.0.1:2805 --sessions 4 --window 64 --messages "$n" \
+    --consented-file "$work/consented.txt" "${shares[@]}" --json > /dev/null
+  sleep 0.1
+  a=$(cpu_ticks "$tid"); aall=$(cpu_ticks "/proc/$pid")
+  python3 -c "print(f'audit thread {($a-$b)*1e6/$tck/$n:.2f} us/refusal; whole gate {($aall-$ball)*1e6/$tck/$n:.2f} us/msg')"
 done
-wc -l < $work/audit.jsonl
+echo "audit lines written: $(wc -l < "$work/audit.jsonl")"

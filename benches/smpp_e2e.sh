@@ -18,61 +18,24 @@ bin="${CARGO_TARGET_DIR:-target}/release/iys-gate"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
-# Consent data: 16 384 consented numbers for the load account's brand, plus a
-# million generated tuples of other brands so the store is not trivially small.
-python3 - "$work" <<'PY'
-import sys
-d = sys.argv[1]
-with open(f"{d}/consented.txt", "w") as f, open(f"{d}/export.csv", "w") as c:
-    c.write("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n")
-    for i in range(16384):
-        n = f"90532{1000000 + i * 37:07d}"
-        f.write(n + "\n")
-        c.write(f"700001,100001,+{n},BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n")
-PY
-$bin gen --tuples 1000000 --brands 100 --seed 1 --out "$work/more.csv" 2>/dev/null
-cat > "$work/gate.toml" <<TOML
-[admin]
-listen = "127.0.0.1:0"
-[store]
-bootstrap_csv = ["$work/export.csv", "$work/more.csv"]
-[policy]
-max_data_age = "0s"
-[log]
-level = "warn"
-[audit]
-path = "$work/audit.jsonl"
-[smpp]
-listen = "127.0.0.1:2785"
-upstream = "127.0.0.1:2786"
-window = 256
-[[smpp.accounts]]
-system_id = "load"
-password = "load"
-iys_code = 700001
-brand_code = 100001
-TOML
+source benches/smpp_bench_lib.sh
+bench_data "$work" "$bin"
+gate_toml "$work" 2785 2786 "$work/audit.jsonl" > "$work/gate.toml"
 $ends $bin smpp-sink --listen 127.0.0.1:2786 >/dev/null 2>&1 &
 $proxy $bin smpp-relay --listen 127.0.0.1:2787 --upstream 127.0.0.1:2786 >/dev/null 2>&1 &
 relay_pid=$!
 $proxy $bin serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
 gate_pid=$!
-# CPU time (clock ticks, all threads) a process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/2785) 2>/dev/null && break; sleep 0.2; done
-
-case "$mix" in
-  all-consented) shares=(--consented-share 1 --unconsented-share 0 --informational-share 0) ;;
-  *) shares=() ;;
-esac
+wait_port 2785
+mix_shares "$mix"
 for r in $(seq "$rounds"); do
   for path in direct:2786 relay:2787 gate:2785; do
     name=${path%%:*}; port=${path##*:}
     case $name in relay) pid=$relay_pid ;; gate) pid=$gate_pid ;; *) pid= ;; esac
-    before=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+    before=$([ -n "$pid" ] && cpu_ticks "/proc/$pid" || echo 0)
     $ends $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
       --consented-file "$work/consented.txt" "${shares[@]}" --json > "$work/$name.$r.json"
-    after=$([ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+    after=$([ -n "$pid" ] && cpu_ticks "/proc/$pid" || echo 0)
     echo $((after - before)) > "$work/$name.$r.cpu"
   done
 done
