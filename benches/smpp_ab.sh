@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two gate binaries on the same data (pinned: endpoints on CPU 0,
 # both gates on CPU 1, runs alternating), for changes too small to see across
-# separate runs on a noisy machine. Prints each side's median msg/s and gate CPU per
+# separate runs on a noisy machine (the side that goes first alternates). Prints each side's median msg/s and gate CPU per
 # message. NOAUDIT_B=1 runs side B without an audit file (what the audit trail costs).
 # Usage: bash benches/smpp_ab.sh BIN_A BIN_B [rounds] [messages] [mix]
 set -euo pipefail
@@ -21,7 +21,9 @@ taskset -c 1 "$B" serve --config "$work/b.toml" >"$work/b.log" 2>&1 & pb=$!
 wait_port 2785; wait_port 2795
 mix_shares "$mix"
 for r in $(seq "$rounds"); do
-  for v in a:2785:$pa b:2795:$pb; do
+  # Alternate which side goes first, so neither always runs on a warmer machine.
+  order="a:2785:$pa b:2795:$pb"; [ $((r % 2)) = 0 ] && order="b:2795:$pb a:2785:$pa"
+  for v in $order; do
     IFS=: read -r name port pid <<<"$v"
     before=$(cpu_ticks "/proc/$pid")
     taskset -c 0 "$A" smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \

@@ -1,0 +1,81 @@
+//! A fixed number of iterations of one codec operation on the typical submit_sm
+//! of `smpp_codec.rs`, for counting instructions under valgrind: on a shared
+//! machine whose speed drifts by tens of percent an hour, an instruction count is
+//! the one figure that repeats exactly, so two variants of the codec can be
+//! compared to the percent (`bash benches/smpp_codec_count.sh`).
+//!
+//! `cargo bench --bench smpp_codec_count -- OP N` with OP one of `none`,
+//! `view_and_forward`, `decode`, `decode_bytes`, `encode`; `none` builds the PDU
+//! and stops, so its count is the fixed cost to subtract.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use iys_gate::smpp::codec::{
+    frame_len, Body, COctetString, MessageView, OctetString, Pdu, SmppTime, SubmitSm, Tlv, Tlvs,
+    DEFAULT_MAX_COMMAND_LENGTH,
+};
+
+fn typical_submit_sm() -> Pdu {
+    let mut tlvs = Tlvs::new();
+    tlvs.push(Tlv::new(0x1400, &b"11"[..]).expect("iys_message_type"));
+    tlvs.push(Tlv::new(0x1401, &b"654321"[..]).expect("iys_brand_code"));
+    let body = SubmitSm {
+        source_addr_ton: 5,
+        source_addr: COctetString::new("MARKA").expect("source_addr"),
+        dest_addr_ton: 1,
+        dest_addr_npi: 1,
+        destination_addr: COctetString::new("905321234567").expect("destination_addr"),
+        validity_period: SmppTime::new("250101120000000+").expect("validity_period"),
+        registered_delivery: 1,
+        short_message: OctetString::new(vec![b'x'; 160]).expect("short_message"),
+        tlvs,
+        ..SubmitSm::default()
+    };
+    Pdu::new(0x0102_0304, Body::SubmitSm(body))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let op = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("view_and_forward");
+    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let pdu = typical_submit_sm();
+    let frame = pdu.to_vec();
+    let shared = Bytes::from(frame.clone());
+    let mut out = Vec::with_capacity(frame.len());
+    let mut sink = 0usize;
+    for _ in 0..n {
+        sink += match op {
+            "none" => 0,
+            "view_and_forward" => {
+                out.clear();
+                if let Ok(view) = MessageView::read(black_box(&frame)) {
+                    view.forward(7, true, &mut out);
+                }
+                out.len()
+            }
+            "decode" => {
+                let len = frame_len(black_box(&frame), DEFAULT_MAX_COMMAND_LENGTH);
+                black_box(len).ok();
+                usize::from(Pdu::decode(black_box(&frame)).is_ok())
+            }
+            "decode_bytes" => usize::from(Pdu::decode_bytes(black_box(shared.clone())).is_ok()),
+            "encode" => {
+                out.clear();
+                black_box(&pdu).encode(&mut out);
+                out.len()
+            }
+            other => {
+                eprintln!("unknown operation {other}");
+                std::process::exit(2);
+            }
+        };
+    }
+    black_box(sink);
+}
