@@ -37,5 +37,10 @@ d, rounds, messages, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(
 for name in "ab":
     rates=[json.load(open(f"{d}/{name}.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
     cpus=[int(open(f"{d}/{name}.{r}.cpu").read())*1e6/tck/messages for r in range(1,rounds+1)]
-    print(name, "rate", round(st.median(rates)), "cpu us/msg median", round(st.median(cpus),3), "all", [round(c,2) for c in cpus])
+    print(name, "rate median", round(st.median(rates)), "cpu us/msg median", round(st.median(cpus),3))
+    print("  rates (k/s)", [round(r/1000) for r in rates])
+    print("  cpu us/msg ", [round(c,2) for c in cpus])
+ra=[json.load(open(f"{d}/a.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
+rb=[json.load(open(f"{d}/b.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
+print("b/a rate, median of the rounds' ratios:", round(st.median(y/x for x,y in zip(ra,rb)),3), " rounds where b was faster:", sum(y>x for x,y in zip(ra,rb)), "of", rounds)
 PY
