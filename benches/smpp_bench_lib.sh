@@ -54,6 +54,10 @@ wait_port() {
 # /proc/PID/task/TID so far.
 cpu_ticks() { awk '{print $14 + $15}' "$1/stat"; }
 
+# cpu_busy_idle: each CPU's busy and idle clock ticks so far, one line per CPU
+# ("cpuN BUSY IDLE"; busy counts user, nice, system, irq and softirq).
+cpu_busy_idle() { awk '/^cpu[0-9]+ / {print $1, $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
+
 # mix_shares MIX: the load generator's share flags for a named mix, in the
 # array `shares` ("all-consented", "all-refused", or the generator's default).
 mix_shares() {

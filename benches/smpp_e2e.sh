@@ -33,10 +33,12 @@ for r in $(seq "$rounds"); do
     name=${path%%:*}; port=${path##*:}
     case $name in relay) pid=$relay_pid ;; gate) pid=$gate_pid ;; *) pid= ;; esac
     before=$([ -n "$pid" ] && cpu_ticks "/proc/$pid" || echo 0)
+    cpus_before=$(cpu_busy_idle)
     $ends $bin smpp-load --target 127.0.0.1:$port --sessions 4 --window 64 --messages "$messages" \
       --consented-file "$work/consented.txt" "${shares[@]}" --json > "$work/$name.$r.json"
     after=$([ -n "$pid" ] && cpu_ticks "/proc/$pid" || echo 0)
     echo $((after - before)) > "$work/$name.$r.cpu"
+    printf '%s\n%s\n' "$cpus_before" "$(cpu_busy_idle)" > "$work/$name.$r.cpus"
   done
 done
 python3 - "$work" "$rounds" "$messages" "$(getconf CLK_TCK)" <<'PY'
@@ -50,10 +52,18 @@ for name in ["direct", "relay", "gate"]:
                      p99=st.median(x["latency_us"]["p99"] for x in runs),
                      statuses=runs[-1]["statuses"],
                      cpu_us=st.median(int(open(f"{d}/{name}.{r}.cpu").read()) for r in range(1, rounds + 1)) * 1e6 / tck / messages)
+def busy(name, r, cpu):
+    lines = open(f"{d}/{name}.{r}.cpus").read().split("\n")
+    (b0, i0), (b1, i1) = [[int(x) for x in l.split()[1:]] for l in lines if l.startswith(f"cpu{cpu} ")]
+    return 100 * (b1 - b0) / max(1, (b1 - b0) + (i1 - i0))
+for name, r in res.items():
+    r["busy"] = [st.median(busy(name, k, c) for k in range(1, rounds + 1)) for c in (0, 1)]
+    r["ratios"] = [json.load(open(f"{d}/{name}.{k}.json"))["msgs_per_sec"] / json.load(open(f"{d}/direct.{k}.json"))["msgs_per_sec"] for k in range(1, rounds + 1)]
 for name, r in res.items():
     cpu = f"  proxy CPU {r['cpu_us']:.2f} us/msg" if name != "direct" else ""
-    print(f"{name:6} median {r['rate']:>10.0f} msg/s  p50 {r['p50']:>6} us  p99 {r['p99']:>7} us{cpu}  statuses {r['statuses']}")
+    print(f"{name:6} median {r['rate']:>10.0f} msg/s  p50 {r['p50']:>6} us  p99 {r['p99']:>7} us{cpu}  CPU0/CPU1 busy {r['busy'][0]:.0f}/{r['busy'][1]:.0f} %  statuses {r['statuses']}")
 print(f"gate/direct {res['gate']['rate'] / res['direct']['rate']:.2f}   relay/direct {res['relay']['rate'] / res['direct']['rate']:.2f}   gate/relay {res['gate']['rate'] / res['relay']['rate']:.2f}")
+print(f"same-round ratios, median: gate/direct {st.median(res['gate']['ratios']):.2f} (rounds {' '.join(f'{x:.2f}' for x in res['gate']['ratios'])})   relay/direct {st.median(res['relay']['ratios']):.2f}")
 print(f"added median latency: gate {res['gate']['p50'] - res['direct']['p50']} us, relay {res['relay']['p50'] - res['direct']['p50']} us")
 PY
 sleep 0.2
