@@ -21,6 +21,7 @@ mod cancel;
 mod concat;
 mod data;
 mod error;
+pub mod generate;
 mod header;
 mod multi;
 mod pdu;
