@@ -120,13 +120,27 @@ async fn refusals_are_audited_masked_and_counted() {
         .await
         .unwrap();
     assert!(metrics.contains("iys_gate_smpp_sessions 1"), "{metrics}");
+    let count = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    // Process-wide counters (other tests in this binary may run gates too).
     assert!(
-        metrics.contains("iys_gate_smpp_pdus_total{from=\"esme\",command=\"submit_sm\"}"),
-        "{metrics}"
+        count(
+            "iys_gate_smpp_pdus_total{from=\"esme\",command=\"submit_sm\",status=\"0x00000000\"}"
+        ) >= 2.0
     );
-    assert!(metrics.contains(
-        "iys_gate_decisions_total{channel=\"MESAJ\",decision=\"refuse\",reason=\"no_consent\"}"
-    ));
+    assert!(
+        count("iys_gate_smpp_pdus_total{from=\"smsc\",command=\"submit_sm_resp\",status=\"0x00000000\"}")
+            >= 1.0
+    );
+    assert!(
+        count(
+            "iys_gate_decisions_total{channel=\"MESAJ\",decision=\"refuse\",reason=\"no_consent\"}"
+        ) >= 1.0
+    );
     assert!(metrics.contains("iys_gate_smpp_binds_total{result=\"ok\"}"));
     assert!(!metrics.contains("532999"), "no address in metrics");
     gate.shutdown().await;

@@ -1041,7 +1041,9 @@ async fn malformed_pdus_get_the_right_answers() {
             Raw::connect(g.addr).await
         };
         let mut f = frame(0x04, 5, b"");
-        f[..4].copy_from_slice(&(65_537u32).to_be_bytes());
+        // One octet over the default max_command_length.
+        let over = iys_gate::smpp::codec::DEFAULT_MAX_COMMAND_LENGTH + 1;
+        f[..4].copy_from_slice(&over.to_be_bytes());
         s.send_bytes(&f).await;
         let got = s.until_closed().await;
         assert_eq!(got[0].command_id(), CommandId::GenericNack, "bound={bound}");

@@ -1,7 +1,10 @@
 //! The SMPP proxy's session machinery, seen from the sender's side: TLS, the
 //! bind, inactivity and response timers, keep-alive towards the SMSC, window
 //! back-pressure, sequence-number remapping, traffic from the SMSC, rebinding
-//! after a lost link, and the connection limit.
+//! after a lost link, the SMSC's own unbind and enquire_link, transmitter and
+//! receiver binds, the connection limit, and gating as the sender sees it
+//! (data_sm refusals, 0x58 when the gate cannot decide, the İYS TLVs, monitor
+//! mode and its audit trail).
 //!
 //! The sender is a raw socket speaking the crate's codec; the SMSC is a small
 //! one written here with the same codec, either scripted step by step by the
@@ -9,6 +12,7 @@
 //! gate's TOML so the whole file runs in a few seconds.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,17 +50,58 @@ struct Gate {
     gate: RunningGate,
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
+    /// The audit trail, when the gate writes one.
+    audit: Option<PathBuf>,
     _dir: tempfile::TempDir,
+}
+
+impl Gate {
+    /// The audit trail's lines once at least `n` are written, each parsed.
+    async fn audit_records(&self, n: usize) -> Vec<serde_json::Value> {
+        let path = self
+            .audit
+            .as_ref()
+            .expect("a gate started with audit: true");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} audit lines expected, got: {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// What a gate starts with besides its `[smpp]` keys.
+#[derive(Default)]
+struct Setup<'a> {
+    /// A TLS listener with this PEM certificate and key.
+    tls: Option<(&'a str, &'a str)>,
+    /// `[policy]` keys (one per line) in place of `max_data_age = "1h"`.
+    policy: Option<&'a str>,
+    /// No consent export to start from: the gate has no data at all.
+    no_data: bool,
+    /// Write the audit trail (`Gate::audit_records` reads it).
+    audit: bool,
 }
 
 /// A gate in front of the SMSC on `upstream`; `smpp` adds or overrides keys
 /// of `[smpp]` (one per line).
 async fn gate(upstream: u16, smpp: &str) -> Gate {
-    gate_with(upstream, smpp, None).await
+    gate_with(upstream, smpp, Setup::default()).await
 }
 
-/// The same, with a TLS listener using this PEM certificate and key.
-async fn gate_with(upstream: u16, smpp: &str, tls: Option<(&str, &str)>) -> Gate {
+/// The same, with a TLS listener, other policy keys, no data or an audit
+/// trail, as `setup` says.
+async fn gate_with(upstream: u16, smpp: &str, setup: Setup<'_>) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("export.csv");
     let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
@@ -65,6 +110,17 @@ async fn gate_with(upstream: u16, smpp: &str, tls: Option<(&str, &str)>) -> Gate
         text.push('\n');
     }
     std::fs::write(&csv, text).unwrap();
+    let bootstrap = if setup.no_data {
+        String::new()
+    } else {
+        format!("bootstrap_csv = [{:?}]", csv.display().to_string())
+    };
+    let policy = setup.policy.unwrap_or("max_data_age = \"1h\"");
+    let audit = setup.audit.then(|| dir.path().join("audit.jsonl"));
+    let audit_table = match &audit {
+        Some(path) => format!("[audit]\npath = {:?}", path.display().to_string()),
+        None => String::new(),
+    };
     let mut keys = smpp.to_string();
     for (k, v) in [
         ("bind_timeout", "\"2s\""),
@@ -81,7 +137,7 @@ async fn gate_with(upstream: u16, smpp: &str, tls: Option<(&str, &str)>) -> Gate
             keys += &format!("\n{k} = {v}");
         }
     }
-    let tls_table = match tls {
+    let tls_table = match setup.tls {
         None => String::new(),
         Some((cert, key)) => {
             let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -98,9 +154,10 @@ async fn gate_with(upstream: u16, smpp: &str, tls: Option<(&str, &str)>) -> Gate
         r#"[admin]
 listen = "127.0.0.1:0"
 [store]
-bootstrap_csv = [{csv:?}]
+{bootstrap}
 [policy]
-max_data_age = "1h"
+{policy}
+{audit_table}
 [registry]
 base_url = "http://127.0.0.1:9"
 username = "u"
@@ -123,14 +180,14 @@ system_id = "{SYSTEM_ID}"
 password = "{PASSWORD}"
 iys_code = {IYS}
 brand_code = {BRAND}
-"#,
-        csv = csv.display().to_string()
+"#
     );
     let config = Config::from_toml(&toml, "proxy").unwrap();
     let gate = start(config).await.unwrap();
     Gate {
         addr: gate.smpp_addr.expect("smpp listener"),
         tls_addr: gate.smpp_tls_addr,
+        audit,
         gate,
         _dir: dir,
     }
@@ -175,12 +232,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
     }
 
     async fn bind(&mut self) {
-        let seq = self
-            .send(Body::BindTransceiver(bind(SYSTEM_ID, PASSWORD)))
-            .await;
-        let resp = self.recv().await.expect("bind_transceiver_resp");
+        self.bind_as(CommandId::BindTransceiver).await;
+    }
+
+    /// Bind as a transmitter, receiver or transceiver; asserts it succeeded.
+    async fn bind_as(&mut self, kind: CommandId) {
+        let b = bind(SYSTEM_ID, PASSWORD);
+        let (body, resp_id) = match kind {
+            CommandId::BindTransmitter => {
+                (Body::BindTransmitter(b), CommandId::BindTransmitterResp)
+            }
+            CommandId::BindReceiver => (Body::BindReceiver(b), CommandId::BindReceiverResp),
+            CommandId::BindTransceiver => {
+                (Body::BindTransceiver(b), CommandId::BindTransceiverResp)
+            }
+            other => panic!("{other:?} is not a bind"),
+        };
+        let seq = self.send(body).await;
+        let resp = self.recv().await.expect("bind response");
         assert_eq!(resp.sequence_number, seq);
-        assert_eq!(resp.command_id(), CommandId::BindTransceiverResp);
+        assert_eq!(resp.command_id(), resp_id);
         assert_eq!(resp.command_status, status::ESME_ROK, "bind refused");
     }
 
@@ -296,6 +367,38 @@ fn submit(dest: &str, text: &str) -> SubmitSm {
     }
 }
 
+/// A data_sm with its text in message_payload.
+fn data_sm(dest: &str, payload: &str) -> DataSm {
+    let mut tlvs = Tlvs::new();
+    tlvs.push(Tlv::new(0x0424, Bytes::copy_from_slice(payload.as_bytes())).unwrap());
+    DataSm {
+        source_addr_ton: 5,
+        source_addr: COctetString::copy_from(b"ACME").unwrap(),
+        dest_addr_ton: 1,
+        dest_addr_npi: 1,
+        destination_addr: COctetString::copy_from(dest.as_bytes()).unwrap(),
+        tlvs,
+        ..Default::default()
+    }
+}
+
+fn data_sm_resp(seq: u32, id: &str) -> Pdu {
+    Pdu::new(
+        seq,
+        Body::DataSmResp(Some(DataSmResp {
+            message_id: COctetString::copy_from(id.as_bytes()).unwrap(),
+            tlvs: Tlvs::new(),
+        })),
+    )
+}
+
+/// An informational message (TLV 0x1400 "0"): it needs no consent.
+fn informational(dest: &str, text: &str) -> SubmitSm {
+    let mut sm = submit(dest, text);
+    sm.tlvs.push(Tlv::new(0x1400, &b"0"[..]).unwrap());
+    sm
+}
+
 fn submit_resp(seq: u32, id: &str) -> Pdu {
     Pdu::new(
         seq,
@@ -316,7 +419,8 @@ fn text(pdu: &Pdu) -> String {
 fn message_id(pdu: &Pdu) -> String {
     match &pdu.body {
         Body::SubmitSmResp(Some(r)) => String::from_utf8_lossy(r.message_id.as_bytes()).into(),
-        other => panic!("no submit_sm_resp body: {other:?}"),
+        Body::DataSmResp(Some(r)) => String::from_utf8_lossy(r.message_id.as_bytes()).into(),
+        other => panic!("no submit_sm_resp or data_sm_resp body: {other:?}"),
     }
 }
 
@@ -445,6 +549,15 @@ fn auto_smsc(fake: FakeSmsc) -> Arc<Received> {
     log
 }
 
+/// A gate in front of an [`auto_smsc`], as [`gate_with`] sets it up; the
+/// gate and what the SMSC receives.
+async fn auto_gate(smpp: &str, setup: Setup<'_>) -> (Gate, Arc<Received>) {
+    let fake = FakeSmsc::new().await;
+    let port = fake.port;
+    let smsc = auto_smsc(fake);
+    (gate_with(port, smpp, setup).await, smsc)
+}
+
 // ---------------------------------------------------------------------------
 // The tests.
 
@@ -458,10 +571,14 @@ async fn tls_listener_beside_plain_tcp() {
     let fake = FakeSmsc::new().await;
     let port = fake.port;
     let smsc = auto_smsc(fake);
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
     let g = gate_with(
         port,
         "bind_timeout = \"700ms\"",
-        Some((&ck.cert.pem(), &ck.signing_key.serialize_pem())),
+        Setup {
+            tls: Some((&cert, &key)),
+            ..Setup::default()
+        },
     )
     .await;
     let tls_addr = g.tls_addr.expect("TLS listener");
@@ -630,10 +747,7 @@ async fn response_timer_answers_once_and_drops_the_late_answer() {
 /// enquire_link is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inactivity_timer_unbinds_a_silent_sender() {
-    let fake = FakeSmsc::new().await;
-    let port = fake.port;
-    let smsc = auto_smsc(fake);
-    let g = gate(port, "inactivity_timeout = \"700ms\"").await;
+    let (g, smsc) = auto_gate("inactivity_timeout = \"700ms\"", Setup::default()).await;
     let bound_at = Instant::now();
     let mut silent = Peer::bound(g.addr).await;
     smsc.wait("first session bound", |r| r.all().len() == 1)
@@ -674,10 +788,7 @@ async fn inactivity_timer_unbinds_a_silent_sender() {
 /// before the bind does not extend it; a bound session outlives it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_timer_closes_connections_that_never_bind() {
-    let fake = FakeSmsc::new().await;
-    let port = fake.port;
-    let smsc = auto_smsc(fake);
-    let g = gate(port, "bind_timeout = \"500ms\"").await;
+    let (g, smsc) = auto_gate("bind_timeout = \"500ms\"", Setup::default()).await;
     let started = Instant::now();
     let mut idle = Peer::connect(g.addr).await;
     let mut pinging = Peer::connect(g.addr).await;
@@ -1279,10 +1390,7 @@ async fn the_sender_is_served_while_the_gate_rebinds() {
 /// still answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_after_unbind_are_answered_not_forwarded() {
-    let fake = FakeSmsc::new().await;
-    let port = fake.port;
-    let smsc = auto_smsc(fake);
-    let g = gate(port, "").await;
+    let (g, smsc) = auto_gate("", Setup::default()).await;
     let mut a = Peer::bound(g.addr).await;
     a.submit_ok(CONSENTED, "before").await;
     let mut burst = Pdu::new(a.seq + 1, Body::Unbind).to_vec();
@@ -1320,10 +1428,7 @@ async fn requests_after_unbind_are_answered_not_forwarded() {
 /// one can bind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_refuses_the_third() {
-    let fake = FakeSmsc::new().await;
-    let port = fake.port;
-    let smsc = auto_smsc(fake);
-    let g = gate(port, "max_sessions = 2\nbind_timeout = \"5s\"").await;
+    let (g, smsc) = auto_gate("max_sessions = 2\nbind_timeout = \"5s\"", Setup::default()).await;
     let mut a = Peer::bound(g.addr).await;
     let mut b = Peer::bound(g.addr).await;
 
@@ -1372,5 +1477,640 @@ async fn connection_limit_refuses_the_third() {
     };
     d.submit_ok(CONSENTED, "d").await;
     b.submit_ok(CONSENTED, "b again").await;
+    g.gate.shutdown().await;
+}
+
+/// The SMSC unbinds a bound session: it gets its unbind_resp (under its own
+/// number) and nothing more from the gate, then the link closes; the
+/// sender's request in flight is answered with ESME_RSYSERR, the sender is
+/// unbound, and its connection is closed as soon as it answers the unbind
+/// (not after the gate's grace). The gate keeps serving new sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smsc_unbind_is_answered_and_unbinds_the_sender() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+    let held = s.send(Body::SubmitSm(submit(CONSENTED, "in flight"))).await;
+    let p = smsc.recv().await.expect("the submit");
+    assert_eq!(text(&p), "in flight");
+
+    smsc.send_seq(4242, Body::Unbind).await;
+    let r = smsc.recv().await.expect("unbind_resp from the gate");
+    assert_eq!(
+        (r.command_id(), r.sequence_number, r.command_status),
+        (CommandId::UnbindResp, 4242, status::ESME_ROK)
+    );
+
+    let r = s.response(held).await;
+    assert_eq!(
+        (r.command_id(), r.command_status),
+        (CommandId::SubmitSmResp, status::ESME_RSYSERR),
+        "the request in flight is answered before the unbind"
+    );
+    let u = s.recv().await.expect("the gate's unbind");
+    assert_eq!(u.command_id(), CommandId::Unbind, "{u:?}");
+    s.send_seq(u.sequence_number, Body::UnbindResp).await;
+    let answered = Instant::now();
+    match s.next_within(WAIT).await {
+        Got::Closed => {}
+        Got::Pdu(p) => panic!("after the unbind the sender got {p:?}"),
+        Got::Quiet => panic!("the sender's connection stays open after the unbind"),
+    }
+    assert!(
+        answered.elapsed() < Duration::from_millis(1000),
+        "closed {:?} after the sender's unbind_resp",
+        answered.elapsed()
+    );
+    let rest = smsc.until_closed().await;
+    assert!(
+        rest.is_empty(),
+        "after its unbind_resp the SMSC gets nothing (no unbind of the gate's): {rest:?}"
+    );
+
+    let (mut again, (mut smsc2, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+    let seq = again.send(Body::SubmitSm(submit(CONSENTED, "again"))).await;
+    let p = smsc2.recv().await.expect("submit on the new link");
+    smsc2.send_pdu(&submit_resp(p.sequence_number, "n1")).await;
+    let r = again.response(seq).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "n1".to_string()));
+    g.gate.shutdown().await;
+}
+
+/// enquire_link from the SMSC is answered by the gate under the SMSC's own
+/// sequence number and never reaches the sender (the next thing the sender
+/// gets is the SMSC's deliver_sm); the sender's enquire_link is answered by
+/// the gate and never reaches the SMSC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enquire_link_is_answered_by_the_gate_on_each_leg() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    for seq in [1, 4711, 0x7FFF_FFFF] {
+        smsc.send_seq(seq, Body::EnquireLink).await;
+        let r = smsc.recv().await.expect("enquire_link_resp");
+        assert_eq!(
+            (r.command_id(), r.sequence_number, r.command_status),
+            (CommandId::EnquireLinkResp, seq, status::ESME_ROK)
+        );
+    }
+    smsc.send_seq(4712, Body::DeliverSm(submit("ACME", "after the probes")))
+        .await;
+    let p = s.recv().await.expect("deliver_sm");
+    assert_eq!(
+        p.command_id(),
+        CommandId::DeliverSm,
+        "the SMSC's enquire_link reached the sender: {p:?}"
+    );
+    s.send_pdu(&Pdu::new(
+        p.sequence_number,
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    let r = smsc.recv().await.expect("deliver_sm_resp");
+    assert_eq!(
+        (r.command_id(), r.sequence_number),
+        (CommandId::DeliverSmResp, 4712)
+    );
+
+    s.enquire_link_works().await;
+    s.enquire_link_works().await;
+    smsc.quiet(
+        Duration::from_millis(300),
+        "the sender's enquire_link is not forwarded",
+    )
+    .await;
+    s.quiet(Duration::from_millis(100), "nothing more for the sender")
+        .await;
+    g.gate.shutdown().await;
+}
+
+/// One account bound twice, as a transmitter and as a receiver: the gate
+/// opens an upstream link of each kind (bind_transmitter, bind_receiver, the
+/// sender's bind as sent). A message goes out on the transmitter; its receipt,
+/// sent by the SMSC on the receiver's link, reaches the sender's receiver
+/// connection under the gate's numbering, and the sender's answers reach the
+/// SMSC on that link under the SMSC's numbers (statuses kept). Nothing
+/// crosses to the transmitter's side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transmitter_and_receiver_binds_get_links_of_their_own_kind() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let mut tx = Peer::connect(g.addr).await;
+    let (_, (mut smsc_tx, tx_bind)) =
+        tokio::join!(tx.bind_as(CommandId::BindTransmitter), fake.accept_bound());
+    assert_eq!(
+        tx_bind.body,
+        Body::BindTransmitter(bind(SYSTEM_ID, PASSWORD)),
+        "{tx_bind:?}"
+    );
+    let mut rx = Peer::connect(g.addr).await;
+    let (_, (mut smsc_rx, rx_bind)) =
+        tokio::join!(rx.bind_as(CommandId::BindReceiver), fake.accept_bound());
+    assert_eq!(
+        rx_bind.body,
+        Body::BindReceiver(bind(SYSTEM_ID, PASSWORD)),
+        "{rx_bind:?}"
+    );
+
+    let mut sm = submit(CONSENTED, "kampanya");
+    sm.registered_delivery = 1;
+    let seq = tx.send(Body::SubmitSm(sm)).await;
+    let p = smsc_tx
+        .recv()
+        .await
+        .expect("submit on the transmitter's link");
+    assert_eq!(text(&p), "kampanya");
+    smsc_tx
+        .send_pdu(&submit_resp(p.sequence_number, "r1"))
+        .await;
+    let r = tx.response(seq).await;
+    assert_eq!((r.command_status, message_id(&r)), (0, "r1".to_string()));
+
+    // Two receipts on the receiver's link, numbered far from the gate's.
+    let receipt = |stat: &str| {
+        let mut d = submit(
+            "ACME",
+            &format!("id:r1 sub:001 dlvrd:001 submit date:2401011000 done date:2401011001 stat:{stat} err:000 text:"),
+        );
+        d.source_addr_ton = 1;
+        d.source_addr = COctetString::copy_from(CONSENTED.as_bytes()).unwrap();
+        d.dest_addr_ton = 5;
+        d.destination_addr = COctetString::copy_from(b"ACME").unwrap();
+        d.esm_class = 0x04;
+        d.tlvs.push(Tlv::new(0x001E, &b"r1\0"[..]).unwrap());
+        d
+    };
+    let sent = [
+        Pdu::new(90_000, Body::DeliverSm(receipt("ENROUTE"))),
+        Pdu::new(90_001, Body::DeliverSm(receipt("DELIVRD"))),
+    ];
+    for p in &sent {
+        smsc_rx.send_pdu(p).await;
+    }
+    let mut down = Vec::new();
+    for want in &sent {
+        let p = rx.recv().await.expect("receipt on the receiver connection");
+        assert_eq!(p.body, want.body, "forwarded intact");
+        assert!(
+            (1..=0x7FFF_FFFF).contains(&p.sequence_number)
+                && p.sequence_number != want.sequence_number,
+            "numbered by the gate, not the SMSC: {p:?}"
+        );
+        down.push(p.sequence_number);
+    }
+    assert_ne!(down[0], down[1]);
+    // Answered newest first, the first with a temporary error.
+    rx.send_pdu(&Pdu::new(
+        down[1],
+        Body::DeliverSmResp(Some(Default::default())),
+    ))
+    .await;
+    rx.send_pdu(&Pdu {
+        command_status: status::ESME_RX_T_APPN,
+        sequence_number: down[0],
+        body: Body::DeliverSmResp(Some(Default::default())),
+    })
+    .await;
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let p = smsc_rx.recv().await.expect("deliver_sm_resp");
+        answers.push((p.command_id(), p.sequence_number, p.command_status));
+    }
+    assert_eq!(
+        answers,
+        [
+            (CommandId::DeliverSmResp, 90_001, status::ESME_ROK),
+            (CommandId::DeliverSmResp, 90_000, status::ESME_RX_T_APPN),
+        ]
+    );
+    smsc_tx
+        .quiet(Duration::from_millis(200), "the transmitter's link")
+        .await;
+    tx.quiet(Duration::from_millis(50), "the transmitter connection")
+        .await;
+    g.gate.shutdown().await;
+}
+
+/// An unconsented data_sm is answered by the gate with data_sm_resp 0x401
+/// under the sender's number and never reaches the SMSC: the consented
+/// data_sm sent after it is the first PDU the SMSC sees, and its answer
+/// (with the SMSC's message id) comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconsented_data_sm_is_refused_with_0x401_and_not_forwarded() {
+    let fake = FakeSmsc::new().await;
+    let g = gate(fake.port, "").await;
+    let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+
+    let refused = s.send(Body::DataSm(data_sm(UNKNOWN, "kampanya"))).await;
+    let r = s.response(refused).await;
+    assert_eq!(
+        (r.command_id(), r.command_status),
+        (CommandId::DataSmResp, 0x0000_0401),
+        "{r:?}"
+    );
+    let ok = s.send(Body::DataSm(data_sm(CONSENTED, "kampanya"))).await;
+    let p = smsc.recv().await.expect("the consented data_sm");
+    assert_eq!(
+        p.body,
+        Body::DataSm(data_sm(CONSENTED, "kampanya")),
+        "the refused data_sm reached the SMSC"
+    );
+    smsc.send_pdu(&data_sm_resp(p.sequence_number, "d1")).await;
+    let r = s.response(ok).await;
+    assert_eq!(
+        (r.command_id(), r.command_status, message_id(&r)),
+        (CommandId::DataSmResp, status::ESME_ROK, "d1".to_string())
+    );
+    smsc.quiet(Duration::from_millis(200), "only the consented data_sm")
+        .await;
+    g.gate.shutdown().await;
+}
+
+/// With no consent data at all the gate cannot decide a commercial message:
+/// submit_sm and data_sm get 0x58 (a status senders retry), consented or not,
+/// never a refusal, and none reaches the SMSC; an informational message needs
+/// no consent and goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_consent_data_commercial_messages_get_0x58() {
+    let (g, smsc) = auto_gate(
+        "",
+        Setup {
+            no_data: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let mut s = Peer::bound(g.addr).await;
+    let undecidable = [
+        (
+            Body::SubmitSm(submit(CONSENTED, "k1")),
+            CommandId::SubmitSmResp,
+        ),
+        (
+            Body::SubmitSm(submit(UNKNOWN, "k2")),
+            CommandId::SubmitSmResp,
+        ),
+        (
+            Body::DataSm(data_sm(CONSENTED, "k3")),
+            CommandId::DataSmResp,
+        ),
+    ];
+    for (body, resp) in undecidable {
+        let seq = s.send(body).await;
+        let r = s.response(seq).await;
+        assert_eq!(
+            (r.command_id(), r.command_status),
+            (resp, 0x0000_0058),
+            "{r:?}"
+        );
+    }
+    let seq = s
+        .send(Body::SubmitSm(informational(CONSENTED, "fatura")))
+        .await;
+    let r = s.response(seq).await;
+    assert_eq!(r.command_status, status::ESME_ROK, "{r:?}");
+    let texts: Vec<String> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| text(p))
+        .collect();
+    assert_eq!(
+        texts,
+        ["fatura"],
+        "only the informational one was forwarded"
+    );
+    assert!(smsc.of(CommandId::DataSm).is_empty());
+    g.gate.shutdown().await;
+}
+
+/// max_data_age = "1s": a consented commercial submit passes while the data
+/// is fresh; once the data is older than that, the same submit gets 0x58 and
+/// is not forwarded, an unconsented one gets 0x58 too (not 0x401: the gate
+/// cannot tell), and an informational message still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_consent_data_turns_commercial_messages_into_0x58() {
+    let (g, smsc) = auto_gate(
+        "",
+        Setup {
+            policy: Some("max_data_age = \"1s\""),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let mut s = Peer::bound(g.addr).await;
+    s.submit_ok(CONSENTED, "fresh").await;
+
+    // Ages are whole seconds: stale within about 2 s of loading.
+    let deadline = Instant::now() + WAIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        let seq = s
+            .send(Body::SubmitSm(submit(CONSENTED, &format!("try {n}"))))
+            .await;
+        let r = s.response(seq).await;
+        match r.command_status {
+            status::ESME_ROK => {}
+            0x0000_0058 => break,
+            other => panic!("consented submit answered {other:#010x}"),
+        }
+        assert!(Instant::now() < deadline, "the data never went stale");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (body, resp) in [
+        (
+            Body::SubmitSm(submit(UNKNOWN, "unknown")),
+            CommandId::SubmitSmResp,
+        ),
+        (
+            Body::DataSm(data_sm(CONSENTED, "data")),
+            CommandId::DataSmResp,
+        ),
+    ] {
+        let seq = s.send(body).await;
+        let r = s.response(seq).await;
+        assert_eq!(
+            (r.command_id(), r.command_status),
+            (resp, 0x0000_0058),
+            "{r:?}"
+        );
+    }
+    let seq = s
+        .send(Body::SubmitSm(informational(CONSENTED, "fatura")))
+        .await;
+    assert_eq!(s.response(seq).await.command_status, status::ESME_ROK);
+    let texts: Vec<String> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| text(p))
+        .collect();
+    let mut want: Vec<String> = vec!["fresh".into()];
+    want.extend((1..n).map(|i| format!("try {i}")));
+    want.push("fatura".into());
+    assert_eq!(texts, want, "the deferred messages never reached the SMSC");
+    assert!(smsc.of(CommandId::DataSm).is_empty());
+    g.gate.shutdown().await;
+}
+
+/// The İYS TLVs (0x1400–0x1402) are for the gate: by default they are taken
+/// out of submit_sm and data_sm before forwarding, the other TLVs kept in
+/// order; with strip_iys_tlvs = false the message reaches the SMSC as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iys_tlvs_reach_the_smsc_only_with_strip_iys_tlvs_false() {
+    let iys = [
+        (0x1400, &b"0"[..]),
+        (0x1401, &b"100001"[..]),
+        (0x1402, &b"77"[..]),
+    ];
+    let with_iys = |tlvs: &mut Tlvs| {
+        tlvs.push(Tlv::new(0x1520, &b"before"[..]).unwrap());
+        for (tag, value) in iys {
+            tlvs.push(Tlv::new(tag, value).unwrap());
+        }
+        tlvs.push(Tlv::new(0x1521, &b"after"[..]).unwrap());
+    };
+    let mut sm = submit(CONSENTED, "fatura");
+    with_iys(&mut sm.tlvs);
+    let mut dm = data_sm(CONSENTED, "fatura");
+    with_iys(&mut dm.tlvs);
+
+    for (keys, stripped) in [("", true), ("strip_iys_tlvs = false", false)] {
+        let fake = FakeSmsc::new().await;
+        let g = gate(fake.port, keys).await;
+        let (mut s, (mut smsc, _)) = tokio::join!(Peer::bound(g.addr), fake.accept_bound());
+        for body in [Body::SubmitSm(sm.clone()), Body::DataSm(dm.clone())] {
+            let seq = s.send(body.clone()).await;
+            let p = smsc.recv().await.expect("the message at the SMSC");
+            let tlvs = match &p.body {
+                Body::SubmitSm(m) => &m.tlvs,
+                Body::DataSm(m) => &m.tlvs,
+                other => panic!("{other:?}"),
+            };
+            let tags: Vec<u16> = tlvs.iter().map(|t| t.tag()).collect();
+            let mut want = body.clone();
+            if stripped {
+                assert!(
+                    tags.ends_with(&[0x1520, 0x1521])
+                        && tags.iter().all(|t| !(0x1400..=0x1402).contains(t)),
+                    "{keys:?}: İYS TLVs reached the SMSC: {tags:04x?}"
+                );
+                match &mut want {
+                    Body::SubmitSm(m) => m.tlvs.remove_iys(),
+                    Body::DataSm(m) => m.tlvs.remove_iys(),
+                    _ => unreachable!(),
+                };
+            } else {
+                assert!(
+                    tags.ends_with(&[0x1520, 0x1400, 0x1401, 0x1402, 0x1521]),
+                    "{keys:?}: the İYS TLVs are kept, in place: {tags:04x?}"
+                );
+            }
+            assert_eq!(p.body, want, "{keys:?}: otherwise as sent");
+            let resp = match p.command_id() {
+                CommandId::SubmitSm => submit_resp(p.sequence_number, "ok"),
+                _ => data_sm_resp(p.sequence_number, "ok"),
+            };
+            smsc.send_pdu(&resp).await;
+            let r = s.response(seq).await;
+            assert_eq!(r.command_status, status::ESME_ROK, "{r:?}");
+        }
+        g.gate.shutdown().await;
+    }
+}
+
+/// Monitor mode over SMPP: an unconsented submit_sm is forwarded (it reaches
+/// the SMSC and the sender gets the SMSC's ESME_ROK and message id), and the
+/// audit trail records it as the refusal the gate would have made: decision
+/// refuse, reason no_consent, monitor true, with the account and the
+/// recipient masked. The consented submit is not audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_mode_forwards_the_unconsented_and_audits_it() {
+    let (g, smsc) = auto_gate(
+        "",
+        Setup {
+            policy: Some("max_data_age = \"1h\"\nmonitor = true"),
+            audit: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let mut s = Peer::bound(g.addr).await;
+    let id = s.submit_ok(UNKNOWN, "would be refused").await;
+    assert_eq!(id, "m1", "the SMSC's answer");
+    s.submit_ok(CONSENTED, "consented").await;
+    let at_smsc: Vec<(String, String)> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| match &p.body {
+            Body::SubmitSm(sm) => (
+                String::from_utf8_lossy(sm.destination_addr.as_bytes()).into_owned(),
+                text(p),
+            ),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        at_smsc,
+        [
+            (UNKNOWN.to_string(), "would be refused".to_string()),
+            (CONSENTED.to_string(), "consented".to_string())
+        ]
+    );
+
+    let records = g.audit_records(1).await;
+    assert_eq!(records.len(), 1, "only the would-be refusal: {records:#?}");
+    let v = &records[0];
+    assert_eq!(v["protocol"], "smpp", "{v}");
+    assert_eq!(v["channel"], "MESAJ", "{v}");
+    assert_eq!(v["decision"], "refuse", "{v}");
+    assert_eq!(v["reason"], "no_consent", "{v}");
+    assert_eq!(v["monitor"], true, "{v}");
+    assert_eq!(v["account"], SYSTEM_ID, "{v}");
+    assert_eq!(v["brand"], format!("{IYS}/{BRAND}"), "{v}");
+    let recipient = v["recipient"].as_str().unwrap();
+    assert!(
+        recipient.contains('*') && !recipient.contains("9999990"),
+        "masked: {v}"
+    );
+    g.gate.shutdown().await;
+}
+
+/// A sender that keeps sending but reads nothing: once a megabyte of answers
+/// waits for it the gate stops reading from it (its writes block; the gate
+/// does not buffer without bound), and after inactivity_timeout without taking
+/// any of it the session ends and the connection closes. Another sender is
+/// served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_reads_nothing_is_held_back_then_cut_off() {
+    let (g, smsc) = auto_gate("inactivity_timeout = \"1s\"", Setup::default()).await;
+    let mut deaf = Peer::bound(g.addr).await;
+    // 4096 enquire_links a chunk (64 KiB), each answered by the gate itself.
+    let mut chunk = Vec::new();
+    for seq in 1..=4096u32 {
+        chunk.extend_from_slice(&Pdu::new(seq, Body::EnquireLink).to_vec());
+    }
+    let mut written = 0usize;
+    let limit = 256 << 20;
+    let blocked_at = loop {
+        match tokio::time::timeout(Duration::from_millis(500), deaf.s.write_all(&chunk)).await {
+            Ok(Ok(())) => written += chunk.len(),
+            Ok(Err(e)) => panic!("the gate closed the connection before holding it back: {e}"),
+            Err(_) => break Instant::now(),
+        }
+        assert!(
+            written < limit,
+            "the gate took {written} bytes from a sender that reads nothing"
+        );
+    };
+    // Socket buffers on both sides plus the gate's own megabyte each way.
+    assert!(
+        written < 64 << 20,
+        "{written} bytes accepted before back-pressure"
+    );
+    // (Fresh sessions: one bound at the start would be idle past 1 s by now.)
+    Peer::bound(g.addr)
+        .await
+        .submit_ok(CONSENTED, "served meanwhile")
+        .await;
+    // The deaf sender is cut off: reading now drains what waited, then EOF.
+    let drained = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut n = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match deaf.s.read(&mut buf).await {
+                Ok(0) | Err(_) => return n,
+                Ok(k) => n += k,
+            }
+        }
+    })
+    .await
+    .expect("the gate kept the connection of a sender that read nothing open");
+    assert!(drained > 0, "the answers that waited are there to read");
+    let t = blocked_at.elapsed();
+    assert!(
+        t < Duration::from_secs(12),
+        "closed {t:?} after the writes blocked"
+    );
+    Peer::bound(g.addr)
+        .await
+        .submit_ok(CONSENTED, "still served")
+        .await;
+    drop(smsc);
+    g.gate.shutdown().await;
+}
+
+/// The inactivity timer counts whole PDUs: a sender that trickles a byte now
+/// and then, never finishing a PDU in time, is unbound at inactivity_timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_trickling_bytes_is_timed_out() {
+    let (g, _smsc) = auto_gate("inactivity_timeout = \"800ms\"", Setup::default()).await;
+    let Peer { s, buf, .. } = Peer::bound(g.addr).await;
+    assert!(buf.is_empty());
+    let (mut rd, mut wr) = s.into_split();
+    let start = Instant::now();
+    let frame = Pdu::new(9, Body::EnquireLink).to_vec();
+    let trickle = async {
+        // One octet every 200 ms: the enquire_link is whole only at 3 s.
+        for b in frame {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(&[b]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let watch = async {
+        let mut got = BytesMut::new();
+        loop {
+            if let Some(n) = frame_len(&got, u32::MAX).unwrap() {
+                let pdu = Pdu::decode(&got[..n]).unwrap();
+                return (pdu, start.elapsed());
+            }
+            let k = tokio::time::timeout(Duration::from_secs(6), rd.read_buf(&mut got))
+                .await
+                .expect("nothing from the gate in 6 s");
+            assert!(k.unwrap() > 0, "closed without an unbind");
+        }
+    };
+    let ((), (pdu, t)) = tokio::join!(trickle, watch);
+    assert_eq!(pdu.command_id(), CommandId::Unbind, "{pdu:?}");
+    assert!(
+        t > Duration::from_millis(700) && t < Duration::from_millis(2800),
+        "unbound after {t:?}; inactivity_timeout is 800ms, the PDU would be whole at 3 s"
+    );
+    g.gate.shutdown().await;
+}
+
+/// Every refused part of a concatenated message is a refusal the sender sees,
+/// so each part gets its audit record, not only the first (the later parts
+/// reuse the first part's decision).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_part_of_a_concatenated_message_is_audited() {
+    let (g, smsc) = auto_gate(
+        "",
+        Setup {
+            audit: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let mut s = Peer::bound(g.addr).await;
+    // Three parts of one message (UDH: reference 0x2A, 3 parts), no consent.
+    for part in 1..=3u8 {
+        let mut sm = submit(UNKNOWN, "");
+        sm.esm_class = 0x40;
+        let mut text = vec![0x05, 0x00, 0x03, 0x2A, 3, part];
+        text.extend_from_slice(b"part of a long message");
+        sm.short_message = OctetString::new(text).unwrap();
+        let seq = s.send(Body::SubmitSm(sm)).await;
+        let r = s.response(seq).await;
+        assert_eq!(r.command_status, 0x401, "part {part}");
+    }
+    let records = g.audit_records(3).await;
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for v in &records {
+        assert_eq!(v["reason"], "no_consent", "{v}");
+    }
+    assert!(smsc.of(CommandId::SubmitSm).is_empty(), "no part forwarded");
     g.gate.shutdown().await;
 }

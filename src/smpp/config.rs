@@ -20,7 +20,9 @@ pub struct SmppConfig {
     pub tls: Option<TlsConfig>,
     /// The SMSC, `host:port`.
     pub upstream: String,
-    /// Largest `command_length` accepted from either side. Default 65536.
+    /// Largest `command_length` accepted from either side. Default 69632 (the
+    /// codec's `DEFAULT_MAX_COMMAND_LENGTH`: a data_sm with a full 64 KiB
+    /// `message_payload` fits).
     #[serde(default = "default_max_len")]
     pub max_command_length: u32,
     /// Requests in flight per session towards the SMSC. Default 64.
@@ -32,7 +34,8 @@ pub struct SmppConfig {
     /// A new connection must bind within this. Default "10s".
     #[serde(default = "default_bind_timeout", with = "humantime_serde")]
     pub bind_timeout: Duration,
-    /// A bound sender silent this long is unbound. Default "120s".
+    /// A bound sender that sends no whole PDU this long, or takes none of what
+    /// the gate sends it this long, is unbound. Default "120s".
     #[serde(default = "default_inactivity", with = "humantime_serde")]
     pub inactivity_timeout: Duration,
     /// A request unanswered this long gets a temporary error. Default "30s".
@@ -156,7 +159,7 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 2775))
 }
 fn default_max_len() -> u32 {
-    65_536
+    crate::smpp::codec::DEFAULT_MAX_COMMAND_LENGTH
 }
 fn default_window() -> usize {
     64

@@ -78,17 +78,15 @@ pub fn refusal_status(cfg: &StatusConfig, d: &Decision) -> Option<u32> {
     }
 }
 
-/// Decide one destination, count it in `turn`, and add a refusal to its audit batch.
-/// `at` is the caller's clock reading (sessions read it once per loop turn).
-#[allow(clippy::too_many_arguments)]
+/// Decide one destination at `at` (the caller's clock reading: sessions read
+/// it once per loop turn). Counting and auditing are [`record`]'s, so a
+/// decision reused for a later part of a concatenated message is recorded too.
 pub fn judge(
     ctx: &GateContext,
-    account: &str,
     what: &Classified,
     ton: u8,
     addr: &[u8],
     at: TurnClock,
-    turn: &mut TurnRecord,
 ) -> Decision {
     let req = Request {
         brand: what.brand,
@@ -98,8 +96,21 @@ pub fn judge(
         retailer: what.retailer,
     };
     let snapshot = ctx.store.guard();
-    let d = decide(snapshot.as_deref(), &ctx.policy, at.consent, &req);
-    turn.decisions.record(Channel::Mesaj, &d);
+    decide(snapshot.as_deref(), &ctx.policy, at.consent, &req)
+}
+
+/// Count a decision in `turn`, and add it to the turn's audit batch unless it
+/// allowed the message: one record for every message (or part) refused,
+/// deferred, or let through only by monitor mode.
+pub fn record(
+    turn: &mut TurnRecord,
+    account: &str,
+    what: &Classified,
+    addr: &[u8],
+    at: TurnClock,
+    d: &Decision,
+) {
+    turn.decisions.record(Channel::Mesaj, d);
     if d.verdict != Verdict::Allow {
         let text = String::from_utf8_lossy(addr);
         turn.audit.refusal(
@@ -108,11 +119,10 @@ pub fn judge(
             Channel::Mesaj,
             what.brand,
             &text,
-            &d,
+            d,
             Some(account),
         );
     }
-    d
 }
 
 /// What one turn of a session's loop gathers for the shared metrics and the

@@ -9,8 +9,9 @@
 //! record per read instead of one per response.
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use rustc_hash::FxHashMap;
 
-use crate::smpp::codec::CommandId;
+use crate::smpp::codec::{status, CommandId};
 
 /// Slots per direction: one per command id up to submit_multi (0x21),
 /// alert_notification, data_sm, and one for everything else; each for the
@@ -19,10 +20,14 @@ const IDS: usize = 0x25;
 
 /// Counts not yet handed over.
 pub(super) struct SessionCounts {
-    /// (counter, pending) by [`slot`], registered on first use.
+    /// (counter, pending) by [`slot`] for `command_status` 0, registered on
+    /// first use.
     slots: Vec<Option<(Counter, u64)>>,
     /// Slots with a pending count.
     dirty: Vec<usize>,
+    /// The same for PDUs with any other status (error responses: rare),
+    /// by slot and status.
+    errors: FxHashMap<(usize, u32), (Counter, u64)>,
     /// Change of in-flight requests towards the SMSC since the last flush.
     pub in_flight: i64,
     in_flight_gauge: Gauge,
@@ -49,6 +54,7 @@ impl SessionCounts {
         SessionCounts {
             slots: (0..IDS * 4).map(|_| None).collect(),
             dirty: Vec::new(),
+            errors: FxHashMap::default(),
             in_flight: 0,
             in_flight_gauge: gauge!("iys_gate_smpp_in_flight"),
             latency: histogram!("iys_gate_smpp_upstream_latency_seconds"),
@@ -56,21 +62,21 @@ impl SessionCounts {
         }
     }
 
-    /// One PDU read from the sender (`from_sender`) or the SMSC.
-    pub(super) fn pdu(&mut self, from_sender: bool, command: CommandId) {
+    /// One PDU read from the sender (`from_sender`) or the SMSC, with its
+    /// `command_status`.
+    pub(super) fn pdu(&mut self, from_sender: bool, command: CommandId, status: u32) {
         let i = slot(from_sender, command.as_u32());
-        let entry = self.slots[i].get_or_insert_with(|| {
-            let from = if from_sender { "esme" } else { "smsc" };
-            let name = if i / 4 == 0x24 {
-                "unknown"
-            } else {
-                command.name()
-            };
-            (
-                counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => name),
-                0,
-            )
-        });
+        if status != 0 {
+            let key = (i, labelled_status(status));
+            let entry = self
+                .errors
+                .entry(key)
+                .or_insert_with(|| (pdu_counter(i, from_sender, command, status), 0));
+            entry.1 += 1;
+            return;
+        }
+        let entry =
+            self.slots[i].get_or_insert_with(|| (pdu_counter(i, from_sender, command, 0), 0));
         if entry.1 == 0 {
             self.dirty.push(i);
         }
@@ -95,11 +101,48 @@ impl SessionCounts {
                 *pending = 0;
             }
         }
+        for (counter, pending) in self.errors.values_mut() {
+            if *pending > 0 {
+                counter.increment(*pending);
+                *pending = 0;
+            }
+        }
         if self.in_flight != 0 {
             self.in_flight_gauge.increment(self.in_flight as f64);
             self.in_flight = 0;
         }
     }
+}
+
+/// Stands for every status without a label of its own.
+const OTHER_STATUS: u32 = u32::MAX;
+
+/// The status itself when the spec defines it or it is in the SMSC vendors'
+/// range 0x400–0x4FF, else [`OTHER_STATUS`]: a peer sending random statuses
+/// cannot create series (or map entries) without bound.
+fn labelled_status(status: u32) -> u32 {
+    if status::name(status).is_some() || (0x400..=0x4FF).contains(&status) {
+        status
+    } else {
+        OTHER_STATUS
+    }
+}
+
+/// `iys_gate_smpp_pdus_total{from, command, status}` for a slot, the status
+/// as the spec writes it (`0x00000401`) or `other`.
+fn pdu_counter(slot: usize, from_sender: bool, command: CommandId, status: u32) -> Counter {
+    let from = if from_sender { "esme" } else { "smsc" };
+    let name = if slot / 4 == 0x24 {
+        "unknown"
+    } else {
+        command.name()
+    };
+    let status = if status == OTHER_STATUS {
+        "other".to_string()
+    } else {
+        format!("0x{status:08X}")
+    };
+    counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => name, "status" => status)
 }
 
 impl Drop for SessionCounts {
@@ -133,5 +176,18 @@ mod tests {
             "unknown ids share one"
         );
         assert!(slot(false, 0xFFFF_FFFF) < IDS * 4);
+    }
+
+    #[test]
+    fn statuses_labelled_are_bounded() {
+        assert_eq!(labelled_status(0x58), 0x58, "spec status");
+        assert_eq!(labelled_status(0x401), 0x401, "SMSC vendor range");
+        assert_eq!(labelled_status(0x0000_0100), OTHER_STATUS);
+        assert_eq!(labelled_status(0xDEAD_BEEF), OTHER_STATUS);
+        let mut counts = SessionCounts::new();
+        for st in 0x1000..0x2000 {
+            counts.pdu(false, CommandId::SubmitSmResp, st);
+        }
+        assert_eq!(counts.errors.len(), 1, "random statuses share one entry");
     }
 }

@@ -35,11 +35,15 @@ use crate::smpp::codec::{
 };
 use crate::smpp::config::{AccountConfig, UpstreamLoss};
 use crate::smpp::gating::{
-    classify, judge, refusal_status, Classified, ConcatMemory, TurnClock, TurnRecord,
+    classify, judge, record, refusal_status, Classified, ConcatMemory, TurnClock, TurnRecord,
 };
 
 /// Most bytes buffered from one peer before reading pauses.
 const MAX_READ_BUFFER: usize = 1 << 20;
+/// Most bytes waiting to be written to either peer before the gate stops
+/// reading from both: a peer that does not read what it is sent (responses,
+/// receipts, refusals) cannot make the gate buffer without bound.
+const MAX_WRITE_BUFFER: usize = 1 << 20;
 /// How long the gate waits for an unbind_resp before closing anyway.
 const UNBIND_GRACE: Duration = Duration::from_secs(2);
 /// Timer resolution.
@@ -82,6 +86,7 @@ enum End {
     SenderUnbound,
     SenderClosed,
     SenderIdle,
+    SenderNotReading,
     SenderFraming(String),
     UpstreamLost(String),
     UpstreamUnbound,
@@ -94,6 +99,9 @@ impl std::fmt::Display for End {
             End::SenderUnbound => f.write_str("sender unbound"),
             End::SenderClosed => f.write_str("sender closed the connection"),
             End::SenderIdle => f.write_str("sender inactive past smpp.inactivity_timeout"),
+            End::SenderNotReading => {
+                f.write_str("sender read nothing it was sent for smpp.inactivity_timeout")
+            }
             End::SenderFraming(e) => write!(f, "sender sent an impossible frame: {e}"),
             End::UpstreamLost(e) => write!(f, "SMSC link lost: {e}"),
             End::UpstreamUnbound => f.write_str("SMSC unbound"),
@@ -163,6 +171,8 @@ struct Leg<R, W> {
     parked_bytes: usize,
     eof: bool,
     last_rx: Instant,
+    /// Since when `out` has waited without the peer taking any of it.
+    stalled_since: Option<Instant>,
     next_seq: u32,
 }
 
@@ -177,6 +187,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
             parked_bytes: 0,
             eof: false,
             last_rx: Instant::now(),
+            stalled_since: None,
             next_seq: 0,
         }
     }
@@ -570,12 +581,22 @@ where
                     return End::SenderUnbound;
                 }
             }
-            let read_down = !self.down.eof
+            // Whatever is read may add to both output buffers (a request
+            // forwarded one way, a refusal or response the other).
+            let room =
+                self.down.out.len() < MAX_WRITE_BUFFER && self.up.out.len() < MAX_WRITE_BUFFER;
+            let read_down = room
+                && !self.down.eof
                 && self.closing.is_none()
                 && self.down.inbuf.len() < MAX_READ_BUFFER
                 && self.down.may_park();
             let read_up =
-                !self.up.eof && self.up.inbuf.len() < MAX_READ_BUFFER && self.up.may_park();
+                room && !self.up.eof && self.up.inbuf.len() < MAX_READ_BUFFER && self.up.may_park();
+            if self.down.out.is_empty() {
+                self.down.stalled_since = None;
+            } else if self.down.stalled_since.is_none() {
+                self.down.stalled_since = Some(self.now);
+            }
             // A turn that only refused messages need not wake the sender for
             // that alone: while the SMSC owes responses, the refusals wait (at
             // most REFUSAL_HOLD) to travel with them in one write. With a
@@ -599,7 +620,7 @@ where
                 biased;
                 r = self.down.rd.read_buf(&mut self.down.inbuf), if read_down => match r {
                     Ok(0) | Err(_) => { self.down.eof = true; return End::SenderClosed; }
-                    Ok(_) => self.down.last_rx = self.now,
+                    Ok(_) => {}
                 },
                 r = self.up.rd.read_buf(&mut self.up.inbuf), if read_up => match r {
                     Ok(0) => { if let Err(end) = self.upstream_lost("connection closed by the SMSC") { return end; } }
@@ -609,6 +630,7 @@ where
                 r = self.down.wr.write(&self.down.out), if write_down => match r {
                     Ok(n) => {
                         self.down.out.advance(n);
+                        self.down.stalled_since = None;
                         // Whatever is left goes out without waiting.
                         self.held_refusals = 0;
                         if self.down.out.is_empty() {
@@ -650,6 +672,11 @@ where
         let (used, result) = self.down_frames(&inbuf, max);
         self.down.inbuf = inbuf;
         self.down.inbuf.advance(used);
+        if used > 0 {
+            // The inactivity timer counts whole PDUs (the spec's "operations"),
+            // so a sender trickling bytes does not keep its session alive.
+            self.down.last_rx = self.now;
+        }
         self.flush_counts();
         result
     }
@@ -678,7 +705,7 @@ where
                 // Sent after the sender's own unbind (often in the same write):
                 // answered here, not forwarded to an SMSC link being unbound.
                 at += frame.len();
-                self.counts.pdu(true, command);
+                self.counts.pdu(true, command, header.command_status);
                 reply_error(&mut self.down.out, &header, status::ESME_RINVBNDSTS);
                 continue;
             }
@@ -686,7 +713,7 @@ where
                 // No SMSC link until the rebind succeeds: a temporary error
                 // the sender retries; an unbind ends the session at once.
                 at += frame.len();
-                self.counts.pdu(true, command);
+                self.counts.pdu(true, command, header.command_status);
                 if command == CommandId::Unbind {
                     self.down
                         .send(&Pdu::new(header.sequence_number, Body::UnbindResp));
@@ -704,7 +731,7 @@ where
                 continue;
             }
             at += frame.len();
-            self.counts.pdu(true, command);
+            self.counts.pdu(true, command, header.command_status);
             if is_response {
                 self.down_response(&header, frame);
             } else {
@@ -817,19 +844,22 @@ where
         addr: &[u8],
         info: Option<ConcatInfo>,
     ) -> Decision {
-        let (ctx, account, wall, now, turn) = (
-            &self.shared.ctx,
-            &self.account.system_id,
-            self.wall,
-            self.now,
+        let (ctx, wall, now) = (&self.shared.ctx, self.wall, self.now);
+        let d = match info {
+            Some(info) => self
+                .concat
+                .decide(what, addr, info, now, || judge(ctx, what, ton, addr, wall)),
+            None => judge(ctx, what, ton, addr, wall),
+        };
+        record(
             &mut self.turn,
+            &self.account.system_id,
+            what,
+            addr,
+            wall,
+            &d,
         );
-        match info {
-            Some(info) => self.concat.decide(what, addr, info, now, || {
-                judge(ctx, account, what, ton, addr, wall, turn)
-            }),
-            None => judge(ctx, account, what, ton, addr, wall, turn),
-        }
+        d
     }
 
     /// Forward a changed request: encode it straight into the upstream buffer.
@@ -998,7 +1028,7 @@ where
                 continue;
             }
             at += frame.len();
-            self.counts.pdu(false, command);
+            self.counts.pdu(false, command, header.command_status);
             let end = if is_response {
                 self.up_response(&header, frame)
             } else {
@@ -1266,6 +1296,13 @@ where
         if self.closing.is_none() && now.duration_since(self.down.last_rx) > idle {
             return Err(End::SenderIdle);
         }
+        if self
+            .down
+            .stalled_since
+            .is_some_and(|since| now.duration_since(since) > idle)
+        {
+            return Err(End::SenderNotReading);
+        }
         let probing = self.to_up.values().any(|w| {
             matches!(
                 w,
@@ -1336,7 +1373,8 @@ where
         } else {
             let _ = tokio::time::timeout(UNBIND_GRACE, self.down.flush()).await;
         }
-        let _ = self.down.wr.shutdown().await;
-        let _ = self.up.wr.shutdown().await;
+        // Bounded too: a TLS close_notify waits on a peer that may not read.
+        let _ = tokio::time::timeout(UNBIND_GRACE, self.down.wr.shutdown()).await;
+        let _ = tokio::time::timeout(UNBIND_GRACE, self.up.wr.shutdown()).await;
     }
 }
