@@ -142,6 +142,9 @@ async fn refusals_are_audited_masked_and_counted() {
         ) >= 1.0
     );
     assert!(metrics.contains("iys_gate_smpp_binds_total{result=\"ok\"}"));
+    // The forwarded one was timed upstream and is no longer in flight.
+    assert!(count("iys_gate_smpp_upstream_latency_seconds_count") >= 1.0);
+    assert_eq!(count("iys_gate_smpp_in_flight"), 0.0);
     assert!(!metrics.contains("532999"), "no address in metrics");
     gate.shutdown().await;
 }
