@@ -2114,3 +2114,53 @@ async fn every_refused_part_of_a_concatenated_message_is_audited() {
     assert!(smsc.of(CommandId::SubmitSm).is_empty(), "no part forwarded");
     g.gate.shutdown().await;
 }
+
+/// The parts of one concatenated message may travel over different binds of
+/// the same account: the decision taken for the first part holds for the rest
+/// on every session of the account, even after the consent data changed in
+/// between (a new message to the same number gets the new answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() {
+    let (g, smsc) = auto_gate("", Setup::default()).await;
+    let mut a = Peer::bound(g.addr).await;
+    let mut b = Peer::bound(g.addr).await;
+    let part = |n: u8| {
+        let mut sm = submit(UNKNOWN, "");
+        sm.esm_class = 0x40;
+        let mut text = vec![0x05, 0x00, 0x03, 0x33, 2, n];
+        text.extend_from_slice(b"half of a long message");
+        sm.short_message = OctetString::new(text).unwrap();
+        Body::SubmitSm(sm)
+    };
+    let seq = a.send(part(1)).await;
+    assert_eq!(a.response(seq).await.command_status, 0x401, "part 1");
+
+    // The recipient consents now (pushed through the webhook).
+    let push = serde_json::json!({"iyscode": IYS, "brandcode": BRAND, "recipient": format!("+{UNKNOWN}"),
+        "type": "MESAJ", "source": "HS_WEB", "status": "ONAY", "recipienttype": "BIREYSEL",
+        "consentdate": iys_gate::consent::ConsentTime::now().to_string()});
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhook", g.gate.admin_addr))
+        .bearer_auth("proxy-test-webhook-secret-0123456789")
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    b.submit_ok(UNKNOWN, "a new message: consent holds now")
+        .await;
+
+    let seq = b.send(part(2)).await;
+    assert_eq!(
+        b.response(seq).await.command_status,
+        0x401,
+        "part 2, on the account's other session, gets part 1's answer"
+    );
+    let texts: Vec<String> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| text(p))
+        .collect();
+    assert_eq!(texts, ["a new message: consent holds now"]);
+    g.gate.shutdown().await;
+}

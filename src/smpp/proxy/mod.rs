@@ -6,13 +6,15 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::config::{AccountConfig, SmppConfig};
+use super::gating::ConcatMemory;
 use crate::serve::GateContext;
 
 /// What every session shares.
@@ -23,12 +25,20 @@ pub struct ProxyShared {
     pub cfg: SmppConfig,
     /// Accounts by system_id, with resolved passwords.
     pub accounts: HashMap<String, (AccountConfig, String)>,
+    /// Each account's decisions for concatenated messages, shared by all its
+    /// sessions: a sender may spread the parts of one message over its binds.
+    pub concat: HashMap<String, Arc<Mutex<ConcatMemory>>>,
 }
+
+/// Concatenated messages an account's memory holds, and for how long.
+const CONCAT_MESSAGES: usize = 16_384;
+const CONCAT_TTL: Duration = Duration::from_secs(600);
 
 impl ProxyShared {
     /// Resolve account passwords (file or environment).
     pub fn new(ctx: GateContext, cfg: SmppConfig) -> anyhow::Result<ProxyShared> {
         let mut accounts = HashMap::new();
+        let mut concat = HashMap::new();
         for (i, a) in cfg.accounts.iter().enumerate() {
             let pw = match (&a.password, &a.password_env) {
                 (Some(p), _) => p.clone(),
@@ -40,8 +50,15 @@ impl ProxyShared {
                 }
             };
             accounts.insert(a.system_id.clone(), (a.clone(), pw));
+            let memory = ConcatMemory::new(CONCAT_MESSAGES, CONCAT_TTL);
+            concat.insert(a.system_id.clone(), Arc::new(Mutex::new(memory)));
         }
-        Ok(ProxyShared { ctx, cfg, accounts })
+        Ok(ProxyShared {
+            ctx,
+            cfg,
+            accounts,
+            concat,
+        })
     }
 }
 

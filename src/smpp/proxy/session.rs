@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -132,6 +132,17 @@ pub async fn run<R, W>(
     };
     let (urd, uwr) = upstream.into_split();
     let up = Leg::new(urd, uwr);
+    // Every configured account has one; the fallback is never used.
+    let concat = shared
+        .concat
+        .get(&account.system_id)
+        .cloned()
+        .unwrap_or_else(|| {
+            Arc::new(Mutex::new(ConcatMemory::new(
+                1024,
+                Duration::from_secs(600),
+            )))
+        });
     let mut s = Session {
         shared: shared.clone(),
         account,
@@ -148,7 +159,7 @@ pub async fn run<R, W>(
         turn: TurnRecord::default(),
         clock_base: (Instant::now(), std::time::SystemTime::now()),
         closing: None,
-        concat: ConcatMemory::new(4096, Duration::from_secs(600)),
+        concat,
         rebind: None,
         held_refusals: 0,
         hold_over: false,
@@ -292,7 +303,8 @@ struct Session<DR, DW> {
     /// Set once the session is winding down: the sender's unbind sequence
     /// number (if it asked) and when the gate started waiting.
     closing: Option<(Option<u32>, Instant)>,
-    concat: ConcatMemory,
+    /// The account's memory of concatenated messages (shared with its other sessions).
+    concat: Arc<Mutex<ConcatMemory>>,
     /// Set while the SMSC link is being bound again.
     rebind: Option<Rebind>,
     /// Bytes of refusals at the end of `down.out`, written since its last
@@ -848,6 +860,8 @@ where
         let d = match info {
             Some(info) => self
                 .concat
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
                 .decide(what, addr, info, now, || judge(ctx, what, ton, addr, wall)),
             None => judge(ctx, what, ton, addr, wall),
         };
