@@ -2164,3 +2164,53 @@ async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() 
     assert_eq!(texts, ["a new message: consent holds now"]);
     g.gate.shutdown().await;
 }
+
+/// An SMSC that answers nothing and a sender that keeps submitting: past the
+/// window the gate parks requests only up to its budget, then stops reading,
+/// so the sender's writes block instead of the gate's memory growing; the
+/// SMSC never has more than the window in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_window_are_parked_only_up_to_a_bound() {
+    let (g, smsc) = auto_gate(
+        "window = 4\nresponse_timeout = \"30s\"\ninactivity_timeout = \"30s\"",
+        Setup::default(),
+    )
+    .await;
+    let mut s = Peer::bound(g.addr).await;
+    // 256 held submits a chunk (the auto SMSC does not answer "SMSC:hold").
+    let mut chunk = Vec::new();
+    for seq in 1..=256u32 {
+        chunk.extend_from_slice(
+            &Pdu::new(seq, Body::SubmitSm(submit(CONSENTED, "SMSC:hold"))).to_vec(),
+        );
+    }
+    let mut written = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), s.s.write_all(&chunk)).await {
+            Ok(Ok(())) => written += chunk.len(),
+            Ok(Err(e)) => panic!("the gate closed the connection: {e}"),
+            Err(_) => break,
+        }
+        assert!(
+            written < 256 << 20,
+            "the gate took {written} bytes of requests it could not forward"
+        );
+    }
+    // The parking budget (1 MiB) plus socket buffers on both sides.
+    assert!(
+        written < 64 << 20,
+        "{written} bytes accepted before back-pressure"
+    );
+    assert!(written > 1 << 20, "{written}: less than the parking budget");
+    smsc.wait("the window's 4 submits", |r| {
+        r.of(CommandId::SubmitSm).len() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        smsc.of(CommandId::SubmitSm).len(),
+        4,
+        "never more than the window"
+    );
+    g.gate.shutdown().await;
+}
