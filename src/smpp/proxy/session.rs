@@ -40,9 +40,12 @@ use crate::smpp::gating::{
 
 /// Most bytes buffered from one peer before reading pauses.
 const MAX_READ_BUFFER: usize = 1 << 20;
-/// Most bytes waiting to be written to either peer before the gate stops
-/// reading from both: a peer that does not read what it is sent (responses,
-/// receipts, refusals) cannot make the gate buffer without bound.
+/// Most bytes waiting to be written to the sender before the gate stops
+/// reading from both peers: a sender that does not read what it is sent
+/// (responses, receipts, refusals) cannot make the gate buffer without bound.
+/// Towards the SMSC the bound is at least twice a full window of the largest
+/// PDUs ([`Session::up_out_limit`]), which forwarding alone never reaches, so
+/// the gate never stops reading an SMSC that is itself blocked writing to it.
 const MAX_WRITE_BUFFER: usize = 1 << 20;
 /// How long the gate waits for an unbind_resp before closing anyway.
 const UNBIND_GRACE: Duration = Duration::from_secs(2);
@@ -160,6 +163,8 @@ pub async fn run<R, W>(
         clock_base: (Instant::now(), std::time::SystemTime::now()),
         closing: None,
         concat,
+        up_out_limit: MAX_WRITE_BUFFER
+            .max((2 * shared.cfg.window).saturating_mul(shared.cfg.max_command_length as usize)),
         rebind: None,
         held_refusals: 0,
         hold_over: false,
@@ -303,6 +308,8 @@ struct Session<DR, DW> {
     /// Set once the session is winding down: the sender's unbind sequence
     /// number (if it asked) and when the gate started waiting.
     closing: Option<(Option<u32>, Instant)>,
+    /// Bytes waiting for the SMSC past which the gate stops reading.
+    up_out_limit: usize,
     /// The account's memory of concatenated messages (shared with its other sessions).
     concat: Arc<Mutex<ConcatMemory>>,
     /// Set while the SMSC link is being bound again.
@@ -596,7 +603,7 @@ where
             // Whatever is read may add to both output buffers (a request
             // forwarded one way, a refusal or response the other).
             let room =
-                self.down.out.len() < MAX_WRITE_BUFFER && self.up.out.len() < MAX_WRITE_BUFFER;
+                self.down.out.len() < MAX_WRITE_BUFFER && self.up.out.len() < self.up_out_limit;
             let read_down = room
                 && !self.down.eof
                 && self.closing.is_none()
