@@ -67,10 +67,10 @@ impl SessionCounts {
     pub(super) fn pdu(&mut self, from_sender: bool, command: CommandId, status: u32) {
         let i = slot(from_sender, command.as_u32());
         if status != 0 {
-            let key = (i, labelled_status(status));
+            let status = labelled_status(status);
             let entry = self
                 .errors
-                .entry(key)
+                .entry((i, status))
                 .or_insert_with(|| (pdu_counter(i, from_sender, command, status), 0));
             entry.1 += 1;
             return;
@@ -189,5 +189,30 @@ mod tests {
             counts.pdu(false, CommandId::SubmitSmResp, st);
         }
         assert_eq!(counts.errors.len(), 1, "random statuses share one entry");
+    }
+
+    #[test]
+    fn pdu_series_are_labelled_by_status() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut counts = SessionCounts::new();
+            counts.pdu(false, CommandId::SubmitSmResp, 0);
+            counts.pdu(false, CommandId::SubmitSmResp, 0x401);
+            counts.pdu(false, CommandId::SubmitSmResp, 0xDEAD_BEEF);
+            counts.pdu(false, CommandId::SubmitSmResp, 0xDEAD_BEEE);
+            counts.flush();
+        });
+        let text = handle.render();
+        let series = |status: &str| {
+            format!("iys_gate_smpp_pdus_total{{from=\"smsc\",command=\"submit_sm_resp\",status=\"{status}\"}}")
+        };
+        for (status, n) in [("0x00000000", 1), ("0x00000401", 1), ("other", 2)] {
+            assert!(
+                text.contains(&format!("{} {n}", series(status))),
+                "{status}: {text}"
+            );
+        }
+        assert!(!text.contains("DEADBEE"), "{text}");
     }
 }
