@@ -23,11 +23,19 @@ pub struct ProxyShared {
     pub ctx: GateContext,
     /// `[smpp]`.
     pub cfg: SmppConfig,
-    /// Accounts by system_id, with resolved passwords.
-    pub accounts: HashMap<String, (AccountConfig, String)>,
-    /// Each account's decisions for concatenated messages, shared by all its
+    /// Accounts by system_id.
+    pub accounts: HashMap<String, Account>,
+}
+
+/// A sender account as the sessions use it.
+pub struct Account {
+    /// `[[smpp.accounts]]`.
+    pub config: AccountConfig,
+    /// The resolved password.
+    pub password: String,
+    /// Decisions for concatenated messages, shared by all the account's
     /// sessions: a sender may spread the parts of one message over its binds.
-    pub concat: HashMap<String, Arc<Mutex<ConcatMemory>>>,
+    pub concat: Arc<Mutex<ConcatMemory>>,
 }
 
 /// Concatenated messages an account's memory holds, and for how long.
@@ -38,7 +46,6 @@ impl ProxyShared {
     /// Resolve account passwords (file or environment).
     pub fn new(ctx: GateContext, cfg: SmppConfig) -> anyhow::Result<ProxyShared> {
         let mut accounts = HashMap::new();
-        let mut concat = HashMap::new();
         for (i, a) in cfg.accounts.iter().enumerate() {
             let pw = match (&a.password, &a.password_env) {
                 (Some(p), _) => p.clone(),
@@ -49,16 +56,14 @@ impl ProxyShared {
                     anyhow::bail!("smpp.accounts[{i}].password: set password or password_env")
                 }
             };
-            accounts.insert(a.system_id.clone(), (a.clone(), pw));
-            let memory = ConcatMemory::new(CONCAT_MESSAGES, CONCAT_TTL);
-            concat.insert(a.system_id.clone(), Arc::new(Mutex::new(memory)));
+            let account = Account {
+                config: a.clone(),
+                password: pw,
+                concat: Arc::new(Mutex::new(ConcatMemory::new(CONCAT_MESSAGES, CONCAT_TTL))),
+            };
+            accounts.insert(a.system_id.clone(), account);
         }
-        Ok(ProxyShared {
-            ctx,
-            cfg,
-            accounts,
-            concat,
-        })
+        Ok(ProxyShared { ctx, cfg, accounts })
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::counts::SessionCounts;
-use super::ProxyShared;
+use super::{Account, ProxyShared};
 use crate::policy::Decision;
 use crate::smpp::codec::{
     frame_len, replace_sequence_number, status, Bind, BindResp, Body, CommandId, ConcatInfo,
@@ -127,7 +127,7 @@ pub async fn run<R, W>(
     W: AsyncWrite + Unpin + Send,
 {
     let mut down = Leg::new(rd, wr);
-    let Some((account, bind, bind_kind, upstream)) =
+    let Some((account, concat, bind, bind_kind, upstream)) =
         bind_phase(&mut down, peer, connected, &shared).await
     else {
         let _ = down.flush().await;
@@ -135,17 +135,6 @@ pub async fn run<R, W>(
     };
     let (urd, uwr) = upstream.into_split();
     let up = Leg::new(urd, uwr);
-    // Every configured account has one; the fallback is never used.
-    let concat = shared
-        .concat
-        .get(&account.system_id)
-        .cloned()
-        .unwrap_or_else(|| {
-            Arc::new(Mutex::new(ConcatMemory::new(
-                1024,
-                Duration::from_secs(600),
-            )))
-        });
     let mut s = Session {
         shared: shared.clone(),
         account,
@@ -336,7 +325,13 @@ async fn bind_phase<R, W>(
     peer: SocketAddr,
     connected: Instant,
     shared: &ProxyShared,
-) -> Option<(AccountConfig, Bind, CommandId, TcpStream)>
+) -> Option<(
+    AccountConfig,
+    Arc<Mutex<ConcatMemory>>,
+    Bind,
+    CommandId,
+    TcpStream,
+)>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -398,7 +393,12 @@ where
             });
         };
         let system_id = String::from_utf8_lossy(bind.system_id.as_bytes()).into_owned();
-        let Some((account, password)) = shared.accounts.get(&system_id) else {
+        let Some(Account {
+            config: account,
+            password,
+            concat,
+        }) = shared.accounts.get(&system_id)
+        else {
             counter!("iys_gate_smpp_binds_total", "result" => "invalid_system_id").increment(1);
             tracing::warn!(%peer, "smpp bind refused: unknown system_id");
             refuse(down, status::ESME_RINVSYSID);
@@ -447,7 +447,7 @@ where
                     CommandId::BindTransceiverResp => CommandId::BindTransceiver,
                     _ => CommandId::BindTransmitter,
                 };
-                return Some((account.clone(), bind, kind, stream));
+                return Some((account.clone(), concat.clone(), bind, kind, stream));
             }
             Ok((_, resp)) => {
                 counter!("iys_gate_smpp_binds_total", "result" => "upstream_refused").increment(1);
