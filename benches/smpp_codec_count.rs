@@ -11,29 +11,8 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use iys_gate::smpp::codec::{
-    frame_len, Body, COctetString, MessageView, OctetString, Pdu, SmppTime, SubmitSm, Tlv, Tlvs,
-    DEFAULT_MAX_COMMAND_LENGTH,
-};
-
-fn typical_submit_sm() -> Pdu {
-    let mut tlvs = Tlvs::new();
-    tlvs.push(Tlv::new(0x1400, &b"11"[..]).expect("iys_message_type"));
-    tlvs.push(Tlv::new(0x1401, &b"654321"[..]).expect("iys_brand_code"));
-    let body = SubmitSm {
-        source_addr_ton: 5,
-        source_addr: COctetString::new("MARKA").expect("source_addr"),
-        dest_addr_ton: 1,
-        dest_addr_npi: 1,
-        destination_addr: COctetString::new("905321234567").expect("destination_addr"),
-        validity_period: SmppTime::new("250101120000000+").expect("validity_period"),
-        registered_delivery: 1,
-        short_message: OctetString::new(vec![b'x'; 160]).expect("short_message"),
-        tlvs,
-        ..SubmitSm::default()
-    };
-    Pdu::new(0x0102_0304, Body::SubmitSm(body))
-}
+use iys_gate::smpp::codec::generate::typical_submit_sm;
+use iys_gate::smpp::codec::{frame_len, MessageView, Pdu, DEFAULT_MAX_COMMAND_LENGTH};
 
 fn main() {
     let args: Vec<String> = std::env::args()

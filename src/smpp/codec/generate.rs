@@ -1,7 +1,29 @@
 //! Random valid PDUs of every kind, for round-trip tests and for the fuzz
-//! target (which steers the choices with its input, see [`FromBytes`]).
+//! target (which steers the choices with its input, see [`FromBytes`]), and
+//! the typical submit_sm the benches measure.
 
 use super::*;
+
+/// The benches' typical submit_sm: a 160-octet text, a validity period, and
+/// the İYS class and brand TLVs (a 242-octet frame).
+pub fn typical_submit_sm() -> Pdu {
+    let mut tlvs = Tlvs::new();
+    tlvs.push(Tlv::new(0x1400, &b"11"[..]).expect("iys_message_type"));
+    tlvs.push(Tlv::new(0x1401, &b"654321"[..]).expect("iys_brand_code"));
+    let body = SubmitSm {
+        source_addr_ton: 5,
+        source_addr: COctetString::new("MARKA").expect("source_addr"),
+        dest_addr_ton: 1,
+        dest_addr_npi: 1,
+        destination_addr: COctetString::new("905321234567").expect("destination_addr"),
+        validity_period: SmppTime::new("250101120000000+").expect("validity_period"),
+        registered_delivery: 1,
+        short_message: OctetString::new(vec![b'x'; 160]).expect("short_message"),
+        tlvs,
+        ..SubmitSm::default()
+    };
+    Pdu::new(0x0102_0304, Body::SubmitSm(body))
+}
 
 /// Where a [`Generator`] takes its choices from.
 pub trait Entropy {

@@ -35,3 +35,11 @@ fn remapping_the_sequence_number_in_place_equals_re_encoding() {
         assert_eq!(frame, pdu.to_vec());
     }
 }
+
+#[test]
+fn the_benches_typical_submit_sm_round_trips() {
+    let pdu = super::super::generate::typical_submit_sm();
+    let frame = pdu.to_vec();
+    assert_eq!(frame.len(), 242, "the size the README quotes");
+    assert_eq!(round_trip(&frame), pdu);
+}
