@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two gate binaries on the same data (pinned: endpoints on CPU 0,
-# both gates on CPU 1, runs alternating), for changes too small to see across
-# separate runs on a noisy machine (the side that goes first alternates). Prints each side's median msg/s and gate CPU per
-# message. NOAUDIT_B=1 runs side B without an audit file (what the audit trail costs).
+# both gates on CPU 1, runs alternating, the side that goes first alternating too),
+# for changes too small to see across separate runs on a noisy machine. Prints each
+# side's median msg/s and gate CPU per message, and the rounds' paired rate ratios. NOAUDIT_B=1 runs side B without an audit file (what the audit trail costs).
 # Usage: bash benches/smpp_ab.sh BIN_A BIN_B [rounds] [messages] [mix]
 set -euo pipefail
 A=$(realpath "$1"); B=$(realpath "$2"); rounds=${3:-9}; messages=${4:-1000000}; mix=${5:-default}
@@ -34,13 +34,12 @@ done
 python3 - "$work" "$rounds" "$messages" "$(getconf CLK_TCK)" <<'PY'
 import json, sys, statistics as st
 d, rounds, messages, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rates = {n: [json.load(open(f"{d}/{n}.{r}.json"))["msgs_per_sec"] for r in range(1, rounds + 1)] for n in "ab"}
 for name in "ab":
-    rates=[json.load(open(f"{d}/{name}.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
     cpus=[int(open(f"{d}/{name}.{r}.cpu").read())*1e6/tck/messages for r in range(1,rounds+1)]
-    print(name, "rate median", round(st.median(rates)), "cpu us/msg median", round(st.median(cpus),3))
-    print("  rates (k/s)", [round(r/1000) for r in rates])
+    print(name, "rate median", round(st.median(rates[name])), "cpu us/msg median", round(st.median(cpus),3))
+    print("  rates (k/s)", [round(r/1000) for r in rates[name]])
     print("  cpu us/msg ", [round(c,2) for c in cpus])
-ra=[json.load(open(f"{d}/a.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
-rb=[json.load(open(f"{d}/b.{r}.json"))["msgs_per_sec"] for r in range(1,rounds+1)]
-print("b/a rate, median of the rounds' ratios:", round(st.median(y/x for x,y in zip(ra,rb)),3), " rounds where b was faster:", sum(y>x for x,y in zip(ra,rb)), "of", rounds)
+pairs = list(zip(rates["a"], rates["b"]))
+print("b/a rate, median of the rounds' ratios:", round(st.median(b/a for a,b in pairs),3), " rounds where b was faster:", sum(b>a for a,b in pairs), "of", rounds)
 PY
