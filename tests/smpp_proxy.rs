@@ -549,6 +549,24 @@ fn auto_smsc(fake: FakeSmsc) -> Arc<Received> {
     log
 }
 
+/// Write `chunk` again and again until a write does not finish within 500 ms
+/// (the gate stopped reading); the bytes written. Panics if the connection
+/// closes or the gate takes 256 MiB without pushing back.
+async fn write_until_blocked(s: &mut TcpStream, chunk: &[u8]) -> usize {
+    let mut written = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), s.write_all(chunk)).await {
+            Ok(Ok(())) => written += chunk.len(),
+            Ok(Err(e)) => panic!("the gate closed the connection before pushing back: {e}"),
+            Err(_) => return written,
+        }
+        assert!(
+            written < 256 << 20,
+            "the gate took {written} bytes without pushing back"
+        );
+    }
+}
+
 /// A gate in front of an [`auto_smsc`], as [`gate_with`] sets it up; the
 /// gate and what the SMSC receives.
 async fn auto_gate(smpp: &str, setup: Setup<'_>) -> (Gate, Arc<Received>) {
@@ -1984,25 +2002,20 @@ async fn monitor_mode_forwards_the_unconsented_and_audits_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_that_reads_nothing_is_held_back_then_cut_off() {
     let (g, smsc) = auto_gate("inactivity_timeout = \"1s\"", Setup::default()).await;
-    let mut deaf = Peer::bound(g.addr).await;
+    // A small receive buffer, so the kernel holds few of the answers and the
+    // gate's own buffer fills after some 70 000 PDUs (cheap for the other tests
+    // running beside this one).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut deaf = Peer::new(socket.connect(g.addr).await.unwrap());
+    deaf.bind().await;
     // 4096 enquire_links a chunk (64 KiB), each answered by the gate itself.
     let mut chunk = Vec::new();
     for seq in 1..=4096u32 {
         chunk.extend_from_slice(&Pdu::new(seq, Body::EnquireLink).to_vec());
     }
-    let mut written = 0usize;
-    let limit = 256 << 20;
-    let blocked_at = loop {
-        match tokio::time::timeout(Duration::from_millis(500), deaf.s.write_all(&chunk)).await {
-            Ok(Ok(())) => written += chunk.len(),
-            Ok(Err(e)) => panic!("the gate closed the connection before holding it back: {e}"),
-            Err(_) => break Instant::now(),
-        }
-        assert!(
-            written < limit,
-            "the gate took {written} bytes from a sender that reads nothing"
-        );
-    };
+    let written = write_until_blocked(&mut deaf.s, &chunk).await;
+    let blocked_at = Instant::now();
     // Socket buffers on both sides plus the gate's own megabyte each way.
     assert!(
         written < 64 << 20,
@@ -2184,18 +2197,7 @@ async fn requests_beyond_the_window_are_parked_only_up_to_a_bound() {
             &Pdu::new(seq, Body::SubmitSm(submit(CONSENTED, "SMSC:hold"))).to_vec(),
         );
     }
-    let mut written = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), s.s.write_all(&chunk)).await {
-            Ok(Ok(())) => written += chunk.len(),
-            Ok(Err(e)) => panic!("the gate closed the connection: {e}"),
-            Err(_) => break,
-        }
-        assert!(
-            written < 256 << 20,
-            "the gate took {written} bytes of requests it could not forward"
-        );
-    }
+    let written = write_until_blocked(&mut s.s, &chunk).await;
     // The parking budget (1 MiB) plus socket buffers on both sides.
     assert!(
         written < 64 << 20,
