@@ -1393,8 +1393,22 @@ async fn the_sender_is_served_while_the_gate_rebinds() {
     let fake = FakeSmsc { listener, port };
     let (mut smsc, _) = fake.accept_bound().await;
     s.enquire_link_works().await;
-    let c = s.send(Body::SubmitSm(submit(CONSENTED, "after"))).await;
-    let p = smsc.recv().await.expect("submit on the new link");
+    // The gate takes the new link once its rebind task has read the bind_resp;
+    // a submit it reads before that still gets the temporary error. So ask
+    // again until one is forwarded (the first almost always is).
+    let mut tries = 0;
+    let (c, p) = loop {
+        let c = s.send(Body::SubmitSm(submit(CONSENTED, "after"))).await;
+        tokio::select! {
+            p = smsc.recv() => break (c, p.expect("submit on the new link")),
+            r = s.response(c) => {
+                assert_eq!(r.command_status, status::ESME_RSYSERR, "{r:?}");
+                tries += 1;
+                assert!(tries < 20, "the gate never took the new link");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     assert_eq!(text(&p), "after");
     smsc.send_pdu(&submit_resp(p.sequence_number, "back1"))
         .await;
