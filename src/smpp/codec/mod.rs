@@ -1,4 +1,5 @@
-//! SMPP v3.4 PDU codec, sans-I/O: bytes in, typed PDUs out, and back.
+//! SMPP v3.4 PDU codec, sans-I/O: bytes in, typed PDUs out, and back. Fields are
+//! read by nom parsers (`primitives::field`), written with `bytes::BufMut`.
 //!
 //! A session reads into a buffer and asks [`frame_len`] whether a whole frame has
 //! arrived (`Ok(None)`: read more; `Err`: the length itself is impossible). It then
