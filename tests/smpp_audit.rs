@@ -141,6 +141,11 @@ async fn refusals_are_audited_masked_and_counted() {
             "iys_gate_decisions_total{channel=\"MESAJ\",decision=\"refuse\",reason=\"no_consent\"}"
         ) >= 1.0
     );
+    // The refusal is the gate's own answer, by command and status.
+    assert!(
+        count("iys_gate_smpp_pdus_total{from=\"gate\",command=\"submit_sm_resp\",status=\"0x00000401\"}")
+            >= 1.0
+    );
     assert!(metrics.contains("iys_gate_smpp_binds_total{result=\"ok\"}"));
     // The forwarded one was timed upstream and is no longer in flight.
     assert!(count("iys_gate_smpp_upstream_latency_seconds_count") >= 1.0);

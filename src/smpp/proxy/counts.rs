@@ -36,8 +36,30 @@ pub(super) struct SessionCounts {
     latency_sampled: bool,
 }
 
-/// Where a PDU is counted: by direction, response bit and command id.
-fn slot(from_sender: bool, id: u32) -> usize {
+/// Who a counted PDU comes from: read from the sender or the SMSC, or made
+/// by the gate itself (its refusals and error answers, the keep-alives and
+/// unbinds it answers or sends on either leg).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    Sender = 0,
+    Smsc = 1,
+    Gate = 2,
+}
+
+impl Source {
+    const COUNT: usize = 3;
+
+    fn label(self) -> &'static str {
+        match self {
+            Source::Sender => "esme",
+            Source::Smsc => "smsc",
+            Source::Gate => "gate",
+        }
+    }
+}
+
+/// Where a PDU is counted: by source, response bit and command id.
+fn slot(from: Source, id: u32) -> usize {
     let low = id & 0x7FFF_FFFF;
     let index = match low {
         0..=0x21 => low as usize,
@@ -46,13 +68,13 @@ fn slot(from_sender: bool, id: u32) -> usize {
         _ => 0x24,
     };
     let response = usize::from(id & 0x8000_0000 != 0);
-    ((index * 2 + response) * 2) + usize::from(from_sender)
+    ((index * 2 + response) * Source::COUNT) + from as usize
 }
 
 impl SessionCounts {
     pub(super) fn new() -> Self {
         SessionCounts {
-            slots: (0..IDS * 4).map(|_| None).collect(),
+            slots: (0..IDS * 2 * Source::COUNT).map(|_| None).collect(),
             dirty: Vec::new(),
             errors: FxHashMap::default(),
             in_flight: 0,
@@ -62,21 +84,20 @@ impl SessionCounts {
         }
     }
 
-    /// One PDU read from the sender (`from_sender`) or the SMSC, with its
-    /// `command_status`.
-    pub(super) fn pdu(&mut self, from_sender: bool, command: CommandId, status: u32) {
-        let i = slot(from_sender, command.as_u32());
+    /// One PDU read from the sender or the SMSC, or made by the gate, with
+    /// its `command_status`.
+    pub(super) fn pdu(&mut self, from: Source, command: CommandId, status: u32) {
+        let i = slot(from, command.as_u32());
         if status != 0 {
             let status = labelled_status(status);
             let entry = self
                 .errors
                 .entry((i, status))
-                .or_insert_with(|| (pdu_counter(i, from_sender, command, status), 0));
+                .or_insert_with(|| (pdu_counter(i, from, command, status), 0));
             entry.1 += 1;
             return;
         }
-        let entry =
-            self.slots[i].get_or_insert_with(|| (pdu_counter(i, from_sender, command, 0), 0));
+        let entry = self.slots[i].get_or_insert_with(|| (pdu_counter(i, from, command, 0), 0));
         if entry.1 == 0 {
             self.dirty.push(i);
         }
@@ -130,9 +151,8 @@ fn labelled_status(status: u32) -> u32 {
 
 /// `iys_gate_smpp_pdus_total{from, command, status}` for a slot, the status
 /// as the spec writes it (`0x00000401`) or `other`.
-fn pdu_counter(slot: usize, from_sender: bool, command: CommandId, status: u32) -> Counter {
-    let from = if from_sender { "esme" } else { "smsc" };
-    let name = if slot / 4 == 0x24 {
+fn pdu_counter(slot: usize, from: Source, command: CommandId, status: u32) -> Counter {
+    let name = if slot / (2 * Source::COUNT) == 0x24 {
         "unknown"
     } else {
         command.name()
@@ -142,7 +162,7 @@ fn pdu_counter(slot: usize, from_sender: bool, command: CommandId, status: u32) 
     } else {
         format!("0x{status:08X}")
     };
-    counter!("iys_gate_smpp_pdus_total", "from" => from, "command" => name, "status" => status)
+    counter!("iys_gate_smpp_pdus_total", "from" => from.label(), "command" => name, "status" => status)
 }
 
 impl Drop for SessionCounts {
@@ -156,26 +176,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_command_has_its_own_slot_per_direction() {
+    fn every_command_has_its_own_slot_per_source() {
         let ids = [
             0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0B, 0x15, 0x21, 0x102, 0x103,
         ];
         let mut seen = std::collections::HashSet::new();
         for id in ids {
             for resp in [0, 0x8000_0000u32] {
-                for from in [true, false] {
+                for from in [Source::Sender, Source::Smsc, Source::Gate] {
                     assert!(seen.insert(slot(from, id | resp)), "{id:#x}");
                 }
             }
         }
-        assert!(seen.insert(slot(true, 0x8000_0000)), "generic_nack");
-        assert!(seen.iter().all(|&i| i < IDS * 4));
+        assert!(
+            seen.insert(slot(Source::Sender, 0x8000_0000)),
+            "generic_nack"
+        );
+        assert!(seen.iter().all(|&i| i < IDS * 2 * Source::COUNT));
         assert_eq!(
-            slot(true, 0x1234),
-            slot(true, 0x4321),
+            slot(Source::Sender, 0x1234),
+            slot(Source::Sender, 0x4321),
             "unknown ids share one"
         );
-        assert!(slot(false, 0xFFFF_FFFF) < IDS * 4);
+        assert!(slot(Source::Gate, 0xFFFF_FFFF) < IDS * 2 * Source::COUNT);
     }
 
     #[test]
@@ -186,7 +209,7 @@ mod tests {
         assert_eq!(labelled_status(0xDEAD_BEEF), OTHER_STATUS);
         let mut counts = SessionCounts::new();
         for st in 0x1000..0x2000 {
-            counts.pdu(false, CommandId::SubmitSmResp, st);
+            counts.pdu(Source::Smsc, CommandId::SubmitSmResp, st);
         }
         assert_eq!(counts.errors.len(), 1, "random statuses share one entry");
     }
@@ -197,10 +220,12 @@ mod tests {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             let mut counts = SessionCounts::new();
-            counts.pdu(false, CommandId::SubmitSmResp, 0);
-            counts.pdu(false, CommandId::SubmitSmResp, 0x401);
-            counts.pdu(false, CommandId::SubmitSmResp, 0xDEAD_BEEF);
-            counts.pdu(false, CommandId::SubmitSmResp, 0xDEAD_BEEE);
+            counts.pdu(Source::Smsc, CommandId::SubmitSmResp, 0);
+            counts.pdu(Source::Smsc, CommandId::SubmitSmResp, 0x401);
+            counts.pdu(Source::Smsc, CommandId::SubmitSmResp, 0xDEAD_BEEF);
+            counts.pdu(Source::Smsc, CommandId::SubmitSmResp, 0xDEAD_BEEE);
+            counts.pdu(Source::Gate, CommandId::SubmitSmResp, 0x401);
+            counts.pdu(Source::Gate, CommandId::SubmitSmResp, 0x401);
             counts.flush();
         });
         let text = handle.render();
@@ -214,5 +239,7 @@ mod tests {
             );
         }
         assert!(!text.contains("DEADBEE"), "{text}");
+        let gate = "iys_gate_smpp_pdus_total{from=\"gate\",command=\"submit_sm_resp\",status=\"0x00000401\"} 2";
+        assert!(text.contains(gate), "the gate's own answers: {text}");
     }
 }

@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::counts::SessionCounts;
+use super::counts::{SessionCounts, Source};
 use super::{Account, ProxyShared};
 use crate::policy::Decision;
 use crate::smpp::codec::{
@@ -127,8 +127,11 @@ pub async fn run<R, W>(
     W: AsyncWrite + Unpin + Send,
 {
     let mut down = Leg::new(rd, wr);
+    // Before the bind, so the gate's answers to a failed bind are counted too
+    // (flushed when dropped).
+    let mut counts = SessionCounts::new();
     let Some((account, concat, bind, bind_kind, upstream)) =
-        bind_phase(&mut down, peer, connected, &shared).await
+        bind_phase(&mut down, &mut counts, peer, connected, &shared).await
     else {
         let _ = down.flush().await;
         return;
@@ -157,7 +160,7 @@ pub async fn run<R, W>(
         rebind: None,
         held_refusals: 0,
         hold_over: false,
-        counts: SessionCounts::new(),
+        counts,
     };
     let end = s.proxy(shutdown).await;
     s.finish(&end).await;
@@ -207,7 +210,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Leg<R, W> {
         self.next_seq
     }
 
-    fn send(&mut self, pdu: &Pdu) {
+    /// Queue a PDU the gate made itself, counted as the gate's.
+    fn send(&mut self, counts: &mut SessionCounts, pdu: &Pdu) {
+        counts.pdu(Source::Gate, pdu.command_id(), pdu.command_status);
         pdu.encode(&mut self.out);
     }
 
@@ -322,6 +327,7 @@ struct Session<DR, DW> {
 /// Authenticate the sender, bind upstream, answer the bind.
 async fn bind_phase<R, W>(
     down: &mut Leg<R, W>,
+    counts: &mut SessionCounts,
     peer: SocketAddr,
     connected: Instant,
     shared: &ProxyShared,
@@ -344,11 +350,14 @@ where
             Err(e) => {
                 tracing::info!(%peer, "smpp connection closed before bind: {e}");
                 if e.contains("command_length") {
-                    down.send(&Pdu {
-                        command_status: status::ESME_RINVCMDLEN,
-                        sequence_number: 0,
-                        body: Body::GenericNack,
-                    });
+                    down.send(
+                        counts,
+                        &Pdu {
+                            command_status: status::ESME_RINVCMDLEN,
+                            sequence_number: 0,
+                            body: Body::GenericNack,
+                        },
+                    );
                 }
                 return None;
             }
@@ -357,7 +366,7 @@ where
         let pdu = match Pdu::decode_bytes(frame) {
             Ok(p) => p,
             Err(e) => {
-                reply_error(&mut down.out, &header, e.command_status());
+                reply_error(&mut down.out, counts, &header, e.command_status());
                 if down.flush().await.is_err() {
                     return None;
                 }
@@ -369,28 +378,34 @@ where
             Body::BindReceiver(b) => (b, CommandId::BindReceiverResp),
             Body::BindTransceiver(b) => (b, CommandId::BindTransceiverResp),
             Body::EnquireLink => {
-                down.send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp));
+                down.send(
+                    counts,
+                    &Pdu::new(header.sequence_number, Body::EnquireLinkResp),
+                );
                 let _ = down.flush().await;
                 continue;
             }
             Body::Unbind => {
-                down.send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                down.send(counts, &Pdu::new(header.sequence_number, Body::UnbindResp));
                 return None;
             }
             _ => {
-                reply_error(&mut down.out, &header, status::ESME_RINVBNDSTS);
+                reply_error(&mut down.out, counts, &header, status::ESME_RINVBNDSTS);
                 if down.flush().await.is_err() {
                     return None;
                 }
                 continue;
             }
         };
-        let refuse = |down: &mut Leg<R, W>, st: u32| {
-            down.send(&Pdu {
-                command_status: st,
-                sequence_number: header.sequence_number,
-                body: bind_resp_body(resp_id, None),
-            });
+        let refuse = |down: &mut Leg<R, W>, counts: &mut SessionCounts, st: u32| {
+            down.send(
+                counts,
+                &Pdu {
+                    command_status: st,
+                    sequence_number: header.sequence_number,
+                    body: bind_resp_body(resp_id, None),
+                },
+            );
         };
         let system_id = String::from_utf8_lossy(bind.system_id.as_bytes()).into_owned();
         let Some(Account {
@@ -401,13 +416,13 @@ where
         else {
             counter!("iys_gate_smpp_binds_total", "result" => "invalid_system_id").increment(1);
             tracing::warn!(%peer, "smpp bind refused: unknown system_id");
-            refuse(down, status::ESME_RINVSYSID);
+            refuse(down, counts, status::ESME_RINVSYSID);
             return None;
         };
         if bind.password.as_bytes() != password.as_bytes() {
             counter!("iys_gate_smpp_binds_total", "result" => "invalid_password").increment(1);
             tracing::warn!(%peer, account = %system_id, "smpp bind refused: wrong password");
-            refuse(down, status::ESME_RINVPASWD);
+            refuse(down, counts, status::ESME_RINVPASWD);
             return None;
         }
         // Bind upstream with the same bind type.
@@ -433,11 +448,14 @@ where
                     | Body::BindTransceiverResp(Some(r)) => Some(r.clone()),
                     _ => None,
                 };
-                down.send(&Pdu {
-                    command_status: status::ESME_ROK,
-                    sequence_number: header.sequence_number,
-                    body: bind_resp_body(resp_id, upstream_id),
-                });
+                down.send(
+                    counts,
+                    &Pdu {
+                        command_status: status::ESME_ROK,
+                        sequence_number: header.sequence_number,
+                        body: bind_resp_body(resp_id, upstream_id),
+                    },
+                );
                 if down.flush().await.is_err() {
                     return None;
                 }
@@ -452,7 +470,7 @@ where
             Ok((_, resp)) => {
                 counter!("iys_gate_smpp_binds_total", "result" => "upstream_refused").increment(1);
                 tracing::warn!(%peer, account = %system_id, status = resp.command_status, "smpp bind refused by the SMSC");
-                refuse(down, resp.command_status);
+                refuse(down, counts, resp.command_status);
                 return None;
             }
             Err(e) => {
@@ -461,7 +479,7 @@ where
                 counter!("iys_gate_smpp_upstream_errors_total", "kind" => "bind_failed")
                     .increment(1);
                 tracing::warn!(%peer, account = %system_id, "smpp upstream bind failed: {e}");
-                refuse(down, status::ESME_RBINDFAIL);
+                refuse(down, counts, status::ESME_RBINDFAIL);
                 return None;
             }
         }
@@ -504,7 +522,9 @@ async fn bind_upstream(
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut leg = Leg::new(rd, wr);
-    leg.send(bind);
+    // Counted in iys_gate_smpp_binds_total, not as a PDU (this also runs in
+    // the rebind task, away from the session's counts).
+    bind.encode(&mut leg.out);
     leg.flush().await.map_err(|e| e.to_string())?;
     loop {
         let frame = leg.read_frame(max, deadline).await?;
@@ -524,8 +544,8 @@ async fn bind_upstream(
 }
 
 /// Answer a request with a body-less response carrying `st` (generic_nack
-/// when the command has no response of its own).
-fn reply_error(out: &mut BytesMut, request: &Header, st: u32) {
+/// when the command has no response of its own), counted as the gate's.
+fn reply_error(out: &mut BytesMut, counts: &mut SessionCounts, request: &Header, st: u32) {
     let command = CommandId::from_u32(request.command_id);
     let pdu = match command.response() {
         Some(_) if !command.is_response() => Pdu::error_response(request, st),
@@ -535,6 +555,7 @@ fn reply_error(out: &mut BytesMut, request: &Header, st: u32) {
             body: Body::GenericNack,
         },
     };
+    counts.pdu(Source::Gate, pdu.command_id(), st);
     pdu.encode(out);
 }
 
@@ -710,11 +731,14 @@ where
                 Ok(None) => return (at, Ok(())),
                 Err(e) => {
                     counter!("iys_gate_smpp_malformed_total", "kind" => "frame").increment(1);
-                    self.down.send(&Pdu {
-                        command_status: status::ESME_RINVCMDLEN,
-                        sequence_number: Header::peek(rest).map_or(0, |h| h.sequence_number),
-                        body: Body::GenericNack,
-                    });
+                    self.down.send(
+                        &mut self.counts,
+                        &Pdu {
+                            command_status: status::ESME_RINVCMDLEN,
+                            sequence_number: Header::peek(rest).map_or(0, |h| h.sequence_number),
+                            body: Body::GenericNack,
+                        },
+                    );
                     return (at, Err(End::SenderFraming(e.to_string())));
                 }
             };
@@ -724,21 +748,35 @@ where
                 // Sent after the sender's own unbind (often in the same write):
                 // answered here, not forwarded to an SMSC link being unbound.
                 at += frame.len();
-                self.counts.pdu(true, command, header.command_status);
-                reply_error(&mut self.down.out, &header, status::ESME_RINVBNDSTS);
+                self.counts
+                    .pdu(Source::Sender, command, header.command_status);
+                reply_error(
+                    &mut self.down.out,
+                    &mut self.counts,
+                    &header,
+                    status::ESME_RINVBNDSTS,
+                );
                 continue;
             }
             if !is_response && self.rebind.is_some() && command != CommandId::EnquireLink {
                 // No SMSC link until the rebind succeeds: a temporary error
                 // the sender retries; an unbind ends the session at once.
                 at += frame.len();
-                self.counts.pdu(true, command, header.command_status);
+                self.counts
+                    .pdu(Source::Sender, command, header.command_status);
                 if command == CommandId::Unbind {
-                    self.down
-                        .send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                    self.down.send(
+                        &mut self.counts,
+                        &Pdu::new(header.sequence_number, Body::UnbindResp),
+                    );
                     return (at, Err(End::SenderUnbound));
                 }
-                reply_error(&mut self.down.out, &header, status::ESME_RSYSERR);
+                reply_error(
+                    &mut self.down.out,
+                    &mut self.counts,
+                    &header,
+                    status::ESME_RSYSERR,
+                );
                 continue;
             }
             if !is_response && (self.to_up.len() >= self.window() || !self.down.parked.is_empty()) {
@@ -750,7 +788,8 @@ where
                 continue;
             }
             at += frame.len();
-            self.counts.pdu(true, command, header.command_status);
+            self.counts
+                .pdu(Source::Sender, command, header.command_status);
             if is_response {
                 self.down_response(&header, frame);
             } else {
@@ -782,14 +821,16 @@ where
         let command = CommandId::from_u32(header.command_id);
         match command {
             CommandId::EnquireLink => {
-                self.down
-                    .send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp));
+                self.down.send(
+                    &mut self.counts,
+                    &Pdu::new(header.sequence_number, Body::EnquireLinkResp),
+                );
                 return;
             }
             CommandId::Unbind => {
                 // Unbind upstream too; answer the sender once the SMSC answered (or the grace ran out).
                 let seq = self.up.seq();
-                self.up.send(&Pdu::new(seq, Body::Unbind));
+                self.up.send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
                 self.to_up.insert(
                     seq,
                     Waiting::Gate {
@@ -806,22 +847,35 @@ where
             }
             CommandId::QuerySm | CommandId::CancelSm | CommandId::ReplaceSm => {
                 if let Err(e) = Pdu::decode(frame) {
-                    reply_error(&mut self.down.out, &header, e.command_status());
+                    reply_error(
+                        &mut self.down.out,
+                        &mut self.counts,
+                        &header,
+                        e.command_status(),
+                    );
                     return;
                 }
             }
             CommandId::BindTransmitter | CommandId::BindReceiver | CommandId::BindTransceiver => {
-                reply_error(&mut self.down.out, &header, status::ESME_RALYBND);
+                reply_error(
+                    &mut self.down.out,
+                    &mut self.counts,
+                    &header,
+                    status::ESME_RALYBND,
+                );
                 return;
             }
             _ => {
                 // Unknown, or not a sender's request (deliver_sm, outbind, alert_notification).
                 counter!("iys_gate_smpp_malformed_total", "kind" => "command_id").increment(1);
-                self.down.send(&Pdu {
-                    command_status: status::ESME_RINVCMDID,
-                    sequence_number: header.sequence_number,
-                    body: Body::GenericNack,
-                });
+                self.down.send(
+                    &mut self.counts,
+                    &Pdu {
+                        command_status: status::ESME_RINVCMDID,
+                        sequence_number: header.sequence_number,
+                        body: Body::GenericNack,
+                    },
+                );
                 return;
             }
         }
@@ -835,7 +889,7 @@ where
         let what = match classify(&self.account, &view.tlvs) {
             Ok(w) => w,
             Err(st) => {
-                reply_error(&mut self.down.out, header, st);
+                reply_error(&mut self.down.out, &mut self.counts, header, st);
                 return false;
             }
         };
@@ -847,7 +901,7 @@ where
         );
         if let Some(st) = refusal_status(&self.shared.cfg.status, &d) {
             let before = self.down.out.len();
-            reply_error(&mut self.down.out, header, st);
+            reply_error(&mut self.down.out, &mut self.counts, header, st);
             self.held_refusals += self.down.out.len() - before;
             return false;
         }
@@ -922,7 +976,12 @@ where
             Ok(v) => v,
             Err(e) => {
                 counter!("iys_gate_smpp_malformed_total", "kind" => "body").increment(1);
-                return reply_error(&mut self.down.out, &header, e.command_status());
+                return reply_error(
+                    &mut self.down.out,
+                    &mut self.counts,
+                    &header,
+                    e.command_status(),
+                );
             }
         };
         if self.gate_single(&header, &view) {
@@ -939,7 +998,12 @@ where
             Ok(p) => p,
             Err(e) => {
                 counter!("iys_gate_smpp_malformed_total", "kind" => "body").increment(1);
-                reply_error(&mut self.down.out, &header, e.command_status());
+                reply_error(
+                    &mut self.down.out,
+                    &mut self.counts,
+                    &header,
+                    e.command_status(),
+                );
                 return;
             }
         };
@@ -950,7 +1014,9 @@ where
             Body::SubmitMulti(mut multi) => {
                 let what = match classify(&self.account, &multi.tlvs) {
                     Ok(w) => w,
-                    Err(st) => return reply_error(&mut self.down.out, &header, st),
+                    Err(st) => {
+                        return reply_error(&mut self.down.out, &mut self.counts, &header, st)
+                    }
                 };
                 let info = multi.concat_info();
                 let mut keep: Vec<DestAddress> = Vec::new();
@@ -982,12 +1048,20 @@ where
                                 unsuccess_smes: list,
                                 tlvs: Default::default(),
                             };
-                            self.down.send(&Pdu::new(
-                                header.sequence_number,
-                                Body::SubmitMultiResp(Some(resp)),
-                            ));
+                            self.down.send(
+                                &mut self.counts,
+                                &Pdu::new(
+                                    header.sequence_number,
+                                    Body::SubmitMultiResp(Some(resp)),
+                                ),
+                            );
                         }
-                        Err(_) => reply_error(&mut self.down.out, &header, statuses.no_consent),
+                        Err(_) => reply_error(
+                            &mut self.down.out,
+                            &mut self.counts,
+                            &header,
+                            statuses.no_consent,
+                        ),
                     }
                     return;
                 }
@@ -1004,7 +1078,12 @@ where
                     self.forward_up(&header, frame, None);
                 }
             }
-            _ => reply_error(&mut self.down.out, &header, status::ESME_RSYSERR),
+            _ => reply_error(
+                &mut self.down.out,
+                &mut self.counts,
+                &header,
+                status::ESME_RSYSERR,
+            ),
         }
     }
 
@@ -1049,7 +1128,8 @@ where
                 continue;
             }
             at += frame.len();
-            self.counts.pdu(false, command, header.command_status);
+            self.counts
+                .pdu(Source::Smsc, command, header.command_status);
             let end = if is_response {
                 self.up_response(&header, frame)
             } else {
@@ -1081,7 +1161,8 @@ where
             }) => {
                 if let Some((Some(seq), _)) = self.closing {
                     self.fail_pending_up(status::ESME_RSYSERR);
-                    self.down.send(&Pdu::new(seq, Body::UnbindResp));
+                    self.down
+                        .send(&mut self.counts, &Pdu::new(seq, Body::UnbindResp));
                     self.closing = Some((None, Instant::now() - UNBIND_GRACE));
                 }
                 None
@@ -1116,19 +1197,23 @@ where
             unsuccess_smes,
             tlvs,
         }));
-        self.down.send(&pdu);
+        // The SMSC's answer with the gate's refusals merged in: counted as read from the SMSC.
+        pdu.encode(&mut self.down.out);
     }
 
     /// A request from the SMSC: deliver_sm (receipts, MO), data_sm, alerts, keep-alives, unbind.
     fn up_request(&mut self, frame: &[u8]) -> Option<End> {
         let header = Header::peek(frame)?;
         match CommandId::from_u32(header.command_id) {
-            CommandId::EnquireLink => self
-                .up
-                .send(&Pdu::new(header.sequence_number, Body::EnquireLinkResp)),
+            CommandId::EnquireLink => self.up.send(
+                &mut self.counts,
+                &Pdu::new(header.sequence_number, Body::EnquireLinkResp),
+            ),
             CommandId::Unbind => {
-                self.up
-                    .send(&Pdu::new(header.sequence_number, Body::UnbindResp));
+                self.up.send(
+                    &mut self.counts,
+                    &Pdu::new(header.sequence_number, Body::UnbindResp),
+                );
                 return Some(End::UpstreamUnbound);
             }
             CommandId::DeliverSm | CommandId::DataSm => {
@@ -1148,11 +1233,14 @@ where
                 let seq = self.down.seq();
                 forward_raw(&mut self.down.out, frame, seq);
             }
-            _ => self.up.send(&Pdu {
-                command_status: status::ESME_RINVCMDID,
-                sequence_number: header.sequence_number,
-                body: Body::GenericNack,
-            }),
+            _ => self.up.send(
+                &mut self.counts,
+                &Pdu {
+                    command_status: status::ESME_RINVCMDID,
+                    sequence_number: header.sequence_number,
+                    body: Body::GenericNack,
+                },
+            ),
         }
         None
     }
@@ -1169,13 +1257,13 @@ where
                     command_status: 0,
                     sequence_number: seq,
                 };
-                reply_error(&mut self.down.out, &header, st);
+                reply_error(&mut self.down.out, &mut self.counts, &header, st);
             }
         }
         // Parked requests are answered too: nothing waits without an answer.
         while let Some(frame) = self.down.unpark() {
             if let Some(h) = Header::peek(&frame) {
-                reply_error(&mut self.down.out, &h, st);
+                reply_error(&mut self.down.out, &mut self.counts, &h, st);
             }
         }
     }
@@ -1283,7 +1371,12 @@ where
                         command_status: 0,
                         sequence_number: seq,
                     };
-                    reply_error(&mut self.down.out, &h, status::ESME_RSYSERR);
+                    reply_error(
+                        &mut self.down.out,
+                        &mut self.counts,
+                        &h,
+                        status::ESME_RSYSERR,
+                    );
                 }
                 Some(Waiting::Gate {
                     command: CommandId::EnquireLink,
@@ -1311,7 +1404,12 @@ where
                     command_status: 0,
                     sequence_number: seq,
                 };
-                reply_error(&mut self.up.out, &h, status::ESME_RX_T_APPN);
+                reply_error(
+                    &mut self.up.out,
+                    &mut self.counts,
+                    &h,
+                    status::ESME_RX_T_APPN,
+                );
             }
         }
         if self.closing.is_none() && now.duration_since(self.down.last_rx) > idle {
@@ -1335,7 +1433,8 @@ where
         });
         if !probing && self.rebind.is_none() && now.duration_since(self.up.last_rx) > keepalive {
             let seq = self.up.seq();
-            self.up.send(&Pdu::new(seq, Body::EnquireLink));
+            self.up
+                .send(&mut self.counts, &Pdu::new(seq, Body::EnquireLink));
             self.to_up.insert(
                 seq,
                 Waiting::Gate {
@@ -1358,7 +1457,8 @@ where
         let unbinding = self.closing.take();
         if let Some((Some(seq), _)) = unbinding {
             if !matches!(end, End::SenderClosed) {
-                self.down.send(&Pdu::new(seq, Body::UnbindResp));
+                self.down
+                    .send(&mut self.counts, &Pdu::new(seq, Body::UnbindResp));
             }
         }
         let sender_open =
@@ -1367,12 +1467,13 @@ where
             !matches!(end, End::UpstreamLost(_) | End::UpstreamUnbound) && !self.up.eof;
         if upstream_open && !matches!(end, End::SenderUnbound) && unbinding.is_none() {
             let seq = self.up.seq();
-            self.up.send(&Pdu::new(seq, Body::Unbind));
+            self.up.send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
         }
         let _ = tokio::time::timeout(UNBIND_GRACE, self.up.flush()).await;
         if sender_open {
             let seq = self.down.seq();
-            self.down.send(&Pdu::new(seq, Body::Unbind));
+            self.down
+                .send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
             if tokio::time::timeout(UNBIND_GRACE, self.down.flush())
                 .await
                 .is_ok()
