@@ -38,20 +38,6 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
 }
 
-/// Lets the field parsers (`primitives::field`) run as nom parsers with this error.
-/// They build every error themselves, naming the field; this is only what a nom
-/// combinator would make on its own, and it names the PDU body as a whole.
-impl<I> nom::error::ParseError<I> for DecodeError {
-    fn from_error_kind(_: I, _: nom::error::ErrorKind) -> Self {
-        DecodeError::new("body", DecodeErrorKind::UnexpectedEof)
-    }
-
-    /// Keeps the innermost error, the one that names the field.
-    fn append(_: I, _: nom::error::ErrorKind, inner: Self) -> Self {
-        inner
-    }
-}
-
 /// The ways a field can be invalid.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeErrorKind {

@@ -278,7 +278,7 @@ fn named<'a, T>(
 /// "incomplete". They are plain functions forced inline rather than closures
 /// from parser factories: as closures LLVM left some of them as calls in the
 /// gate's loop (`bash benches/smpp_codec_count.sh`: 746 instructions per
-/// read-and-forward against 690 as functions).
+/// read-and-forward against 735 as functions).
 pub(super) mod field {
     use nom::bytes::complete::{take, take_till};
     use nom::number::complete::{be_u16, be_u32, be_u8};
