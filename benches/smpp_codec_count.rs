@@ -5,14 +5,15 @@
 //! compared to the percent (`bash benches/smpp_codec_count.sh`).
 //!
 //! `cargo bench --bench smpp_codec_count -- OP N` with OP one of `none`,
-//! `view_and_forward`, `decode`, `decode_bytes`, `encode`; `none` builds the PDU
-//! and stops, so its count is the fixed cost to subtract.
+//! `view_and_forward`, `gate_view` (the view, the TLVs the gate reads, then
+//! forward), `decode`, `decode_bytes`, `encode`; `none` builds the PDU and
+//! stops, so its count is the fixed cost to subtract.
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use iys_gate::smpp::codec::generate::typical_submit_sm;
-use iys_gate::smpp::codec::{frame_len, MessageView, Pdu, DEFAULT_MAX_COMMAND_LENGTH};
+use iys_gate::smpp::codec::{frame_len, MessageView, Pdu, TlvRead, DEFAULT_MAX_COMMAND_LENGTH};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -35,6 +36,19 @@ fn main() {
             "view_and_forward" => {
                 out.clear();
                 if let Ok(view) = MessageView::read(black_box(&frame)) {
+                    view.forward(7, true, &mut out);
+                }
+                out.len()
+            }
+            "gate_view" => {
+                // What the gate reads of a message besides the view: the
+                // İYS TLVs (classify) and the concatenation info.
+                out.clear();
+                if let Ok(view) = MessageView::read(black_box(&frame)) {
+                    let class = view.tlvs.iys_message_type().ok().flatten();
+                    let brand = view.tlvs.iys_brand_code().ok().flatten();
+                    let retailer = view.tlvs.iys_retailer_code().ok().flatten();
+                    black_box((class, brand, retailer, view.concat_info()));
                     view.forward(7, true, &mut out);
                 }
                 out.len()

@@ -12,7 +12,7 @@ count() {
     | sed -n 's/.*I *refs: *//p' | tr -d ,
 }
 base=$(count none "$n")
-for op in view_and_forward decode decode_bytes encode; do
+for op in ${OPS:-view_and_forward gate_view decode decode_bytes encode}; do
   total=$(count "$op" "$n")
   awk -v op="$op" -v t="$total" -v b="$base" -v n="$n" 'BEGIN { printf "%-18s %8.1f instructions/op\n", op, (t - b) / n }'
 done

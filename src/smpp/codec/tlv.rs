@@ -252,9 +252,20 @@ pub trait TlvRead {
     /// The values of the TLVs with this tag, in wire order.
     fn values(&self, tag: u16) -> impl Iterator<Item = &[u8]>;
 
+    /// What an index already knows of this tag, without a walk:
+    /// `Some(None)` when it is absent, `Some(Some(value))` when it occurs
+    /// exactly once; `None` when only a walk of [`Self::values`] can tell.
+    fn indexed(&self, _tag: u16) -> Option<Option<&[u8]>> {
+        None
+    }
+
     /// The value of the only TLV with this tag; a repeated tag is an error because
     /// the two values could disagree.
+    #[inline]
     fn single(&self, tag: u16, field: &'static str) -> Result<Option<&[u8]>, DecodeError> {
+        if let Some(known) = self.indexed(tag) {
+            return Ok(known);
+        }
         let mut found = self.values(tag);
         let first = found.next();
         if found.next().is_some() {
@@ -309,6 +320,9 @@ pub trait TlvRead {
     /// `message_payload` (0x0424): the message when it is not in `short_message`.
     /// When repeated, the first one.
     fn message_payload(&self) -> Option<&[u8]> {
+        if let Some(known) = self.indexed(tag::MESSAGE_PAYLOAD) {
+            return known;
+        }
         self.values(tag::MESSAGE_PAYLOAD).next()
     }
 
@@ -396,11 +410,21 @@ pub trait TlvRead {
                 ),
             )
         };
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        if digits.is_empty() {
             return Err(invalid());
         }
-        let text = std::str::from_utf8(digits).map_err(|_| invalid())?;
-        text.parse::<u32>().map(Some).map_err(|_| invalid())
+        // Digit by digit (no UTF-8 check and str parse: this runs per message).
+        digits
+            .iter()
+            .try_fold(0u32, |n, &b| {
+                let digit = b.wrapping_sub(b'0');
+                (digit <= 9)
+                    .then_some(n)?
+                    .checked_mul(10)?
+                    .checked_add(u32::from(digit))
+            })
+            .map(Some)
+            .ok_or_else(invalid)
     }
 }
 
@@ -414,49 +438,80 @@ impl TlvRead for Tlvs {
 }
 
 /// The TLV area of a frame, checked (see [`super::MessageView`]): read in place,
-/// nothing copied or allocated. The check notes which of the tags the gate
-/// reads are present, so asking for an absent one does not walk the area.
+/// nothing copied or allocated. The check, one walk of the area, also indexes
+/// the tags the gate reads (whether each occurs, once or more, and where it
+/// first does) and where the İYS TLVs are, so reading a tag or forwarding
+/// without the İYS TLVs walks the area again only in rare cases (a repeated
+/// tag, İYS TLVs between others).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RawTlvs<'a> {
     area: &'a [u8],
-    /// Bit [`read_bit`] of each read tag that occurs.
+    /// Bit [`read_index`] of each read tag that occurs.
     present: u16,
+    /// The same for each that occurs more than once.
+    repeated: u16,
+    /// Where in `area` the first TLV with each read tag starts.
+    first: [u32; READ_TAGS],
+    /// Octets (headers included) of the İYS TLVs.
+    iys_len: u32,
+    /// Whether the İYS TLVs are all together at the end of the area.
+    iys_at_end: bool,
 }
 
-/// The tags the gate reads, each with a bit in [`RawTlvs`]'s summary.
-const READ_TAGS: [u16; 9] = [
-    tag::IYS_MESSAGE_TYPE,
-    tag::IYS_BRAND_CODE,
-    tag::IYS_RETAILER_CODE,
-    tag::SAR_MSG_REF_NUM,
-    tag::SAR_TOTAL_SEGMENTS,
-    tag::SAR_SEGMENT_SEQNUM,
-    tag::MESSAGE_PAYLOAD,
-    tag::RECEIPTED_MESSAGE_ID,
-    tag::MESSAGE_STATE,
-];
+/// How many tags the gate reads, each with a bit in [`RawTlvs`]'s index;
+/// every other tag shares bit [`READ_TAGS`].
+const READ_TAGS: usize = 9;
 
-/// The bits of the İYS tags: the first three of [`READ_TAGS`].
-const IYS_BITS: u16 = 0b111;
-
-/// A read tag's bit; every other tag shares the last one.
-fn read_bit(tag: u16) -> u16 {
-    let i = READ_TAGS
-        .iter()
-        .position(|t| *t == tag)
-        .unwrap_or(READ_TAGS.len());
-    1 << i
+/// A read tag's index (the first three are the İYS tags); [`READ_TAGS`] for
+/// any other tag.
+#[inline]
+fn read_index(tag: u16) -> usize {
+    match tag {
+        tag::IYS_MESSAGE_TYPE => 0,
+        tag::IYS_BRAND_CODE => 1,
+        tag::IYS_RETAILER_CODE => 2,
+        tag::SAR_MSG_REF_NUM => 3,
+        tag::SAR_TOTAL_SEGMENTS => 4,
+        tag::SAR_SEGMENT_SEQNUM => 5,
+        tag::MESSAGE_PAYLOAD => 6,
+        tag::RECEIPTED_MESSAGE_ID => 7,
+        tag::MESSAGE_STATE => 8,
+        _ => READ_TAGS,
+    }
 }
 
 impl<'a> RawTlvs<'a> {
     /// The TLVs in `area`, or the error the typed decoder reports for it.
     pub(super) fn check(area: &'a [u8]) -> Result<Self, DecodeError> {
         let mut cur = Cursor::new(area);
-        let mut present = 0;
+        let mut raw = RawTlvs {
+            area,
+            ..RawTlvs::default()
+        };
+        // Whether a TLV of another tag follows an İYS one.
+        let mut other_after_iys = false;
         while cur.remaining() > 0 {
-            present |= read_bit(cur.tlv()?.0);
+            let at = area.len() - cur.remaining();
+            let (tag, value) = cur.tlv()?;
+            let i = read_index(tag);
+            let bit = 1 << i;
+            if raw.present & bit == 0 {
+                if let Some(first) = raw.first.get_mut(i) {
+                    // The area is a frame's, whose length fitted in a u32.
+                    *first = u32::try_from(at).unwrap_or(u32::MAX);
+                }
+            } else {
+                raw.repeated |= bit;
+            }
+            raw.present |= bit;
+            if is_iys(tag) {
+                raw.iys_len += u32::try_from(4 + value.len()).unwrap_or(u32::MAX);
+            } else if raw.iys_len > 0 {
+                other_after_iys = true;
+            }
         }
-        Ok(RawTlvs { area, present })
+        raw.iys_at_end = raw.iys_len > 0 && !other_after_iys;
+        Ok(raw)
     }
 
     /// The area's octets.
@@ -476,18 +531,46 @@ impl<'a> RawTlvs<'a> {
 
     /// Whether iys-gate's own TLVs (0x1400–0x1402) are among them.
     pub fn has_iys(&self) -> bool {
-        self.present & IYS_BITS != 0
+        self.iys_len > 0
+    }
+
+    /// Octets of iys-gate's own TLVs, headers included.
+    pub fn iys_len(&self) -> usize {
+        usize::try_from(self.iys_len).unwrap_or(usize::MAX)
+    }
+
+    /// The area without iys-gate's own TLVs when they are all at its end
+    /// (one slice to copy); `None` when they are not.
+    pub fn without_trailing_iys(&self) -> Option<&'a [u8]> {
+        self.iys_at_end
+            .then(|| &self.area[..self.area.len() - self.iys_len()])
     }
 }
 
 impl TlvRead for RawTlvs<'_> {
     fn values(&self, tag: u16) -> impl Iterator<Item = &[u8]> {
-        let maybe = self.present & read_bit(tag) != 0;
+        let maybe = self.present & (1 << read_index(tag)) != 0;
         let area = if maybe { self.area } else { &[] };
         RawTlvs { area, ..*self }
             .iter()
             .filter(move |t| t.0 == tag)
             .map(|t| t.1)
+    }
+
+    #[inline]
+    fn indexed(&self, tag: u16) -> Option<Option<&[u8]>> {
+        let i = read_index(tag);
+        let bit = 1 << i;
+        if i == READ_TAGS || self.repeated & bit != 0 {
+            return None;
+        }
+        if self.present & bit == 0 {
+            return Some(None);
+        }
+        // Checked when the area was: a whole TLV starts there.
+        let at = usize::try_from(*self.first.get(i)?).ok()?;
+        let (_, value) = Cursor::new(self.area.get(at..)?).tlv().ok()?;
+        Some(Some(value))
     }
 }
 
@@ -554,9 +637,86 @@ mod tests {
         let t = tlvs(&[(0x1401, b"654321"), (0x1402, b"42\0")]);
         assert_eq!(t.iys_brand_code().unwrap(), Some(654321));
         assert_eq!(t.iys_retailer_code().unwrap(), Some(42));
-        for bad in [&b""[..], b"12a", b"-1", b"4294967296", b" 1"] {
+        let max = tlvs(&[(0x1401, b"4294967295"), (0x1402, b"0000000000042")]);
+        assert_eq!(max.iys_brand_code().unwrap(), Some(u32::MAX));
+        assert_eq!(max.iys_retailer_code().unwrap(), Some(42), "leading zeros");
+        for bad in [
+            &b""[..],
+            b"12a",
+            b"-1",
+            b"+1",
+            b"4294967296",
+            b"99999999999999999999",
+            b" 1",
+            b"1\0\0",
+            b"\0",
+        ] {
             let err = tlvs(&[(0x1401, bad)]).iys_brand_code().unwrap_err();
             assert_eq!(err.field, "iys_brand_code", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_raw_area_index_reads_what_the_decoded_list_reads() {
+        let cases: [&[(u16, &'static [u8])]; 10] = [
+            &[],
+            &[(0x1400, b"11")],
+            &[(0x1500, b"x"), (0x1400, b"0"), (0x1402, b"42\0")],
+            &[(0x1400, b"11"), (0x1500, b"x"), (0x1401, b"654321")],
+            &[(0x1400, b"0"), (0x1400, b"11")],
+            &[(0x1401, b"1"), (0x1500, b"x"), (0x1401, b"2")],
+            &[
+                (0x020C, &[0, 1]),
+                (0x020E, &[2]),
+                (0x020F, &[1]),
+                (0x0424, b"p"),
+            ],
+            &[(0x020C, &[0, 1]), (0x020C, &[0, 2])],
+            &[(0x0424, b"a"), (0x0424, b"b")],
+            &[(0x1400, b"13"), (0x1401, b"x1")],
+        ];
+        for list in cases {
+            let decoded = tlvs(list);
+            let mut area = Vec::new();
+            decoded.encode(&mut area);
+            let raw = RawTlvs::check(&area).unwrap();
+            let field = |e: DecodeError| e.field;
+            assert_eq!(
+                raw.iys_message_type().map_err(field),
+                decoded.iys_message_type().map_err(field),
+                "{list:?}"
+            );
+            assert_eq!(
+                raw.iys_brand_code().map_err(field),
+                decoded.iys_brand_code().map_err(field),
+                "{list:?}"
+            );
+            assert_eq!(
+                raw.iys_retailer_code().map_err(field),
+                decoded.iys_retailer_code().map_err(field),
+                "{list:?}"
+            );
+            assert_eq!(raw.sar_msg_ref_num(), decoded.sar_msg_ref_num());
+            assert_eq!(raw.sar_total_segments(), decoded.sar_total_segments());
+            assert_eq!(raw.sar_segment_seqnum(), decoded.sar_segment_seqnum());
+            assert_eq!(raw.message_payload(), decoded.message_payload());
+            // Without the İYS TLVs: the length, and the one slice when they
+            // are all at the end.
+            let mut kept = decoded.clone();
+            kept.remove_iys();
+            let mut want = Vec::new();
+            kept.encode(&mut want);
+            assert_eq!(area.len() - raw.iys_len(), want.len(), "{list:?}");
+            assert_eq!(raw.has_iys(), kept.len() < decoded.len());
+            let last_other = list.iter().rposition(|(t, _)| !is_iys(*t));
+            let all_at_end = raw.has_iys()
+                && list.iter().skip(last_other.map_or(0, |i| i + 1)).count()
+                    == decoded.len() - kept.len();
+            match raw.without_trailing_iys() {
+                Some(slice) => assert_eq!(slice, &want[..], "{list:?}"),
+                None => assert!(!all_at_end, "{list:?}"),
+            }
+            assert_eq!(raw.without_trailing_iys().is_some(), all_at_end);
         }
     }
 

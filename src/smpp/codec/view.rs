@@ -107,17 +107,7 @@ impl<'a> MessageView<'a> {
     /// (0x1400–0x1402) when `strip_iys`; every other octet as it came.
     pub fn forward<B: BufMut>(&self, seq: u32, strip_iys: bool, out: &mut B) {
         let stripped = strip_iys && self.tlvs.has_iys();
-        let len = if stripped {
-            let cut: usize = self
-                .tlvs
-                .iter()
-                .filter(|(tag, _, _)| is_iys(*tag))
-                .map(|(_, _, raw)| raw.len())
-                .sum();
-            self.frame.len() - cut
-        } else {
-            self.frame.len()
-        };
+        let len = self.frame.len() - if stripped { self.tlvs.iys_len() } else { 0 };
         // The length only shrinks, and the frame's own fitted in a u32.
         out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
         out.put_slice(&self.frame[4..12]);
@@ -127,6 +117,11 @@ impl<'a> MessageView<'a> {
             return;
         }
         out.put_slice(&self.frame[HEADER_LEN..self.tlv_start]);
+        // Usually the İYS TLVs come last: what comes before is one slice.
+        if let Some(kept) = self.tlvs.without_trailing_iys() {
+            out.put_slice(kept);
+            return;
+        }
         for (tag, _, raw) in self.tlvs.iter() {
             if !is_iys(tag) {
                 out.put_slice(raw);
@@ -184,31 +179,45 @@ mod tests {
 
     #[test]
     fn forward_cuts_only_the_iys_tlvs_and_renumbers() {
-        let with = submit(
+        let t = |tag: u16, v: &'static [u8]| Tlv::new(tag, v).unwrap();
+        let layouts = [
+            // İYS TLVs between others: copied TLV by TLV.
             vec![
-                Tlv::new(0x1500, &b"a"[..]).unwrap(),
-                Tlv::new(0x1400, &b"11"[..]).unwrap(),
-                Tlv::new(0x020C, &[0, 1][..]).unwrap(),
-                Tlv::new(0x1402, &b"42"[..]).unwrap(),
+                t(0x1500, b"a"),
+                t(0x1400, b"11"),
+                t(0x020C, &[0, 1]),
+                t(0x1402, b"42"),
             ],
-            b"hello",
-            0,
-        );
-        let frame = with.to_vec();
-        let view = MessageView::read(&frame).unwrap();
-        let mut out = Vec::new();
-        view.forward(99, true, &mut out);
-        let mut want = with.clone();
-        want.sequence_number = 99;
-        if let Body::SubmitSm(sm) = &mut want.body {
-            sm.tlvs.remove_iys();
+            // All at the end (the usual case): one slice.
+            vec![
+                t(0x1500, b"a"),
+                t(0x020C, &[0, 1]),
+                t(0x1400, b"11"),
+                t(0x1401, b"7"),
+            ],
+            vec![t(0x1400, b"0")],
+            vec![t(0x1400, b"11"), t(0x1400, b"12")],
+            vec![t(0x1500, b"a")],
+            vec![],
+        ];
+        for tlvs in layouts {
+            let with = submit(tlvs.clone(), b"hello", 0);
+            let frame = with.to_vec();
+            let view = MessageView::read(&frame).unwrap();
+            let mut out = Vec::new();
+            view.forward(99, true, &mut out);
+            let mut want = with.clone();
+            want.sequence_number = 99;
+            if let Body::SubmitSm(sm) = &mut want.body {
+                sm.tlvs.remove_iys();
+            }
+            assert_eq!(out, want.to_vec(), "{tlvs:?}");
+            let mut kept = Vec::new();
+            view.forward(99, false, &mut kept);
+            let mut renumbered = with.clone();
+            renumbered.sequence_number = 99;
+            assert_eq!(kept, renumbered.to_vec(), "{tlvs:?}");
         }
-        assert_eq!(out, want.to_vec());
-        let mut kept = Vec::new();
-        view.forward(99, false, &mut kept);
-        let mut renumbered = with.clone();
-        renumbered.sequence_number = 99;
-        assert_eq!(kept, renumbered.to_vec());
     }
 
     #[test]
