@@ -189,10 +189,9 @@ pub fn decide(
             return d;
         }
     }
-    let found = req
-        .address
-        .and_then(|address| snapshot.find(req.brand, req.channel, rtype, address, req.retailer))
-        .unwrap_or(Found::Unknown);
+    let found = req.address.map_or(Found::Unknown, |address| {
+        snapshot.find_in(entry, req.channel, rtype, address, req.retailer)
+    });
     let (verdict, reason) = match found {
         Found::Consent => (Verdict::Allow, Reason::Consent),
         Found::RetailerDenied => (Verdict::Refuse, Reason::RetailerNotAllowed),

@@ -144,10 +144,24 @@ impl Snapshot {
         retailer: Option<u32>,
     ) -> Option<Found> {
         let entry = self.brands.get(&brand)?;
-        Some(match self.address_id(channel, key) {
+        Some(self.find_in(entry, channel, rtype, key, retailer))
+    }
+
+    /// [`Self::find`] in a brand's entry already looked up (with
+    /// [`Self::brand`]), so a decision hashes the brand once.
+    #[inline]
+    pub fn find_in(
+        &self,
+        entry: &BrandEntry,
+        channel: Channel,
+        rtype: RecipientType,
+        key: AddressKey,
+        retailer: Option<u32>,
+    ) -> Found {
+        match self.address_id(channel, key) {
             Some(id) => entry.sets[key_index(channel, rtype)].find(id, retailer),
             None => Found::Unknown,
-        })
+        }
     }
 
     /// Records held per channel (ONAY + RET), over all brands.

@@ -8,6 +8,8 @@
 //! of each turn is recorded, which keeps its distribution and costs one
 //! record per read instead of one per response.
 
+use std::time::Instant;
+
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use rustc_hash::FxHashMap;
 
@@ -25,9 +27,15 @@ pub(super) struct SessionCounts {
     slots: Vec<Option<(Counter, u64)>>,
     /// Slots with a pending count.
     dirty: Vec<usize>,
-    /// The same for PDUs with any other status (error responses: rare),
-    /// by slot and status.
-    errors: FxHashMap<(usize, u32), (Counter, u64)>,
+    /// The same for PDUs with any other status (error responses and
+    /// refusals), by slot and labelled status: where each one's count is in
+    /// `error_counts`.
+    errors: FxHashMap<(usize, u32), usize>,
+    error_counts: Vec<(Counter, u64)>,
+    /// The last error counted (slot, status as sent, its place in
+    /// `error_counts`): refusals repeat the same one, which then skips the
+    /// label check and the map.
+    last_error: Option<(usize, u32, usize)>,
     /// Change of in-flight requests towards the SMSC since the last flush.
     pub in_flight: i64,
     in_flight_gauge: Gauge,
@@ -77,6 +85,8 @@ impl SessionCounts {
             slots: (0..IDS * 2 * Source::COUNT).map(|_| None).collect(),
             dirty: Vec::new(),
             errors: FxHashMap::default(),
+            error_counts: Vec::new(),
+            last_error: None,
             in_flight: 0,
             in_flight_gauge: gauge!("iys_gate_smpp_in_flight"),
             latency: histogram!("iys_gate_smpp_upstream_latency_seconds"),
@@ -89,12 +99,20 @@ impl SessionCounts {
     pub(super) fn pdu(&mut self, from: Source, command: CommandId, status: u32) {
         let i = slot(from, command.as_u32());
         if status != 0 {
-            let status = labelled_status(status);
-            let entry = self
-                .errors
-                .entry((i, status))
-                .or_insert_with(|| (pdu_counter(i, from, command, status), 0));
-            entry.1 += 1;
+            let at = match self.last_error {
+                Some((slot, sent, at)) if slot == i && sent == status => at,
+                _ => {
+                    let labelled = labelled_status(status);
+                    let counts = &mut self.error_counts;
+                    let at = *self.errors.entry((i, labelled)).or_insert_with(|| {
+                        counts.push((pdu_counter(i, from, command, labelled), 0));
+                        counts.len() - 1
+                    });
+                    self.last_error = Some((i, status, at));
+                    at
+                }
+            };
+            self.error_counts[at].1 += 1;
             return;
         }
         let entry = self.slots[i].get_or_insert_with(|| (pdu_counter(i, from, command, 0), 0));
@@ -104,11 +122,12 @@ impl SessionCounts {
         entry.1 += 1;
     }
 
-    /// How long the SMSC took to answer a request: the first of each turn
-    /// is recorded.
-    pub(super) fn upstream_latency(&mut self, seconds: f64) {
+    /// How long the SMSC took to answer a request sent at `sent`: the first
+    /// of each turn is recorded (and only it is worked out).
+    pub(super) fn upstream_latency(&mut self, sent: Instant, now: Instant) {
         if !self.latency_sampled {
-            self.latency.record(seconds);
+            self.latency
+                .record(now.saturating_duration_since(sent).as_secs_f64());
             self.latency_sampled = true;
         }
     }
@@ -122,7 +141,7 @@ impl SessionCounts {
                 *pending = 0;
             }
         }
-        for (counter, pending) in self.errors.values_mut() {
+        for (counter, pending) in &mut self.error_counts {
             if *pending > 0 {
                 counter.increment(*pending);
                 *pending = 0;

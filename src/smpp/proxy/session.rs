@@ -269,7 +269,8 @@ enum Waiting {
     /// The peer on the other leg, under its own sequence number.
     Peer {
         seq: u32,
-        command: CommandId,
+        /// The request's command_id (what its error answer is made from).
+        command_id: u32,
         sent: Instant,
         /// submit_multi: destinations the gate refused, merged into the response.
         refused: Option<Box<[UnsuccessSme]>>,
@@ -706,7 +707,9 @@ where
             let Some(frame) = self.down.unpark() else {
                 break;
             };
-            self.down_request(&frame);
+            if let Some(header) = Header::peek(&frame) {
+                self.down_request(&header, header.command(), &frame);
+            }
         }
         let inbuf = std::mem::take(&mut self.down.inbuf);
         let (used, result) = self.down_frames(&inbuf, max);
@@ -793,7 +796,7 @@ where
             if is_response {
                 self.down_response(&header, frame);
             } else {
-                self.down_request(frame);
+                self.down_request(&header, command, frame);
             }
         }
     }
@@ -814,11 +817,7 @@ where
     }
 
     /// A request from the sender.
-    fn down_request(&mut self, frame: &[u8]) {
-        let Some(header) = Header::peek(frame) else {
-            return;
-        };
-        let command = CommandId::from_u32(header.command_id);
+    fn down_request(&mut self, header: &Header, command: CommandId, frame: &[u8]) {
         match command {
             CommandId::EnquireLink => {
                 self.down.send(
@@ -842,7 +841,7 @@ where
                 return;
             }
             CommandId::SubmitSm | CommandId::DataSm | CommandId::SubmitMulti => {
-                self.gate_message(header, frame);
+                self.gate_message(*header, command, frame);
                 return;
             }
             CommandId::QuerySm | CommandId::CancelSm | CommandId::ReplaceSm => {
@@ -850,7 +849,7 @@ where
                     reply_error(
                         &mut self.down.out,
                         &mut self.counts,
-                        &header,
+                        header,
                         e.command_status(),
                     );
                     return;
@@ -860,7 +859,7 @@ where
                 reply_error(
                     &mut self.down.out,
                     &mut self.counts,
-                    &header,
+                    header,
                     status::ESME_RALYBND,
                 );
                 return;
@@ -879,7 +878,7 @@ where
                 return;
             }
         }
-        self.forward_up(&header, frame, None);
+        self.forward_up(header, frame, None);
     }
 
     /// Classify and decide a single-destination message (submit_sm, data_sm):
@@ -958,7 +957,7 @@ where
     fn track_up(&mut self, header: &Header, seq: u32, refused: Option<Vec<UnsuccessSme>>) {
         let waiting = Waiting::Peer {
             seq: header.sequence_number,
-            command: CommandId::from_u32(header.command_id),
+            command_id: header.command_id,
             sent: self.now,
             refused: refused.map(Vec::into_boxed_slice),
         };
@@ -968,8 +967,8 @@ where
 
     /// submit_sm and data_sm: read in place, decide, then answer or forward
     /// the frame (without its İYS TLVs when so configured).
-    fn gate_message(&mut self, header: Header, frame: &[u8]) {
-        if header.command() == CommandId::SubmitMulti {
+    fn gate_message(&mut self, header: Header, command: CommandId, frame: &[u8]) {
+        if command == CommandId::SubmitMulti {
             return self.gate_multi(header, frame);
         }
         let view = match MessageView::read(frame) {
@@ -1147,8 +1146,7 @@ where
                 seq, refused, sent, ..
             }) => {
                 self.counts.in_flight -= 1;
-                let latency = self.now.duration_since(sent).as_secs_f64();
-                self.counts.upstream_latency(latency);
+                self.counts.upstream_latency(sent, self.now);
                 match refused {
                     Some(refused) => self.merge_multi_resp(frame, seq, refused),
                     None => forward_raw(&mut self.down.out, frame, seq),
@@ -1223,7 +1221,7 @@ where
                     seq,
                     Waiting::Peer {
                         seq: header.sequence_number,
-                        command: CommandId::from_u32(header.command_id),
+                        command_id: header.command_id,
                         sent: Instant::now(),
                         refused: None,
                     },
@@ -1249,11 +1247,14 @@ where
     fn fail_pending_up(&mut self, st: u32) {
         let waiting: Vec<(u32, Waiting)> = self.to_up.drain().collect();
         for (_, w) in waiting {
-            if let Waiting::Peer { seq, command, .. } = w {
+            if let Waiting::Peer {
+                seq, command_id, ..
+            } = w
+            {
                 self.counts.in_flight -= 1;
                 let header = Header {
                     command_length: 16,
-                    command_id: command.as_u32(),
+                    command_id,
                     command_status: 0,
                     sequence_number: seq,
                 };
@@ -1361,13 +1362,15 @@ where
         let mut link_dead = false;
         for k in expired {
             match self.to_up.remove(&k) {
-                Some(Waiting::Peer { seq, command, .. }) => {
+                Some(Waiting::Peer {
+                    seq, command_id, ..
+                }) => {
                     self.counts.in_flight -= 1;
                     counter!("iys_gate_smpp_upstream_errors_total", "kind" => "timeout")
                         .increment(1);
                     let h = Header {
                         command_length: 16,
-                        command_id: command.as_u32(),
+                        command_id,
                         command_status: 0,
                         sequence_number: seq,
                     };
@@ -1395,12 +1398,15 @@ where
             .map(|(k, _)| *k)
             .collect();
         for k in expired {
-            if let Some(Waiting::Peer { seq, command, .. }) = self.to_down.remove(&k) {
+            if let Some(Waiting::Peer {
+                seq, command_id, ..
+            }) = self.to_down.remove(&k)
+            {
                 // The sender did not answer a receipt or MO in time: a temporary
                 // error, so the SMSC delivers it again later.
                 let h = Header {
                     command_length: 16,
-                    command_id: command.as_u32(),
+                    command_id,
                     command_status: 0,
                     sequence_number: seq,
                 };
