@@ -2192,6 +2192,43 @@ async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() 
     g.gate.shutdown().await;
 }
 
+/// A session decides each turn with the store's snapshot of that moment: a
+/// consent pushed while the sender stays bound applies to its very next
+/// message, and a withdrawal refuses the one after (as withdrawn, 0x402).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_session_decides_with_the_newest_snapshot() {
+    let (g, smsc) = auto_gate("", Setup::default()).await;
+    let mut a = Peer::bound(g.addr).await;
+    let seq = a.send(Body::SubmitSm(submit(UNKNOWN, "before"))).await;
+    assert_eq!(a.response(seq).await.command_status, 0x401);
+    let push = |status: &str| {
+        let body = serde_json::json!({"iyscode": IYS, "brandcode": BRAND, "recipient": format!("+{UNKNOWN}"),
+            "type": "MESAJ", "source": "HS_WEB", "status": status, "recipienttype": "BIREYSEL",
+            "consentdate": iys_gate::consent::ConsentTime::now().to_string()});
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/webhook", g.gate.admin_addr))
+            .bearer_auth("proxy-test-webhook-secret-0123456789")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(push("ONAY").await.unwrap().status(), 200);
+    a.submit_ok(UNKNOWN, "after the consent").await;
+    // A second apart: the withdrawal's date must be later than the consent's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(push("RET").await.unwrap().status(), 200);
+    let seq = a
+        .send(Body::SubmitSm(submit(UNKNOWN, "after the withdrawal")))
+        .await;
+    assert_eq!(a.response(seq).await.command_status, 0x402, "withdrawn");
+    let texts: Vec<String> = smsc
+        .of(CommandId::SubmitSm)
+        .iter()
+        .map(|(_, p)| text(p))
+        .collect();
+    assert_eq!(texts, ["after the consent"]);
+    g.gate.shutdown().await;
+}
+
 /// An SMSC that answers nothing and a sender that keeps submitting: past the
 /// window the gate parks requests only up to its budget, then stops reading,
 /// so the sender's writes block instead of the gate's memory growing; the

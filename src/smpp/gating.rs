@@ -16,8 +16,9 @@ use super::config::{AccountConfig, StatusConfig};
 use crate::consent::{AddressKey, Brand, Channel, ConsentTime, MessageClass, Phone};
 use crate::observe::audit::AuditBatch;
 use crate::observe::metrics::DecisionTally;
-use crate::policy::{decide, Decision, Reason, Request, Verdict};
+use crate::policy::{decide, Decision, Policy, Reason, Request, Verdict};
 use crate::serve::GateContext;
+use crate::store::Snapshot;
 
 /// Brand, class and dealer of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +82,11 @@ pub fn refusal_status(cfg: &StatusConfig, d: &Decision) -> Option<u32> {
 /// Decide one destination at `at` (the caller's clock reading: sessions read
 /// it once per loop turn). Counting and auditing are [`record`]'s, so a
 /// decision reused for a later part of a concatenated message is recorded too.
+/// The snapshot is the caller's too: a session takes the store's current one
+/// once per turn of its loop, not once per message.
 pub fn judge(
-    ctx: &GateContext,
+    policy: &Policy,
+    snapshot: Option<&Snapshot>,
     what: &Classified,
     ton: u8,
     addr: &[u8],
@@ -95,8 +99,7 @@ pub fn judge(
         address: destination_key(ton, addr),
         retailer: what.retailer,
     };
-    let snapshot = ctx.store.guard();
-    decide(snapshot.as_deref(), &ctx.policy, at.consent, &req)
+    decide(snapshot, policy, at.consent, &req)
 }
 
 /// Count a decision in `turn`, and add it to the turn's audit batch unless it

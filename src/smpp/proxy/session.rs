@@ -37,6 +37,7 @@ use crate::smpp::config::{AccountConfig, UpstreamLoss};
 use crate::smpp::gating::{
     classify, judge, record, refusal_status, Classified, ConcatMemory, TurnClock, TurnRecord,
 };
+use crate::store::Snapshot;
 
 /// Most bytes buffered from one peer before reading pauses.
 const MAX_READ_BUFFER: usize = 1 << 20;
@@ -152,6 +153,7 @@ pub async fn run<R, W>(
         now: Instant::now(),
         wall: TurnClock::at(std::time::SystemTime::now()),
         turn: TurnRecord::default(),
+        snapshot: None,
         clock_base: (Instant::now(), std::time::SystemTime::now()),
         closing: None,
         concat,
@@ -322,6 +324,9 @@ struct Session<DR, DW> {
     wall: TurnClock,
     /// This turn's decisions and refusals, for the metrics and the audit trail.
     turn: TurnRecord,
+    /// The store's snapshot for this turn's decisions: taken at the first
+    /// one (one load per turn, not per message), let go when the turn ends.
+    snapshot: Option<Option<Arc<Snapshot>>>,
     clock_base: (Instant, std::time::SystemTime),
 }
 
@@ -720,6 +725,9 @@ where
             // so a sender trickling bytes does not keep its session alive.
             self.down.last_rx = self.now;
         }
+        // Not kept while the session waits: a quiet session must not hold
+        // on to a snapshot the store has replaced.
+        self.snapshot = None;
         self.flush_counts();
         result
     }
@@ -917,13 +925,20 @@ where
         info: Option<ConcatInfo>,
     ) -> Decision {
         let (ctx, wall, now) = (&self.shared.ctx, self.wall, self.now);
+        let snapshot = self
+            .snapshot
+            .get_or_insert_with(|| ctx.store.load())
+            .as_deref();
+        let policy = &ctx.policy;
         let d = match info {
             Some(info) => self
                 .concat
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .decide(what, addr, info, now, || judge(ctx, what, ton, addr, wall)),
-            None => judge(ctx, what, ton, addr, wall),
+                .decide(what, addr, info, now, || {
+                    judge(policy, snapshot, what, ton, addr, wall)
+                }),
+            None => judge(policy, snapshot, what, ton, addr, wall),
         };
         record(
             &mut self.turn,
