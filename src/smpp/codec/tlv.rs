@@ -261,7 +261,7 @@ pub trait TlvRead {
 
     /// The value of the only TLV with this tag; a repeated tag is an error because
     /// the two values could disagree.
-    #[inline]
+    #[inline(always)]
     fn single(&self, tag: u16, field: &'static str) -> Result<Option<&[u8]>, DecodeError> {
         if let Some(known) = self.indexed(tag) {
             return Ok(known);
@@ -464,7 +464,7 @@ const READ_TAGS: usize = 9;
 
 /// A read tag's index (the first three are the İYS tags); [`READ_TAGS`] for
 /// any other tag.
-#[inline]
+#[inline(always)]
 fn read_index(tag: u16) -> usize {
     match tag {
         tag::IYS_MESSAGE_TYPE => 0,
@@ -557,7 +557,8 @@ impl TlvRead for RawTlvs<'_> {
             .map(|t| t.1)
     }
 
-    #[inline]
+    // Inlined where the tag is a constant, the tag's index folds away.
+    #[inline(always)]
     fn indexed(&self, tag: u16) -> Option<Option<&[u8]>> {
         let i = read_index(tag);
         let bit = 1 << i;
