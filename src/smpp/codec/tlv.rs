@@ -367,6 +367,7 @@ pub trait TlvRead {
 
     /// `iys_message_type` (0x1400): ASCII `0` / `11` / `12` (a trailing NUL is
     /// tolerated), or one integer octet 0 / 11 / 12.
+    #[inline(always)]
     fn iys_message_type(&self) -> Result<Option<IysMessageType>, DecodeError> {
         const FIELD: &str = "iys_message_type";
         let Some(value) = self.single(tag::IYS_MESSAGE_TYPE, FIELD)? else {
@@ -388,15 +389,18 @@ pub trait TlvRead {
     }
 
     /// `iys_brand_code` (0x1401): the brand code overriding the bound account's.
+    #[inline(always)]
     fn iys_brand_code(&self) -> Result<Option<u32>, DecodeError> {
         self.ascii_u32(tag::IYS_BRAND_CODE, "iys_brand_code")
     }
 
     /// `iys_retailer_code` (0x1402): the retailer (bayi) the message is sent for.
+    #[inline(always)]
     fn iys_retailer_code(&self) -> Result<Option<u32>, DecodeError> {
         self.ascii_u32(tag::IYS_RETAILER_CODE, "iys_retailer_code")
     }
 
+    #[inline(always)]
     fn ascii_u32(&self, tag: u16, field: &'static str) -> Result<Option<u32>, DecodeError> {
         let Some(value) = self.single(tag, field)? else {
             return Ok(None);
