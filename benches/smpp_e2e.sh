@@ -4,7 +4,7 @@
 #   direct  load → sink
 #   relay   load → plain TCP relay (parses nothing) → sink
 #   gate    load → iys-gate (decodes, decides, forwards) → sink
-# Usage: bash benches/smpp_e2e.sh [rounds] [messages] [mix]
+# Usage: [PIN=1] [BIN=gate-binary] bash benches/smpp_e2e.sh [rounds] [messages] [mix]
 #   mix: "all-consented" (every message looked up and forwarded; default) or
 #        "default" (60% consented, 20% unconsented, 20% informational)
 set -euo pipefail
@@ -13,8 +13,12 @@ rounds="${1:-5}"; messages="${2:-200000}"; mix="${3:-all-consented}"
 # PIN=1: the endpoints (load generator and sink) share CPU 0 and the proxy (relay
 # or gate) has CPU 1, as when the gate runs on its own cores in production.
 if [ "${PIN:-0}" = 1 ]; then ends="taskset -c 0"; proxy="taskset -c 1"; else ends=""; proxy=""; fi
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/iys-gate"
+# BIN=path: run that gate binary (an older build, for a before/after on the
+# same machine state) instead of building this tree.
+if [ -n "${BIN:-}" ]; then bin=$(realpath "$BIN"); else
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/iys-gate"
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
