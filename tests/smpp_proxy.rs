@@ -56,6 +56,21 @@ struct Gate {
 }
 
 impl Gate {
+    /// Push a consent record for `recipient` with `status` (ONAY, RET)
+    /// through the admin webhook, dated now.
+    async fn push_consent(&self, recipient: &str, status: &str) -> reqwest::Response {
+        let push = serde_json::json!({"iyscode": IYS, "brandcode": BRAND, "recipient": format!("+{recipient}"),
+            "type": "MESAJ", "source": "HS_WEB", "status": status, "recipienttype": "BIREYSEL",
+            "consentdate": iys_gate::consent::ConsentTime::now().to_string()});
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/webhook", self.gate.admin_addr))
+            .bearer_auth("proxy-test-webhook-secret-0123456789")
+            .json(&push)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The audit trail's lines once at least `n` are written, each parsed.
     async fn audit_records(&self, n: usize) -> Vec<serde_json::Value> {
         let path = self
@@ -487,6 +502,14 @@ impl Received {
         self.all()
             .into_iter()
             .filter(|(_, p)| p.command_id() == command)
+            .collect()
+    }
+
+    /// The texts of the submit_sm PDUs that arrived, in order.
+    fn submitted_texts(&self) -> Vec<String> {
+        self.of(CommandId::SubmitSm)
+            .iter()
+            .map(|(_, p)| text(p))
             .collect()
     }
 
@@ -1446,11 +1469,7 @@ async fn requests_after_unbind_are_answered_not_forwarded() {
     );
     smsc.wait("unbind", |r| !r.of(CommandId::Unbind).is_empty())
         .await;
-    let texts: Vec<String> = smsc
-        .of(CommandId::SubmitSm)
-        .iter()
-        .map(|(_, p)| text(p))
-        .collect();
+    let texts = smsc.submitted_texts();
     assert_eq!(texts, ["before"], "the late submit never reached the SMSC");
     g.gate.shutdown().await;
 }
@@ -1802,11 +1821,7 @@ async fn without_consent_data_commercial_messages_get_0x58() {
         .await;
     let r = s.response(seq).await;
     assert_eq!(r.command_status, status::ESME_ROK, "{r:?}");
-    let texts: Vec<String> = smsc
-        .of(CommandId::SubmitSm)
-        .iter()
-        .map(|(_, p)| text(p))
-        .collect();
+    let texts = smsc.submitted_texts();
     assert_eq!(
         texts,
         ["fatura"],
@@ -1872,11 +1887,7 @@ async fn stale_consent_data_turns_commercial_messages_into_0x58() {
         .send(Body::SubmitSm(informational(CONSENTED, "fatura")))
         .await;
     assert_eq!(s.response(seq).await.command_status, status::ESME_ROK);
-    let texts: Vec<String> = smsc
-        .of(CommandId::SubmitSm)
-        .iter()
-        .map(|(_, p)| text(p))
-        .collect();
+    let texts = smsc.submitted_texts();
     let mut want: Vec<String> = vec!["fresh".into()];
     want.extend((1..n).map(|i| format!("try {i}")));
     want.push("fatura".into());
@@ -2163,16 +2174,7 @@ async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() 
     assert_eq!(a.response(seq).await.command_status, 0x401, "part 1");
 
     // The recipient consents now (pushed through the webhook).
-    let push = serde_json::json!({"iyscode": IYS, "brandcode": BRAND, "recipient": format!("+{UNKNOWN}"),
-        "type": "MESAJ", "source": "HS_WEB", "status": "ONAY", "recipienttype": "BIREYSEL",
-        "consentdate": iys_gate::consent::ConsentTime::now().to_string()});
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}/v1/webhook", g.gate.admin_addr))
-        .bearer_auth("proxy-test-webhook-secret-0123456789")
-        .json(&push)
-        .send()
-        .await
-        .unwrap();
+    let resp = g.push_consent(UNKNOWN, "ONAY").await;
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
     b.submit_ok(UNKNOWN, "a new message: consent holds now")
         .await;
@@ -2183,11 +2185,7 @@ async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() 
         0x401,
         "part 2, on the account's other session, gets part 1's answer"
     );
-    let texts: Vec<String> = smsc
-        .of(CommandId::SubmitSm)
-        .iter()
-        .map(|(_, p)| text(p))
-        .collect();
+    let texts = smsc.submitted_texts();
     assert_eq!(texts, ["a new message: consent holds now"]);
     g.gate.shutdown().await;
 }
@@ -2201,30 +2199,16 @@ async fn a_bound_session_decides_with_the_newest_snapshot() {
     let mut a = Peer::bound(g.addr).await;
     let seq = a.send(Body::SubmitSm(submit(UNKNOWN, "before"))).await;
     assert_eq!(a.response(seq).await.command_status, 0x401);
-    let push = |status: &str| {
-        let body = serde_json::json!({"iyscode": IYS, "brandcode": BRAND, "recipient": format!("+{UNKNOWN}"),
-            "type": "MESAJ", "source": "HS_WEB", "status": status, "recipienttype": "BIREYSEL",
-            "consentdate": iys_gate::consent::ConsentTime::now().to_string()});
-        reqwest::Client::new()
-            .post(format!("http://{}/v1/webhook", g.gate.admin_addr))
-            .bearer_auth("proxy-test-webhook-secret-0123456789")
-            .json(&body)
-            .send()
-    };
-    assert_eq!(push("ONAY").await.unwrap().status(), 200);
+    assert_eq!(g.push_consent(UNKNOWN, "ONAY").await.status(), 200);
     a.submit_ok(UNKNOWN, "after the consent").await;
     // A second apart: the withdrawal's date must be later than the consent's.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(push("RET").await.unwrap().status(), 200);
+    assert_eq!(g.push_consent(UNKNOWN, "RET").await.status(), 200);
     let seq = a
         .send(Body::SubmitSm(submit(UNKNOWN, "after the withdrawal")))
         .await;
     assert_eq!(a.response(seq).await.command_status, 0x402, "withdrawn");
-    let texts: Vec<String> = smsc
-        .of(CommandId::SubmitSm)
-        .iter()
-        .map(|(_, p)| text(p))
-        .collect();
+    let texts = smsc.submitted_texts();
     assert_eq!(texts, ["after the consent"]);
     g.gate.shutdown().await;
 }
