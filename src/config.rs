@@ -42,6 +42,8 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     /// The SMS gate (SMPP proxy).
     pub smpp: Option<crate::smpp::config::SmppConfig>,
+    /// The mail gate (Postfix policy service and inline SMTP hop).
+    pub smtp: Option<crate::smtp::config::SmtpConfig>,
 }
 
 /// `[admin]`
@@ -424,6 +426,10 @@ impl Config {
         }
         if let Some(smpp) = &self.smpp {
             smpp.validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }
         if self.store.persist_interval < Duration::from_secs(1) {

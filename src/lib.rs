@@ -4,17 +4,21 @@
 //! `store` (the compressed consent sets and the snapshot file), `policy` (the one
 //! decision function), `registry` (İYS API client and the built-in emulator),
 //! `sync` (keeping the store current), `admin` (HTTP: metrics, health, check,
-//! webhook) and `smpp` (the SMS gate: codec apart from sessions).
+//! webhook), `gate` (what every protocol gate shares: the context a decision
+//! is taken and recorded with), `smpp` (the SMS gate) and `smtp` (the mail
+//! gate); each protocol keeps its codec apart from its sessions.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod gate;
 pub mod gen;
 pub mod observe;
 pub mod policy;
 pub mod registry;
 pub mod serve;
 pub mod smpp;
+pub mod smtp;
 pub mod store;
 pub mod sync;

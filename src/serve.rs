@@ -1,8 +1,9 @@
 //! `iys-gate serve`: bring the gate up with data already loaded, then keep it
 //! current. Order: logging and metrics, (demo) the in-process registry
 //! emulator, bootstrap (snapshot file, else CSV, else demo data, else empty),
-//! admin listener, change-feed follower, persister; Ctrl-C or SIGTERM stops
-//! everything and writes a last snapshot.
+//! admin listener, change-feed follower, persister, then each protocol's
+//! `start` (SMPP, SMTP) with the one shared [`GateContext`]; Ctrl-C or SIGTERM
+//! stops everything and writes a last snapshot. This module only wires.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,27 +15,16 @@ use tokio::sync::watch;
 use crate::admin::{self, AdminState};
 use crate::config::{Config, LogFormat};
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
+use crate::gate::{Started, Stop};
 use crate::gen::{GenParams, Generator};
 use crate::observe::audit::Audit;
 use crate::observe::metrics::{self, DecisionCounters};
-use crate::policy::Policy;
 use crate::registry::client::RegistryClient;
 use crate::registry::emulator::{self, Emulator, EmulatorConfig};
 use crate::store::SnapshotBuilder;
 use crate::sync::{bootstrap, follow, persist, StoreHandle};
 
-/// What every protocol gate shares: the store, the policy, counters and audit.
-#[derive(Clone)]
-pub struct GateContext {
-    /// The published snapshot.
-    pub store: Arc<StoreHandle>,
-    /// Decision policy.
-    pub policy: Policy,
-    /// Decision counters.
-    pub decisions: DecisionCounters,
-    /// Refusal audit trail.
-    pub audit: Audit,
-}
+pub use crate::gate::GateContext;
 
 /// Set up tracing from the config (`RUST_LOG` overrides the level).
 pub fn init_logging(format: LogFormat, level: &str) {
@@ -102,6 +92,10 @@ pub struct RunningGate {
     pub smpp_addr: Option<std::net::SocketAddr>,
     /// Where the SMPP gate listens with TLS, when configured.
     pub smpp_tls_addr: Option<std::net::SocketAddr>,
+    /// Where the Postfix policy service listens, when configured.
+    pub smtp_policy_addr: Option<std::net::SocketAddr>,
+    /// Where the inline SMTP hop listens, when configured.
+    pub smtp_hop_addr: Option<std::net::SocketAddr>,
     /// The in-process registry emulator's base URL, when one runs.
     pub emulator_url: Option<String>,
     /// The in-process registry emulator, when one runs.
@@ -136,72 +130,141 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bring the gate up and return once it serves.
+/// Bring the gate up and return once it serves: the emulator (demo), the
+/// store, the admin listener, the sync tasks, then each protocol's listeners.
 pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
     let prometheus = metrics::install();
     let brands: Vec<Brand> = config.brands.iter().map(|b| b.brand()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    // The in-process registry emulator (demo and tests).
-    let mut demo: Option<Vec<ConsentRecord>> = None;
-    let mut emulator_server = None;
-    let mut emulator_handle = None;
-    let mut registry_url = config.registry.as_ref().map(|r| r.base_url.clone());
-    if let Some(r) = config.registry.as_ref().filter(|r| r.emulator) {
-        let ecfg = EmulatorConfig {
-            users: vec![emulator::User::new(
-                r.username.clone(),
-                config.registry_password()?,
-            )],
-            ..EmulatorConfig::default()
-        };
-        let emu = Arc::new(Emulator::new(ecfg));
-        if let Some(d) = &config.demo {
-            let records = demo_records(&brands, d.tuples, d.seed)?;
-            let now = ConsentTime::now();
-            for rec in &records {
-                emu.seed(rec, now);
-            }
-            demo = Some(records);
-        }
-        // The emulator mirrors the configured exports, so citizens can act on them.
-        for path in &config.store.bootstrap_csv {
-            let f = std::fs::File::open(path)
-                .with_context(|| format!("store.bootstrap_csv {}", path.display()))?;
-            emu.load_csv(std::io::BufReader::new(f), ConsentTime::now())
-                .with_context(|| format!("loading {} into the emulator", path.display()))?;
-        }
-        let listener = TcpListener::bind(r.emulator_listen)
-            .await
-            .with_context(|| format!("registry.emulator_listen {}", r.emulator_listen))?;
-        let server = emulator::spawn(emu.clone(), listener)?;
-        tracing::info!(url = %server.url(), "registry emulator running in this process");
-        registry_url = Some(server.url());
-        emulator_server = Some(server);
-        emulator_handle = Some(emu);
+    let emulator = start_emulator(&config, &brands).await?;
+    let registry_url = match &emulator {
+        Some(e) => Some(e.server.url()),
+        None => config.registry.as_ref().map(|r| r.base_url.clone()),
+    };
+    let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
+    let (store, persisted_version) = load_store(&config, &brands, demo).await?;
+
+    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx).await?;
+    let admin_addr = tasks.addr("admin").context("admin listener")?;
+    tasks.tasks.extend(start_sync(
+        &config,
+        &store,
+        registry_url,
+        &brands,
+        persisted_version,
+        &stop_rx,
+    )?);
+
+    let context = GateContext {
+        store,
+        policy: config.policy(),
+        decisions: DecisionCounters::new(),
+        audit: Audit::start(config.audit.path.clone(), config.audit.unmasked)?,
+    };
+    if let Some(smpp) = &config.smpp {
+        tasks.absorb(crate::smpp::start(&context, smpp, &stop_rx).await?);
+    }
+    if let Some(smtp) = &config.smtp {
+        tasks.absorb(crate::smtp::start(&context, smtp, &stop_rx).await?);
     }
 
-    // Bootstrap.
-    let snapshot_path = config.store.snapshot_path.as_deref();
-    let csv: Vec<&Path> = config
-        .store
-        .bootstrap_csv
-        .iter()
-        .map(|p| p.as_path())
-        .collect();
-    let bootstrap_brands = brands.clone();
+    tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
+    if demo.is_some() {
+        print_demo_hints(&brands, &tasks);
+    }
+    let (emulator_url, emulator_handle, emulator_server) = match emulator {
+        Some(e) => (Some(e.server.url()), Some(e.emulator), Some(e.server)),
+        None => (None, None, None),
+    };
+    Ok(RunningGate {
+        admin_addr,
+        smpp_addr: tasks.addr("smpp"),
+        smpp_tls_addr: tasks.addr("smpp_tls"),
+        smtp_policy_addr: tasks.addr("smtp_policy"),
+        smtp_hop_addr: tasks.addr("smtp_hop"),
+        emulator_url,
+        emulator: emulator_handle,
+        context,
+        stop: stop_tx,
+        tasks: tasks.tasks,
+        _emulator_server: emulator_server,
+    })
+}
+
+/// The in-process registry emulator, its server, and the demo records it was seeded with.
+struct RunningEmulator {
+    emulator: Arc<Emulator>,
+    server: emulator::EmulatorServer,
+    demo: Option<Vec<ConsentRecord>>,
+}
+
+/// Start the in-process registry emulator when `[registry] emulator = true`,
+/// seeded with the demo data and the configured exports.
+async fn start_emulator(
+    config: &Config,
+    brands: &[Brand],
+) -> anyhow::Result<Option<RunningEmulator>> {
+    let Some(r) = config.registry.as_ref().filter(|r| r.emulator) else {
+        return Ok(None);
+    };
+    let ecfg = EmulatorConfig {
+        users: vec![emulator::User::new(
+            r.username.clone(),
+            config.registry_password()?,
+        )],
+        ..EmulatorConfig::default()
+    };
+    let emu = Arc::new(Emulator::new(ecfg));
+    let mut demo = None;
+    if let Some(d) = &config.demo {
+        let records = demo_records(brands, d.tuples, d.seed)?;
+        let now = ConsentTime::now();
+        for rec in &records {
+            emu.seed(rec, now);
+        }
+        demo = Some(records);
+    }
+    // The emulator mirrors the configured exports, so citizens can act on them.
+    for path in &config.store.bootstrap_csv {
+        let f = std::fs::File::open(path)
+            .with_context(|| format!("store.bootstrap_csv {}", path.display()))?;
+        emu.load_csv(std::io::BufReader::new(f), ConsentTime::now())
+            .with_context(|| format!("loading {} into the emulator", path.display()))?;
+    }
+    let listener = TcpListener::bind(r.emulator_listen)
+        .await
+        .with_context(|| format!("registry.emulator_listen {}", r.emulator_listen))?;
+    let server = emulator::spawn(emu.clone(), listener)?;
+    tracing::info!(url = %server.url(), "registry emulator running in this process");
+    Ok(Some(RunningEmulator {
+        emulator: emu,
+        server,
+        demo,
+    }))
+}
+
+/// Bootstrap the store (snapshot file, else CSV, else demo data, else empty)
+/// and publish it; also returns the version the snapshot file holds (0: none).
+async fn load_store(
+    config: &Config,
+    brands: &[Brand],
+    demo: Option<&[ConsentRecord]>,
+) -> anyhow::Result<(Arc<StoreHandle>, u64)> {
+    let snapshot_path = config.store.snapshot_path.clone();
+    let csv: Vec<std::path::PathBuf> = config.store.bootstrap_csv.clone();
+    let bootstrap_brands = brands.to_vec();
     let bad_rows = config.store.bad_rows;
-    let snapshot_owned = snapshot_path.map(Path::to_path_buf);
-    let csv_owned: Vec<std::path::PathBuf> = csv.iter().map(|p| p.to_path_buf()).collect();
-    let (mut snapshot, mut origin) = tokio::task::spawn_blocking(move || {
-        let csv: Vec<&Path> = csv_owned.iter().map(|p| p.as_path()).collect();
-        bootstrap::initial(snapshot_owned.as_deref(), &csv, &bootstrap_brands, bad_rows)
+    let path = snapshot_path.clone();
+    let (mut snapshot, origin) = tokio::task::spawn_blocking(move || {
+        let csv: Vec<&Path> = csv.iter().map(|p| p.as_path()).collect();
+        bootstrap::initial(path.as_deref(), &csv, &bootstrap_brands, bad_rows)
     })
     .await??;
     if origin == bootstrap::Origin::Empty {
-        if let Some(records) = &demo {
+        if let Some(records) = demo {
             let mut b = SnapshotBuilder::new();
-            for brand in &brands {
+            for brand in brands {
                 b.add_brand(*brand);
             }
             for r in records {
@@ -210,11 +273,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
             let (s, stats) = b.build(ConsentTime::now());
             tracing::info!(tuples = stats.tuples, "loaded demo data");
             snapshot = s;
-            origin = bootstrap::Origin::Csv;
         }
     }
-    let _ = origin;
-    let persisted_version = if snapshot_path.is_some_and(Path::exists) {
+    let persisted_version = if snapshot_path.as_deref().is_some_and(Path::exists) {
         snapshot.version
     } else {
         0
@@ -222,27 +283,46 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
     let store = StoreHandle::new();
     store.publish(snapshot);
     store.update_age_gauge(ConsentTime::now());
+    Ok((store, persisted_version))
+}
 
-    // Admin listener.
-    let admin_listener = TcpListener::bind(config.admin.listen)
+/// The admin listener (`"admin"` in the result).
+async fn start_admin(
+    config: &Config,
+    store: &Arc<StoreHandle>,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    brands: &[Brand],
+    stop: &Stop,
+) -> anyhow::Result<Started> {
+    let listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("admin.listen {}", config.admin.listen))?;
-    let admin_addr = admin_listener.local_addr()?;
+    let mut started = Started::default();
+    started.listening.push(("admin", listener.local_addr()?));
     let state = Arc::new(AdminState {
         store: store.clone(),
         policy: config.policy(),
         metrics: prometheus,
         webhook_secret: config.webhook_secret()?,
-        brands: brands.clone(),
+        brands: brands.to_vec(),
     });
-    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    tasks.push(tokio::spawn(admin::serve(
-        admin_listener,
-        state,
-        stop_rx.clone(),
-    )));
+    started
+        .tasks
+        .push(tokio::spawn(admin::serve(listener, state, stop.clone())));
+    Ok(started)
+}
 
-    // Follower.
+/// The change-feed follower (when a registry is configured) and the snapshot
+/// persister (when a snapshot file is).
+fn start_sync(
+    config: &Config,
+    store: &Arc<StoreHandle>,
+    registry_url: Option<String>,
+    brands: &[Brand],
+    persisted_version: u64,
+    stop: &Stop,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
     if let (Some(r), Some(url)) = (&config.registry, registry_url) {
         let client = Arc::new(RegistryClient::new(
             &url,
@@ -251,7 +331,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
             r.request_timeout,
         )?);
         let cfg = follow::FollowConfig {
-            brands: brands.clone(),
+            brands: brands.to_vec(),
             poll_interval: r.poll_interval,
             page_limit: r.page_limit,
             max_pages_per_round: 100,
@@ -262,89 +342,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
             store.clone(),
             client,
             cfg,
-            stop_rx.clone(),
+            stop.clone(),
         )));
     }
-
-    // Persister.
     if let Some(path) = &config.store.snapshot_path {
         tasks.push(tokio::spawn(persist::run(
             store.clone(),
             path.clone(),
             config.store.persist_interval,
-            stop_rx.clone(),
+            stop.clone(),
             persisted_version,
         )));
     }
+    Ok(tasks)
+}
 
-    let audit = Audit::start(config.audit.path.clone(), config.audit.unmasked)?;
-    let context = GateContext {
-        store,
-        policy: config.policy(),
-        decisions: DecisionCounters::new(),
-        audit,
+/// What the demo prints for a newcomer to try.
+fn print_demo_hints(brands: &[Brand], started: &Started) {
+    let (Some(b), Some(admin)) = (brands.first(), started.addr("admin")) else {
+        return;
     };
-
-    // The SMS gate.
-    let mut smpp_addr = None;
-    let mut smpp_tls_addr = None;
-    if let Some(smpp) = &config.smpp {
-        let shared = Arc::new(crate::smpp::proxy::ProxyShared::new(
-            context.clone(),
-            smpp.clone(),
-        )?);
-        let limit = Arc::new(tokio::sync::Semaphore::new(smpp.max_sessions));
-        let listener = TcpListener::bind(smpp.listen)
-            .await
-            .with_context(|| format!("smpp.listen {}", smpp.listen))?;
-        smpp_addr = Some(listener.local_addr()?);
-        tasks.push(tokio::spawn(crate::smpp::proxy::serve(
-            listener,
-            None,
-            shared.clone(),
-            limit.clone(),
-            stop_rx.clone(),
-        )));
-        if let Some(tls) = &smpp.tls {
-            let acceptor = crate::smpp::proxy::tls_acceptor(&tls.cert, &tls.key)?;
-            let listener = TcpListener::bind(tls.listen)
-                .await
-                .with_context(|| format!("smpp.tls.listen {}", tls.listen))?;
-            smpp_tls_addr = Some(listener.local_addr()?);
-            tasks.push(tokio::spawn(crate::smpp::proxy::serve(
-                listener,
-                Some(acceptor),
-                shared,
-                limit,
-                stop_rx.clone(),
-            )));
-        }
-        tracing::info!(listen = ?smpp_addr, tls = ?smpp_tls_addr, upstream = %smpp.upstream, "SMPP gate listening");
-    }
-
-    tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
-    if demo.is_some() {
-        if let Some(b) = brands.first() {
-            let base = format!(
-                "http://{admin_addr}/v1/check?iys_code={}&brand_code={}&channel=MESAJ",
-                b.iys_code, b.brand_code
-            );
-            eprintln!(
-                "\nDemo: try\n  curl '{base}&recipient=05300000001'   # consent: allow\n  curl '{base}&recipient=05300000002'   # withdrawn: refuse\n  curl '{base}&recipient=05300000009'   # never given: refuse\n  curl '{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl http://{admin_addr}/metrics\n"
-            );
-        }
-    }
-    Ok(RunningGate {
-        admin_addr,
-        smpp_addr,
-        smpp_tls_addr,
-        emulator_url: emulator_server.as_ref().map(|s| s.url()),
-        emulator: emulator_handle,
-        context,
-        stop: stop_tx,
-        tasks,
-        _emulator_server: emulator_server,
-    })
+    let base = format!(
+        "http://{admin}/v1/check?iys_code={}&brand_code={}&channel=MESAJ",
+        b.iys_code, b.brand_code
+    );
+    eprintln!(
+        "\nDemo: try\n  curl '{base}&recipient=05300000001'   # consent: allow\n  curl '{base}&recipient=05300000002'   # withdrawn: refuse\n  curl '{base}&recipient=05300000009'   # never given: refuse\n  curl '{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl http://{admin}/metrics\n"
+    );
 }
 
 async fn shutdown_signal() {

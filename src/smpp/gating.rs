@@ -9,27 +9,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::codec::{status, ConcatInfo, TlvRead};
 use super::config::{AccountConfig, StatusConfig};
-use crate::consent::{AddressKey, Brand, Channel, ConsentTime, MessageClass, Phone};
-use crate::observe::audit::AuditBatch;
-use crate::observe::metrics::DecisionTally;
+use crate::consent::{AddressKey, Brand, Channel, MessageClass, Phone};
+pub use crate::gate::{Classified, TurnClock, TurnRecord};
 use crate::policy::{decide, Decision, Policy, Reason, Request, Verdict};
-use crate::serve::GateContext;
 use crate::store::Snapshot;
-
-/// Brand, class and dealer of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Classified {
-    /// The brand it is sent for.
-    pub brand: Brand,
-    /// Informational or commercial (and to whom).
-    pub class: MessageClass,
-    /// The dealer, if named.
-    pub retailer: Option<u32>,
-}
 
 /// Read the account and the İYS TLVs. An unreadable İYS TLV or a brand the
 /// account may not name is answered with `ESME_RINVOPTPARAMVAL`.
@@ -125,44 +112,6 @@ pub fn record(
             d,
             Some(account),
         );
-    }
-}
-
-/// What one turn of a session's loop gathers for the shared metrics and the
-/// audit trail, handed over together when the turn ends.
-#[derive(Default)]
-pub struct TurnRecord {
-    /// Refusals, for the audit writer.
-    pub audit: AuditBatch,
-    /// Decisions, for `iys_gate_decisions_total`.
-    pub decisions: DecisionTally,
-}
-
-impl TurnRecord {
-    /// Hand everything over to the shared counters and the audit writer.
-    pub fn hand_over(&mut self, ctx: &GateContext) {
-        ctx.decisions.add(&mut self.decisions);
-        ctx.audit.submit(&mut self.audit);
-    }
-}
-
-/// One reading of the wall clock in the two forms a decision needs: the
-/// audit's timestamp and the policy's second.
-#[derive(Debug, Clone, Copy)]
-pub struct TurnClock {
-    /// When, for the audit trail.
-    pub wall: SystemTime,
-    /// The same instant, to the second, for data age and consent dates.
-    pub consent: ConsentTime,
-}
-
-impl TurnClock {
-    /// Read `wall` into both forms.
-    pub fn at(wall: SystemTime) -> TurnClock {
-        TurnClock {
-            wall,
-            consent: ConsentTime::at(wall),
-        }
     }
 }
 

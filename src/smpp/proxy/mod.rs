@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::config::{AccountConfig, SmppConfig};
 use super::gating::ConcatMemory;
-use crate::serve::GateContext;
+use crate::gate::GateContext;
 
 /// What every session shares.
 pub struct ProxyShared {
@@ -65,35 +65,6 @@ impl ProxyShared {
         }
         Ok(ProxyShared { ctx, cfg, accounts })
     }
-}
-
-/// Load the TLS acceptor from PEM files.
-pub fn tls_acceptor(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("smpp.tls.cert {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| {
-            format!(
-                "smpp.tls.cert {}: not a PEM certificate chain",
-                cert.display()
-            )
-        })?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("smpp.tls.key {}: not a PEM private key", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .context("smpp.tls: certificate and key do not match")?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Accept senders on `listener` (TLS when `tls` is given) until `shutdown`.

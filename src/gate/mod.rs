@@ -1,0 +1,134 @@
+//! What every protocol gate shares, below SMPP, SMTP and SIP: the store
+//! handle, the policy, the decision counters and the audit trail
+//! ([`GateContext`]), the stop signal, and TLS set-up from PEM files.
+//! Protocols import from here; `serve` builds one context and hands it to
+//! each protocol's `start`.
+
+pub mod tls;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use std::time::SystemTime;
+
+use crate::consent::{Brand, ConsentTime, MessageClass};
+use crate::observe::audit::{Audit, AuditBatch};
+use crate::observe::metrics::{DecisionCounters, DecisionTally};
+use crate::policy::Policy;
+use crate::sync::StoreHandle;
+
+/// What every protocol gate shares: the store, the policy, counters and audit.
+#[derive(Clone)]
+pub struct GateContext {
+    /// The published snapshot.
+    pub store: Arc<StoreHandle>,
+    /// Decision policy.
+    pub policy: Policy,
+    /// Decision counters.
+    pub decisions: DecisionCounters,
+    /// Refusal audit trail.
+    pub audit: Audit,
+}
+
+/// Flips to `true` when the gate stops; every listener and session watches it.
+pub type Stop = watch::Receiver<bool>;
+
+/// The tasks and bound addresses one protocol's `start` brought up.
+#[derive(Default)]
+pub struct Started {
+    /// Listener name (`"smpp"`, `"smpp_tls"`, `"smtp_policy"`, ...) and where it listens.
+    pub listening: Vec<(&'static str, std::net::SocketAddr)>,
+    /// The accept loops; each ends when [`Stop`] flips.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Started {
+    /// Take over another protocol's listeners and tasks.
+    pub fn absorb(&mut self, other: Started) {
+        self.listening.extend(other.listening);
+        self.tasks.extend(other.tasks);
+    }
+
+    /// Where the named listener listens.
+    pub fn addr(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.listening
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+}
+
+/// What one turn of a session's loop gathers for the shared metrics and the
+/// audit trail, handed over together when the turn ends.
+#[derive(Default)]
+pub struct TurnRecord {
+    /// Refusals, for the audit writer.
+    pub audit: AuditBatch,
+    /// Decisions, for `iys_gate_decisions_total`.
+    pub decisions: DecisionTally,
+}
+
+impl TurnRecord {
+    /// Hand everything over to the shared counters and the audit writer.
+    pub fn hand_over(&mut self, ctx: &GateContext) {
+        ctx.decisions.add(&mut self.decisions);
+        ctx.audit.submit(&mut self.audit);
+    }
+}
+
+/// One reading of the wall clock in the two forms a decision needs: the
+/// audit's timestamp and the policy's second.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnClock {
+    /// When, for the audit trail.
+    pub wall: SystemTime,
+    /// The same instant, to the second, for data age and consent dates.
+    pub consent: ConsentTime,
+}
+
+impl TurnClock {
+    /// Read `wall` into both forms.
+    pub fn at(wall: SystemTime) -> TurnClock {
+        TurnClock {
+            wall,
+            consent: ConsentTime::at(wall),
+        }
+    }
+}
+
+/// Brand, class and dealer of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    /// The brand it is sent for.
+    pub brand: Brand,
+    /// Informational or commercial (and to whom).
+    pub class: MessageClass,
+    /// The dealer, if named.
+    pub retailer: Option<u32>,
+}
+
+/// A client network in the config: CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a
+/// bare address (one host). Used to map peers to accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network(pub ipnet::IpNet);
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<ipnet::IpNet>() {
+            return Ok(Network(n.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| Network(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("{s:?} is not a network (10.0.0.0/8) or an address"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

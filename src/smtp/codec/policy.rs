@@ -1,0 +1,1 @@
+//! Postfix policy delegation requests (`name=value` lines ended by an empty line).
