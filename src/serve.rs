@@ -305,6 +305,7 @@ async fn start_admin(
         metrics: prometheus,
         webhook_secret: config.webhook_secret()?,
         brands: brands.to_vec(),
+        decisions: DecisionCounters::new(),
     });
     started
         .tasks

@@ -744,3 +744,39 @@ async fn a_refused_cursor_with_data_older_than_the_feed_reach_keeps_the_brand_un
     );
     gate.shutdown().await;
 }
+
+/// `/v1/check` answers are counted in `iys_gate_decisions_total` like a gate's
+/// (Kamailio and OpenSIPS gate calls through it). The series used here, a
+/// withdrawn e-mail, is asked by no other test in this file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_api_decisions_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = csv(
+        dir.path(),
+        &[
+            "700001,100001,gone@example.com,BIREYSEL,EPOSTA,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+            "700001,100001,gone@example.com,BIREYSEL,EPOSTA,RET,2024-02-01 10:00:00,IYS_WEB,,",
+        ],
+    );
+    let gate = start(config(&Opts {
+        csv: Some(&path),
+        snapshot: None,
+        registry: EMULATOR,
+        poll: "1s",
+        max_age: "1h",
+    }))
+    .await
+    .unwrap();
+    let series =
+        "iys_gate_decisions_total{channel=\"EPOSTA\",decision=\"refuse\",reason=\"withdrawn\"}";
+    let before = metric_value(&metrics_text(&gate).await, series).unwrap_or(0.0);
+    for _ in 0..3 {
+        assert_eq!(
+            verdict(&gate, "channel=EPOSTA&recipient=Gone@Example.com").await,
+            pair("refuse", "withdrawn")
+        );
+    }
+    let after = metric_value(&metrics_text(&gate).await, series).unwrap_or(0.0);
+    assert_eq!(after - before, 3.0, "three checks, three decisions counted");
+    gate.shutdown().await;
+}

@@ -34,6 +34,9 @@ pub struct AdminState {
     pub webhook_secret: Option<String>,
     /// Brands the gate follows (readiness covers each).
     pub brands: Vec<Brand>,
+    /// `/v1/check` answers are decisions too (Kamailio, OpenSIPS and support
+    /// tools call it): counted in `iys_gate_decisions_total` like the gates'.
+    pub decisions: crate::observe::metrics::DecisionCounters,
 }
 
 /// Serve the admin API on `listener` until `shutdown` fires.

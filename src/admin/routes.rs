@@ -153,6 +153,9 @@ fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
     };
     let snapshot = state.store.guard();
     let d = decide(snapshot.as_deref(), &state.policy, ConsentTime::now(), &req);
+    let mut tally = crate::observe::metrics::DecisionTally::default();
+    tally.record(req.channel, &d);
+    state.decisions.add(&mut tally);
     json_response(
         StatusCode::OK,
         json!({
