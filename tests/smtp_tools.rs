@@ -2,7 +2,8 @@
 //! client) delivers to the sink, which keeps the bytes the sender meant
 //! (dot-stuffed lines unstuffed once) and refuses what its list names with
 //! `550 5.1.1`; the load generator's counts agree with the sink's; the
-//! `smtp-sink` and `smtp-load` subcommands work from the command line.
+//! `smtp-sink` and `smtp-load` subcommands work from the command line; Postfix's
+//! smtp-source (another real client) delivers to the sink.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -331,4 +332,92 @@ async fn smtp_sink_and_smtp_load_subcommands() {
     let eml = std::fs::read(dump.join("1.eml")).unwrap();
     assert_eq!(eml.len(), 1024);
     assert!(eml.starts_with(b"From: <load@shop.example>\r\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_smtp_source_to_the_sink_counts_agree() {
+    const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
+    assert!(
+        Path::new(SMTP_SOURCE).exists(),
+        "{SMTP_SOURCE} is missing: install postfix (bash .ci/run does)"
+    );
+    let sink = start_sink(&[]).await;
+    let addr = sink.local_addr().to_string();
+    // Four sessions, 200 messages of three recipients, connections kept (-d).
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(SMTP_SOURCE)
+            .args(["-s", "4", "-m", "200", "-r", "3", "-l", "2000", "-d"])
+            .args(["-f", "news@shop.example", "-t", "rcpt@example.com", &addr])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run smtp-source")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(
+        sink.stats()
+            .wait_messages(200, Duration::from_secs(10))
+            .await
+    );
+    let c = sink.stats().counts();
+    assert_eq!((c.messages, c.recipients, c.errors), (200, 600, 0), "{c:?}");
+    assert!(c.sessions <= 4 && c.sessions >= 1, "{c:?}");
+    let m = sink.stats().recent().pop().unwrap();
+    // smtp-source numbers all but the last recipient, counting down.
+    assert_eq!(
+        m.rcpt_to,
+        ["3rcpt@example.com", "2rcpt@example.com", "rcpt@example.com"]
+    );
+    assert!(m.size > 2000, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_load_against_postfix_smtp_sink() {
+    const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+    assert!(
+        Path::new(SMTP_SINK).exists(),
+        "{SMTP_SINK} is missing: install postfix (bash .ci/run does)"
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    // As root, smtp-sink must be told whom to become once its socket is open.
+    let mut cmd = Command::new(SMTP_SINK);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "nobody"]);
+    }
+    let _sink = Child(
+        cmd.args([&addr, "100"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink"),
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < until, "smtp-sink did not listen on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for pipelining in [true, false] {
+        let r = run_load(LoadConfig {
+            target: addr.clone(),
+            sessions: 3,
+            messages: Some(30),
+            recipients: 2,
+            pipelining,
+            ..LoadConfig::default()
+        })
+        .await
+        .expect("load run against smtp-sink");
+        assert_eq!(r.pipelining, pipelining, "smtp-sink offers PIPELINING: {r}");
+        assert_eq!((r.messages, r.accepted), (90, 90), "{r}");
+        assert_eq!((r.rcpt_accepted, r.rcpt_refused), (180, 0), "{r}");
+        assert_eq!(r.data_replies.get(&250), Some(&90), "{r}");
+        assert_eq!(r.broken_sessions, 0, "{r}");
+    }
 }
