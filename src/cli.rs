@@ -41,6 +41,12 @@ pub enum Command {
     SmppLoad(Box<crate::smpp::tools::loadgen::LoadArgs>),
     /// Plain TCP relay: the baseline a proxy is measured against.
     SmppRelay(crate::smpp::tools::relay::RelayArgs),
+    /// Send one SMS (bind, submit_sm, unbind) and print the answer.
+    SmppSend(crate::smpp::tools::send::SendArgs),
+    /// SMTP sink for demos, tests and throughput runs: accepts and counts mail.
+    SmtpSink(crate::smtp::tools::sink::SinkArgs),
+    /// SMTP load generator: sessions, pipelining, recipients per message.
+    SmtpLoad(Box<crate::smtp::tools::load::LoadArgs>),
 }
 
 /// `serve` options.
@@ -167,6 +173,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .block_on(crate::smpp::tools::loadgen::run(*args))
             .map(|_| ()),
         Command::SmppRelay(args) => runtime()?.block_on(crate::smpp::tools::relay::run(args)),
+        Command::SmppSend(args) => runtime()?.block_on(crate::smpp::tools::send::run(args)),
+        Command::SmtpSink(args) => runtime()?.block_on(crate::smtp::tools::sink::run(args)),
+        Command::SmtpLoad(args) => runtime()?
+            .block_on(crate::smtp::tools::load::run(*args))
+            .map(|_| ()),
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),

@@ -283,6 +283,14 @@ pub struct DemoConfig {
     /// Generator seed.
     #[serde(default = "default_demo_seed")]
     pub seed: u64,
+    /// Run the built-in sinks in this process, before the protocol listeners:
+    /// the SMSC sink on `smpp.upstream` and the SMTP sink on
+    /// `smtp.hop.next_hop` (each must then be a literal `ip:port`; port 0
+    /// takes any free port, and the gate then relays to the port it got).
+    /// The SMTP sink logs each message's envelope; both keep the last 100
+    /// messages (`RunningGate::demo_sinks`). Default false.
+    #[serde(default)]
+    pub sinks: bool,
 }
 
 fn default_demo_tuples() -> u64 {
@@ -432,6 +440,24 @@ impl Config {
             smtp.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }
+        if self.demo.as_ref().is_some_and(|d| d.sinks) {
+            if let Some(smpp) = &self.smpp {
+                if smpp.upstream.parse::<SocketAddr>().is_err() {
+                    return Err(invalid(
+                        "smpp.upstream",
+                        "must be an ip:port with demo.sinks = true (the SMSC sink listens there)",
+                    ));
+                }
+            }
+            if let Some(hop) = self.smtp.as_ref().and_then(|s| s.hop.as_ref()) {
+                if hop.next_hop.parse::<SocketAddr>().is_err() {
+                    return Err(invalid(
+                        "smtp.hop.next_hop",
+                        "must be an ip:port with demo.sinks = true (the SMTP sink listens there)",
+                    ));
+                }
+            }
+        }
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));
         }
@@ -504,6 +530,39 @@ mod tests {
         let c = Config::demo();
         assert!(c.registry.as_ref().unwrap().emulator);
         assert!(!c.brands.is_empty());
+        // Every protocol runs, in front of the in-process sinks.
+        assert!(c.demo.as_ref().unwrap().sinks);
+        let smpp = c.smpp.as_ref().expect("[smpp]");
+        assert_eq!(smpp.upstream, "127.0.0.1:2776");
+        assert!(smpp.accounts.iter().any(|a| a.system_id == "demo"));
+        let smtp = c.smtp.as_ref().expect("[smtp]");
+        assert!(smtp.policy.is_some());
+        assert_eq!(
+            smtp.hop.as_ref().expect("[smtp.hop]").next_hop,
+            "127.0.0.1:2526"
+        );
+        let a = smtp
+            .accounts
+            .iter()
+            .find(|a| a.name == "demo")
+            .expect("demo account");
+        assert_eq!((a.iys_code, a.brand_code), (700001, 100001));
+    }
+
+    #[test]
+    fn demo_sinks_need_literal_addresses() {
+        let base = "[demo]\nsinks = true\n[smtp]\n[smtp.hop]\nnext_hop = \"mx.example:25\"\n";
+        let e = Config::from_toml(base, "t").unwrap_err().to_string();
+        assert!(e.contains("smtp.hop.next_hop"), "{e}");
+        let ok = base.replace("mx.example:25", "127.0.0.1:0");
+        Config::from_toml(&ok, "t").unwrap();
+        let e = Config::from_toml(
+            "[demo]\nsinks = true\n[smpp]\nupstream = \"smsc.example:2775\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("smpp.upstream"), "{e}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub fn demo_fixed_records(brand: Brand) -> Vec<ConsentRecord> {
         "+905300000004,BIREYSEL,MESAJ,ONAY,2024-05-01 10:00:00,HS_FIZIKSEL_ORTAM,501,501;502",
         "+905300000001,BIREYSEL,ARAMA,ONAY,2024-05-01 10:00:00,HS_CAGRI_MERKEZI,,",
         "demo@example.com,BIREYSEL,EPOSTA,ONAY,2024-05-01 10:00:00,HS_WEB,,",
+        "withdrawn@example.com,BIREYSEL,EPOSTA,ONAY,2024-05-01 10:00:00,HS_WEB,,",
+        "withdrawn@example.com,BIREYSEL,EPOSTA,RET,2024-06-01 10:00:00,IYS_WEB,,",
     ];
     rows.iter()
         .filter_map(|r| {
@@ -102,6 +104,8 @@ pub struct RunningGate {
     pub emulator: Option<Arc<Emulator>>,
     /// The shared context the protocol gates decide with.
     pub context: GateContext,
+    /// The demo's in-process sinks (`[demo] sinks = true`), with what arrived.
+    pub demo_sinks: DemoSinks,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _emulator_server: Option<emulator::EmulatorServer>,
@@ -132,7 +136,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Bring the gate up and return once it serves: the emulator (demo), the
 /// store, the admin listener, the sync tasks, then each protocol's listeners.
-pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
+pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let prometheus = metrics::install();
     let brands: Vec<Brand> = config.brands.iter().map(|b| b.brand()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -162,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
         decisions: DecisionCounters::new(),
         audit: Audit::start(config.audit.path.clone(), config.audit.unmasked)?,
     };
+    let demo_sinks = start_demo_sinks(&mut config, &stop_rx, &mut tasks).await?;
     if let Some(smpp) = &config.smpp {
         tasks.absorb(crate::smpp::start(&context, smpp, &stop_rx).await?);
     }
@@ -171,7 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
 
     tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
     if demo.is_some() {
-        print_demo_hints(&brands, &tasks);
+        print_demo_hints(&brands, &tasks, &demo_sinks);
     }
     let (emulator_url, emulator_handle, emulator_server) = match emulator {
         Some(e) => (Some(e.server.url()), Some(e.emulator), Some(e.server)),
@@ -186,6 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningGate> {
         emulator_url,
         emulator: emulator_handle,
         context,
+        demo_sinks,
         stop: stop_tx,
         tasks: tasks.tasks,
         _emulator_server: emulator_server,
@@ -358,18 +364,134 @@ fn start_sync(
     Ok(tasks)
 }
 
+/// The demo's in-process sinks, each with its counters and recent messages.
+#[derive(Debug, Default)]
+pub struct DemoSinks {
+    /// The SMSC sink the SMPP gate relays to.
+    pub smsc: Option<crate::smpp::tools::sink::SinkHandle>,
+    /// The SMTP sink the SMTP hop relays to.
+    pub smtp: Option<crate::smtp::tools::sink::SinkHandle>,
+}
+
+/// With `[demo] sinks = true`: the SMSC sink on `smpp.upstream` and the SMTP
+/// sink on `smtp.hop.next_hop`, started before the listeners that relay to
+/// them, which are then pointed at the addresses the sinks got (port 0 in the
+/// config: any free port). Also a task that logs each SMS the SMSC sink takes.
+async fn start_demo_sinks(
+    config: &mut Config,
+    stop: &Stop,
+    started: &mut Started,
+) -> anyhow::Result<DemoSinks> {
+    use crate::smpp::tools::sink as smsc;
+    use crate::smtp::tools::sink as smtp;
+    let mut sinks = DemoSinks::default();
+    if !config.demo.as_ref().is_some_and(|d| d.sinks) {
+        return Ok(sinks);
+    }
+    if let Some(smpp) = config.smpp.as_mut() {
+        let listener = TcpListener::bind(smpp.upstream.as_str())
+            .await
+            .with_context(|| format!("demo SMSC sink on smpp.upstream {}", smpp.upstream))?;
+        let config = smsc::SinkConfig {
+            record_last: 100,
+            ..smsc::SinkConfig::default()
+        };
+        let sink = smsc::spawn(listener, config).await;
+        smpp.upstream = sink.local_addr().to_string();
+        tracing::info!(addr = %sink.local_addr(), "demo SMSC sink running in this process");
+        started
+            .tasks
+            .push(tokio::spawn(log_sms(sink.stats().clone(), stop.clone())));
+        sinks.smsc = Some(sink);
+    }
+    if let Some(hop) = config.smtp.as_mut().and_then(|s| s.hop.as_mut()) {
+        let listener = TcpListener::bind(hop.next_hop.as_str())
+            .await
+            .with_context(|| format!("demo SMTP sink on smtp.hop.next_hop {}", hop.next_hop))?;
+        let config = smtp::SinkConfig {
+            hostname: "demo-sink".into(),
+            record_last: 100,
+            log_messages: true,
+            ..smtp::SinkConfig::default()
+        };
+        let sink = smtp::spawn(listener, config);
+        hop.next_hop = sink.local_addr().to_string();
+        tracing::info!(addr = %sink.local_addr(), "demo SMTP sink running in this process");
+        sinks.smtp = Some(sink);
+    }
+    Ok(sinks)
+}
+
+/// Logs each submission the demo's SMSC sink takes (it keeps the last 100).
+async fn log_sms(stats: Arc<crate::smpp::tools::sink::SinkStats>, mut stop: Stop) {
+    let mut seen = 0u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = stats.counts().submits();
+        if now == seen {
+            continue;
+        }
+        let recent = stats.recent();
+        let new = ((now - seen) as usize).min(recent.len());
+        for r in &recent[recent.len() - new..] {
+            tracing::info!(
+                system_id = %r.system_id,
+                to = %r.destination,
+                text = %String::from_utf8_lossy(&r.short_message),
+                "demo SMSC sink: message arrived"
+            );
+        }
+        seen = now;
+    }
+}
+
 /// What the demo prints for a newcomer to try.
-fn print_demo_hints(brands: &[Brand], started: &Started) {
+fn print_demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) {
     let (Some(b), Some(admin)) = (brands.first(), started.addr("admin")) else {
         return;
     };
-    let base = format!(
-        "http://{admin}/v1/check?iys_code={}&brand_code={}&channel=MESAJ",
-        b.iys_code, b.brand_code
+    let check = |channel: &str| {
+        format!(
+            "http://{admin}/v1/check?iys_code={}&brand_code={}&channel={channel}",
+            b.iys_code, b.brand_code
+        )
+    };
+    let base = check("MESAJ");
+    let mut hints = format!(
+        "\nDemo: try\n  curl '{base}&recipient=05300000001'   # consent: allow\n  curl '{base}&recipient=05300000002'   # withdrawn: refuse\n  curl '{base}&recipient=05300000009'   # never given: refuse\n  curl '{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl '{}&recipient=demo@example.com'   # e-mail consent: allow\n",
+        check("EPOSTA")
     );
-    eprintln!(
-        "\nDemo: try\n  curl '{base}&recipient=05300000001'   # consent: allow\n  curl '{base}&recipient=05300000002'   # withdrawn: refuse\n  curl '{base}&recipient=05300000009'   # never given: refuse\n  curl '{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl http://{admin}/metrics\n"
-    );
+    if let Some(smpp) = started.addr("smpp") {
+        let sink = sinks
+            .smsc
+            .as_ref()
+            .map(|s| format!(" to the SMSC sink on {}", s.local_addr()))
+            .unwrap_or_default();
+        hints += &format!(
+            "\nSMS through the SMPP gate on {smpp}{sink} (the log shows what arrives):\n  cargo run -q -- smpp-send --target {smpp} --to 905300000001   # ESME_ROK: arrives\n  cargo run -q -- smpp-send --target {smpp} --to 905300000002   # 0x402 withdrawn: never arrives\n"
+        );
+    }
+    if let Some(hop) = started.addr("smtp_hop") {
+        let sink = sinks
+            .smtp
+            .as_ref()
+            .map(|s| format!(" to the SMTP sink on {}", s.local_addr()))
+            .unwrap_or_default();
+        hints += &format!(
+            "\nMail through the SMTP hop on {hop}{sink} (the log shows what arrives):\n  printf 'Subject: demo\\r\\n\\r\\nhello\\r\\n' | curl -v smtp://{hop} --mail-from news@shop.example \\\n      --mail-rcpt demo@example.com --mail-rcpt withdrawn@example.com --mail-rcpt-allowfails --upload-file - 2>&1 | grep '^[<>]'\n    # RCPT demo@example.com: 250; withdrawn@example.com: 550 5.7.1 (withdrawn); the sink gets one copy, for demo@example.com\n"
+        );
+    }
+    if let Some(policy) = started.addr("smtp_policy") {
+        hints += &format!(
+            "\nPostfix policy service on {policy} (smtpd_recipient_restrictions = check_policy_service inet:{policy}); by hand:\n  printf 'request=smtpd_access_policy\\nprotocol_state=RCPT\\nclient_address=127.0.0.1\\nsender=news@shop.example\\nrecipient=nobody@example.com\\n\\n' | curl -s --max-time 1 telnet://{policy}\n    # action=550 5.7.1 ... (no_consent); recipient=demo@example.com: action=DUNNO\n"
+        );
+    }
+    hints += &format!("\n  curl http://{admin}/metrics\n");
+    eprintln!("{hints}");
 }
 
 async fn shutdown_signal() {

@@ -5,4 +5,5 @@
 pub mod conn;
 pub mod loadgen;
 pub mod relay;
+pub mod send;
 pub mod sink;
