@@ -11,6 +11,8 @@
 //! `/usr/sbin/postfix` (Debian's `postfix` package, which `.ci/run` installs),
 //! swaks and smtp-sink.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -532,4 +534,132 @@ async fn unmatched_rule_policy_context_and_no_data() {
     let a = c.ask(&rcpt(COMMERCIAL_SENDER, CONSENTED)).await;
     assert!(a.starts_with("451 4.7.1 "), "{a}");
     assert_eq!(c.ask(&rcpt(INFO_SENDER, CONSENTED)).await, "DUNNO");
+}
+
+/// A real Postfix asks the gate about each recipient of one transaction:
+/// the consented one is accepted and delivered, the unconsented and the
+/// withdrawn ones get `550 5.7.1` and never reach the sink. With the gate
+/// down, Postfix applies `default_action`: `DUNNO` where configured so (mail
+/// flows unchecked), Postfix's own default `451 4.3.5` elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_asks_the_gate_about_each_recipient() {
+    use common::postfix::{swaks, Postfix, SmtpSink};
+    let g = gate("").await;
+    let policy = g.addr;
+    let (postfix, sink) = tokio::task::spawn_blocking(move || {
+        let sink = SmtpSink::start();
+        let fail_open = format!(
+            "smtpd_recipient_restrictions = check_policy_service {{ inet:{policy}, default_action=DUNNO }}, permit_mynetworks, reject_unauth_destination"
+        );
+        let fail_closed = format!(
+            "smtpd_recipient_restrictions=check_policy_service,inet:{policy},permit_mynetworks,reject_unauth_destination"
+        );
+        let postfix = Postfix::start(sink.addr, &fail_open, &[&[], &[&fail_closed]]);
+        (postfix, sink)
+    })
+    .await
+    .unwrap();
+    let (open_port, closed_port) = (postfix.smtpd[0], postfix.smtpd[1]);
+    let run = move |from: &'static str, to: Vec<&'static str>, port: SocketAddr| {
+        tokio::task::spawn_blocking(move || swaks(port, from, &to, &[]))
+    };
+
+    let s = run(
+        COMMERCIAL_SENDER,
+        vec![CONSENTED, UNCONSENTED, WITHDRAWN],
+        open_port,
+    )
+    .await
+    .unwrap();
+    let log = || postfix.maillog();
+    assert!(
+        s.reply(CONSENTED).starts_with("250 "),
+        "{}\n{}",
+        s.transcript,
+        log()
+    );
+    let no = s.reply(UNCONSENTED);
+    assert!(no.starts_with("550 5.7.1 "), "{}\n{}", s.transcript, log());
+    assert!(no.contains("(no_consent)"), "{no}");
+    let ret = s.reply(WITHDRAWN);
+    assert!(
+        ret.starts_with("550 5.7.1 ") && ret.contains("(withdrawn)"),
+        "{ret}"
+    );
+    assert!(
+        s.data.as_deref().is_some_and(|d| d.starts_with("250 ")),
+        "{}",
+        s.transcript
+    );
+    // Informational mail needs no consent.
+    let info = run(INFO_SENDER, vec![UNCONSENTED], open_port)
+        .await
+        .unwrap();
+    assert!(
+        info.reply(UNCONSENTED).starts_with("250 "),
+        "{}",
+        info.transcript
+    );
+
+    let sink = std::sync::Arc::new(sink);
+    let arrived = {
+        let sink = sink.clone();
+        tokio::task::spawn_blocking(move || {
+            sink.wait_for(CONSENTED, WAIT * 3);
+            sink.wait_for(UNCONSENTED, WAIT * 3)
+        })
+        .await
+        .unwrap()
+    };
+    // The consented copy and the informational one; never the refused ones
+    // of the first transaction.
+    assert_eq!(
+        arrived.iter().filter(|r| *r == CONSENTED).count(),
+        1,
+        "{arrived:?}"
+    );
+    assert_eq!(arrived.len(), 2, "{arrived:?}");
+    assert!(!arrived.iter().any(|r| r == WITHDRAWN), "{arrived:?}");
+    let dump = sink.dump();
+    let first = dump
+        .split("X-Client-Addr:")
+        .find(|t| t.contains(CONSENTED))
+        .unwrap();
+    assert!(
+        first.contains(&format!("X-Mail-Args: <{COMMERCIAL_SENDER}>")),
+        "{first}"
+    );
+    let envelope: Vec<&str> = first
+        .lines()
+        .filter(|l| l.starts_with("X-Rcpt-Args:"))
+        .collect();
+    assert_eq!(envelope.len(), 1, "{first}");
+    assert!(envelope[0].starts_with(&format!("X-Rcpt-Args: <{CONSENTED}>")));
+
+    // The gate is down: Postfix applies default_action.
+    let Gate { gate, _dir, .. } = g;
+    gate.shutdown().await;
+    let open = run(COMMERCIAL_SENDER, vec![WITHDRAWN], open_port)
+        .await
+        .unwrap();
+    assert!(
+        open.reply(WITHDRAWN).starts_with("250 "),
+        "default_action=DUNNO: {}",
+        open.transcript
+    );
+    let closed = run(COMMERCIAL_SENDER, vec![WITHDRAWN], closed_port)
+        .await
+        .unwrap();
+    assert!(
+        closed.reply(WITHDRAWN).starts_with("451 4.3.5 "),
+        "Postfix's default: {}",
+        closed.transcript
+    );
+    let arrived = tokio::task::spawn_blocking(move || sink.wait_for(WITHDRAWN, WAIT * 3))
+        .await
+        .unwrap();
+    assert_eq!(arrived.len(), 3, "{arrived:?}");
+    let log = postfix.maillog();
+    assert!(log.contains("Recipient address rejected"), "{log}");
+    drop(postfix);
 }
