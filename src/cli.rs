@@ -41,6 +41,8 @@ pub enum Command {
     SmppLoad(Box<crate::smpp::tools::loadgen::LoadArgs>),
     /// Plain TCP relay: the baseline a proxy is measured against.
     SmppRelay(crate::smpp::tools::relay::RelayArgs),
+    /// Postfix policy load generator (with --serve-dunno: a trivial always-DUNNO policy server).
+    SmtpPolicyLoad(Box<crate::smtp::tools::policy_load::PolicyLoadArgs>),
 }
 
 /// `serve` options.
@@ -167,6 +169,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .block_on(crate::smpp::tools::loadgen::run(*args))
             .map(|_| ()),
         Command::SmppRelay(args) => runtime()?.block_on(crate::smpp::tools::relay::run(args)),
+        Command::SmtpPolicyLoad(args) => {
+            runtime()?.block_on(crate::smtp::tools::policy_load::run(*args))
+        }
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),

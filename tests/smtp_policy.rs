@@ -663,3 +663,67 @@ async fn postfix_asks_the_gate_about_each_recipient() {
     assert!(log.contains("Recipient address rejected"), "{log}");
     drop(postfix);
 }
+
+/// The load generator (`smtp-policy-load`) against the gate, one at a time
+/// and pipelined, and against its own always-DUNNO server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_generator_counts_every_answer() {
+    use clap::Parser;
+    use iys_gate::smtp::tools::policy_load::{run_load, serve_dunno, PolicyLoadArgs};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: PolicyLoadArgs,
+    }
+    let g = gate("").await;
+    for pipeline in ["1", "16"] {
+        let target = g.addr.to_string();
+        let args = Cli::parse_from([
+            "load",
+            "--target",
+            &target,
+            "--connections",
+            "8",
+            "--pipeline",
+            pipeline,
+            "--requests",
+            "3000",
+            "--recipient",
+            CONSENTED,
+            "--recipient",
+            UNCONSENTED,
+            "--recipient",
+            WITHDRAWN,
+        ])
+        .load;
+        let r = run_load(&args).await.unwrap();
+        assert_eq!(r.requests, 3000, "{r}");
+        // Each connection starts at its own place in the recipient list, so the
+        // split is close to, not exactly, one third each.
+        let pass = r.answers["pass"];
+        let refused = r.answers["5xx"];
+        assert_eq!(pass + refused, 3000, "{r}");
+        assert!((900..=1100).contains(&pass), "{r}");
+        assert!(r.per_second > 0.0 && r.latency_p50_us > 0.0, "{r}");
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dunno = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve_dunno(listener));
+    let args = Cli::parse_from([
+        "load",
+        "--target",
+        &dunno,
+        "--connections",
+        "4",
+        "--pipeline",
+        "3",
+        "--requests",
+        "1000",
+        "--recipient",
+        UNCONSENTED,
+    ])
+    .load;
+    let r = run_load(&args).await.unwrap();
+    assert_eq!(r.answers["pass"], 1000, "{r}");
+}

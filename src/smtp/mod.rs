@@ -17,6 +17,7 @@ pub mod config;
 pub mod gating;
 pub mod hop;
 pub mod policy;
+pub mod tools;
 
 use std::sync::Arc;
 
