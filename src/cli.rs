@@ -47,6 +47,8 @@ pub enum Command {
     SmtpSink(crate::smtp::tools::sink::SinkArgs),
     /// SMTP load generator: sessions, pipelining, recipients per message.
     SmtpLoad(Box<crate::smtp::tools::load::LoadArgs>),
+    /// Postfix policy load generator (with --serve-dunno: a trivial always-DUNNO policy server).
+    SmtpPolicyLoad(Box<crate::smtp::tools::policy_load::PolicyLoadArgs>),
 }
 
 /// `serve` options.
@@ -178,6 +180,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmtpLoad(args) => runtime()?
             .block_on(crate::smtp::tools::load::run(*args))
             .map(|_| ()),
+        Command::SmtpPolicyLoad(args) => {
+            runtime()?.block_on(crate::smtp::tools::policy_load::run(*args))
+        }
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),
