@@ -451,8 +451,15 @@ async fn log_sms(stats: Arc<crate::smpp::tools::sink::SinkStats>, mut stop: Stop
 
 /// What the demo prints for a newcomer to try.
 fn print_demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) {
+    if let Some(hints) = demo_hints(brands, started, sinks) {
+        eprintln!("{hints}");
+    }
+}
+
+/// The commands [`print_demo_hints`] prints, for the listeners that run.
+fn demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) -> Option<String> {
     let (Some(b), Some(admin)) = (brands.first(), started.addr("admin")) else {
-        return;
+        return None;
     };
     let check = |channel: &str| {
         format!(
@@ -491,7 +498,7 @@ fn print_demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) {
         );
     }
     hints += &format!("\n  curl http://{admin}/metrics\n");
-    eprintln!("{hints}");
+    Some(hints)
 }
 
 async fn shutdown_signal() {
@@ -513,5 +520,51 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_hints_name_the_listeners_and_the_demo_addresses() {
+        let at = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let started = Started {
+            listening: vec![
+                ("admin", at(9090)),
+                ("smpp", at(2775)),
+                ("smtp_hop", at(2525)),
+                ("smtp_policy", at(10040)),
+            ],
+            tasks: Vec::new(),
+        };
+        let h = demo_hints(
+            &[Brand::new(700001, 100001)],
+            &started,
+            &DemoSinks::default(),
+        )
+        .expect("hints");
+        for want in [
+            "cargo run -q -- smpp-send --target 127.0.0.1:2775 --to 905300000001",
+            "cargo run -q -- smpp-send --target 127.0.0.1:2775 --to 905300000002",
+            "printf 'Subject: demo\\r\\n\\r\\nhello\\r\\n' | curl -v smtp://127.0.0.1:2525 --mail-from news@shop.example \\\n      --mail-rcpt demo@example.com --mail-rcpt withdrawn@example.com --mail-rcpt-allowfails --upload-file - 2>&1 | grep '^[<>]'",
+            "| curl -s --max-time 1 telnet://127.0.0.1:10040",
+            "channel=EPOSTA&recipient=demo@example.com",
+        ] {
+            assert!(h.contains(want), "{want:?} in:\n{h}");
+        }
+        // Without the SMTP listeners there are no mail hints.
+        let started = Started {
+            listening: vec![("admin", at(9090))],
+            tasks: Vec::new(),
+        };
+        let h = demo_hints(
+            &[Brand::new(700001, 100001)],
+            &started,
+            &DemoSinks::default(),
+        )
+        .unwrap();
+        assert!(!h.contains("smtp://") && !h.contains("smpp-send"), "{h}");
     }
 }

@@ -2,6 +2,7 @@
 //! it: the same config, with every port moved to a free one, runs the SMPP
 //! gate, the SMTP policy service and the SMTP hop in front of the in-process
 //! sinks. One SMS and one mail with consent arrive; the refused ones never do.
+//! `iys-gate smpp-send`, which the demo tells newcomers to run, is tested here too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -188,4 +189,41 @@ async fn the_demo_lets_consented_sms_and_mail_through_and_refuses_the_rest() {
     }
 
     gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smpp_send_submits_one_message_and_prints_the_answer() {
+    use iys_gate::smpp::tools::sink;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smsc = sink::spawn(listener, sink::SinkConfig::default()).await;
+    let mut args = sms(smsc.local_addr(), "905300000001");
+    args.message_type = Some(0);
+    let sent = send(&args).await.expect("send to the sink");
+    assert_eq!(sent.command_status, 0);
+    assert!(!sent.message_id.is_empty());
+    let r = smsc.stats().recent().pop().expect("one submission");
+    assert_eq!(r.destination, "905300000001");
+    assert_eq!(r.short_message, b"demo test to 905300000001");
+    assert_eq!(r.tlv_tags(), [0x1400]);
+    // From the command line.
+    let addr = smsc.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_iys-gate"))
+            .args(["smpp-send", "--target", &addr, "--to", "905300000003"])
+            .output()
+            .expect("run iys-gate smpp-send")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("submit_sm to 905300000003: 0x00000000 (ESME_ROK) message_id "),
+        "{stdout}"
+    );
+    assert_eq!(smsc.stats().counts().submit_sm, 2);
 }

@@ -421,3 +421,29 @@ async fn smtp_load_against_postfix_smtp_sink() {
         assert_eq!(r.broken_sessions, 0, "{r}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_with_421() {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink = sink::spawn(
+        listener,
+        SinkConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..SinkConfig::default()
+        },
+    );
+    let mut s = tokio::net::TcpStream::connect(sink.local_addr())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+        .await
+        .expect("closed in time")
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("220 ") && got.ends_with("421 4.4.2 Idle too long, closing connection\r\n"),
+        "{got}"
+    );
+}

@@ -57,6 +57,9 @@ pub struct SinkArgs {
     /// Largest message in octets, advertised as SIZE (`552 5.3.4` past it).
     #[arg(long, default_value_t = 35 << 20)]
     pub max_message_size: usize,
+    /// Close a connection that sends nothing this long (`421 4.4.2`).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 /// Recipients the sink refuses: whole addresses, `@domain`s and `*` patterns,
@@ -143,6 +146,8 @@ pub struct SinkConfig {
     pub log_messages: bool,
     /// Largest message in octets.
     pub max_message_size: usize,
+    /// Close a connection that sends nothing this long (`421 4.4.2`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for SinkConfig {
@@ -154,6 +159,7 @@ impl Default for SinkConfig {
             dump_dir: None,
             log_messages: false,
             max_message_size: 35 << 20,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -339,6 +345,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
         dump_dir: args.dump_dir.clone(),
         log_messages: args.log,
         max_message_size: args.max_message_size,
+        idle_timeout: args.idle_timeout,
     };
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -431,9 +438,15 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);
         }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        match tokio::time::timeout(cfg.idle_timeout, stream.read_buf(&mut buf)).await {
+            Err(_) => {
+                let _ = stream
+                    .write_all(b"421 4.4.2 Idle too long, closing connection\r\n")
+                    .await;
+                return;
+            }
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
         }
         let step = t.feed(&mut buf, &cfg.hostname, &mut out, &mut done, &|| {
             shared.next_id.fetch_add(1, Ordering::Relaxed)
