@@ -6,8 +6,8 @@
 #   dunno  check_policy_service inet:<a trivial always-DUNNO server>
 #          (smtp-policy-load --serve-dunno)
 #   none   no policy service
-# run interleaved (gate dunno none, gate dunno none, ...) so the shared
-# machine's noise hits all alike. Every recipient has consent, so the gate
+# run interleaved (gate dunno none, dunno none gate, none gate dunno, ...) so
+# the shared machine's noise and any order effect hit all alike. Every recipient has consent, so the gate
 # answers DUNNO like the trivial server and Postfix does the same work.
 # Each run: smtp-source sends M messages of R recipients over S sessions; the
 # accept rate is messages / smtp-source's wall time; then the queue is
@@ -112,8 +112,11 @@ for port in 10153 10154 10155; do
   smtp-source -s "$sessions" -m 200 -r "$rcpts" -f news@shop.example -t rcpt@example.com 127.0.0.1:$port
 done
 drain
+sides=(gate:10153 dunno:10154 none:10155)
 for r in $(seq "$rounds"); do
-  for side in gate:10153 dunno:10154 none:10155; do
+  # Each round starts with the next variant, so none always runs first.
+  k=$(( (r - 1) % 3 ))
+  for side in "${sides[@]:k}" "${sides[@]:0:k}"; do
     name=${side%%:*}; port=${side##*:}
     t0=$(now)
     smtp-source -s "$sessions" -m "$messages" -r "$rcpts" -f news@shop.example -t rcpt@example.com 127.0.0.1:$port
