@@ -727,3 +727,47 @@ async fn load_generator_counts_every_answer() {
     let r = run_load(&args).await.unwrap();
     assert_eq!(r.answers["pass"], 1000, "{r}");
 }
+
+/// Random octets, half requests, a peer that vanishes mid-request and one
+/// that sends a request an octet at a time leave the listener up and
+/// serving: the slow one gets its answer, a fresh client gets its own.
+#[tokio::test]
+async fn garbage_and_slow_senders_leave_the_listener_serving() {
+    use rand::{Rng, SeedableRng};
+    let g = gate("").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let mut garbage = Vec::new();
+    for i in 0..40 {
+        let mut c = Client::connect(g.addr).await;
+        let len = rng.gen_range(1..6000);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        if i % 4 == 0 {
+            // Mostly text, so some of it parses as attributes first.
+            for b in bytes.iter_mut() {
+                *b = b"abc=\n\r xyz"[usize::from(*b) % 10];
+            }
+        }
+        // The gate may close before it has read everything.
+        let _ = c.s.write_all(&bytes).await;
+        garbage.push(c);
+    }
+    // Half a request, then gone.
+    let mut half = Client::connect(g.addr).await;
+    half.send(&rcpt(COMMERCIAL_SENDER, CONSENTED)[..200]).await;
+    drop(half);
+    // One octet at a time.
+    let mut slow = Client::connect(g.addr).await;
+    let req = rcpt(COMMERCIAL_SENDER, UNCONSENTED);
+    for b in req.chunks(1) {
+        slow.send(b).await;
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    assert!(slow.answer().await.ends_with("(no_consent)"));
+    let mut fresh = Client::connect(g.addr).await;
+    assert_eq!(
+        fresh.ask(&rcpt(COMMERCIAL_SENDER, CONSENTED)).await,
+        "DUNNO"
+    );
+    drop(garbage);
+    assert_eq!(slow.ask(&rcpt(COMMERCIAL_SENDER, CONSENTED)).await, "DUNNO");
+}

@@ -280,3 +280,107 @@ fn decide(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::gate::GateContext;
+    use crate::smtp::codec::policy::{encode_request, parse_answer, Limits};
+    use crate::smtp::config::SmtpConfig;
+    use crate::smtp::policy::PolicyMetrics;
+    use crate::smtp::SmtpShared;
+
+    fn service() -> PolicyService {
+        let cfg: SmtpConfig = toml::from_str(
+            r#"
+[policy]
+deadline = "1ms"
+[[accounts]]
+name = "receipts"
+iys_code = 700001
+brand_code = 100001
+default_message_type = 0
+senders = ["tx.shop.example"]
+"#,
+        )
+        .unwrap();
+        let ctx = GateContext {
+            store: crate::sync::StoreHandle::new(),
+            policy: crate::policy::Policy::default(),
+            decisions: crate::observe::metrics::DecisionCounters::new(),
+            audit: crate::observe::audit::Audit::start(None, false).unwrap(),
+        };
+        let policy = cfg.policy.clone().unwrap();
+        PolicyService {
+            smtp: Arc::new(SmtpShared {
+                ctx,
+                accounts: crate::smtp::accounts::Accounts::new(&cfg.accounts).unwrap(),
+                cfg,
+            }),
+            limits: Limits::new(policy.max_request_size),
+            cfg: policy,
+            metrics: PolicyMetrics::new(),
+        }
+    }
+
+    fn answers(s: &mut Session<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = &s.out[..];
+        while let Some((a, used)) = parse_answer(rest).unwrap() {
+            out.push(a.to_string());
+            rest = &rest[used..];
+        }
+        s.out.clear();
+        out
+    }
+
+    /// Requests read in a turn that has already lasted past `deadline` are
+    /// not decided but deferred; a turn on time decides them all.
+    #[test]
+    fn past_the_deadline_the_rest_of_the_turn_is_deferred() {
+        let svc = service();
+        let mut s = Session {
+            svc: &svc,
+            inbuf: BytesMut::new(),
+            out: Vec::new(),
+            counts: [0; 6],
+            turn: TurnRecord::default(),
+            clock_base: (Instant::now(), SystemTime::now()),
+        };
+        let fill = |s: &mut Session<'_>| {
+            let mut req = Vec::new();
+            for _ in 0..64 {
+                encode_request(
+                    &mut req,
+                    &[
+                        ("request", "smtpd_access_policy"),
+                        ("protocol_state", "RCPT"),
+                        ("sender", "a@tx.shop.example"),
+                        ("recipient", "ali@example.com"),
+                    ],
+                );
+            }
+            s.inbuf.extend_from_slice(&req);
+        };
+        fill(&mut s);
+        assert!(s.answer(Instant::now()).is_none());
+        assert_eq!(answers(&mut s), vec!["DUNNO".to_string(); 64]);
+        assert!(s.inbuf.is_empty());
+
+        fill(&mut s);
+        let late = Instant::now() - Duration::from_secs(1);
+        assert!(s.answer(late).is_none());
+        let a = answers(&mut s);
+        assert_eq!(a.len(), 64, "every request answered");
+        assert!(a[..DEADLINE_CHECK_EVERY - 1].iter().all(|x| x == "DUNNO"));
+        assert!(
+            a[DEADLINE_CHECK_EVERY - 1..]
+                .iter()
+                .all(|x| x.starts_with("451 4.7.1 ")),
+            "{a:?}"
+        );
+    }
+}
