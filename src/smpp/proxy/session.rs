@@ -1290,6 +1290,13 @@ where
         if self.rebind.is_some() {
             return Ok(()); // already handled: the old link's leftovers
         }
+        if self.closing.is_some() && self.to_up.is_empty() {
+            // The session was winding down after an unbind and nothing waits
+            // on the SMSC: it closing the link now (as most do after their
+            // unbind_resp) is the normal end, not a lost link.
+            self.up.eof = true;
+            return Err(End::UpstreamUnbound);
+        }
         counter!("iys_gate_smpp_upstream_errors_total", "kind" => "disconnect").increment(1);
         tracing::warn!(peer = %self.peer, account = %self.account.system_id, "SMSC link lost: {why}");
         self.up.eof = true;
