@@ -311,7 +311,7 @@ async fn start_admin(
         metrics: prometheus,
         webhook_secret: config.webhook_secret()?,
         brands: brands.to_vec(),
-        decisions: DecisionCounters::new(),
+        decisions: DecisionCounters::for_check_api(),
     });
     started
         .tasks

@@ -768,7 +768,7 @@ async fn check_api_decisions_are_counted() {
     .await
     .unwrap();
     let series =
-        "iys_gate_decisions_total{channel=\"EPOSTA\",decision=\"refuse\",reason=\"withdrawn\"}";
+        "iys_gate_decisions_total{channel=\"EPOSTA\",decision=\"refuse\",reason=\"withdrawn\",source=\"check_api\"}";
     let before = metric_value(&metrics_text(&gate).await, series).unwrap_or(0.0);
     for _ in 0..3 {
         assert_eq!(

@@ -138,7 +138,7 @@ async fn refusals_are_audited_masked_and_counted() {
     );
     assert!(
         count(
-            "iys_gate_decisions_total{channel=\"MESAJ\",decision=\"refuse\",reason=\"no_consent\"}"
+            "iys_gate_decisions_total{channel=\"MESAJ\",decision=\"refuse\",reason=\"no_consent\",source=\"traffic\"}"
         ) >= 1.0
     );
     // The refusal is the gate's own answer, by command and status.

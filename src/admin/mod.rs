@@ -35,7 +35,7 @@ pub struct AdminState {
     /// Brands the gate follows (readiness covers each).
     pub brands: Vec<Brand>,
     /// `/v1/check` answers are decisions too (Kamailio, OpenSIPS and support
-    /// tools call it): counted in `iys_gate_decisions_total` like the gates'.
+    /// tools call it): counted in `iys_gate_decisions_total` with `source="check_api"`.
     pub decisions: crate::observe::metrics::DecisionCounters,
 }
 

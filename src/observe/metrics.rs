@@ -31,7 +31,7 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!(
         "iys_gate_decisions_total",
-        "Decisions by channel, decision and reason"
+        "Decisions by channel, decision, reason and source (traffic or check_api)"
     );
     describe_gauge!(
         "iys_gate_tuples",
@@ -71,20 +71,33 @@ fn describe() {
     );
 }
 
-/// Pre-registered decision counters, one per (channel, reason).
+/// Pre-registered decision counters, one per (channel, reason), for one
+/// source of decisions: `source="traffic"` for messages through a protocol
+/// gate, `source="check_api"` for `/v1/check` answers, so dashboards can tell
+/// lookups from traffic.
 #[derive(Clone)]
 pub struct DecisionCounters {
     by: [[Counter; Reason::ALL.len()]; 3],
 }
 
 impl DecisionCounters {
-    /// Register every (channel, decision, reason) series.
+    /// The counters for messages through the protocol gates (`source="traffic"`).
     pub fn new() -> Self {
+        Self::for_source("traffic")
+    }
+
+    /// The counters for `/v1/check` answers (`source="check_api"`).
+    pub fn for_check_api() -> Self {
+        Self::for_source("check_api")
+    }
+
+    /// Register every (channel, decision, reason) series of one source.
+    fn for_source(source: &'static str) -> Self {
         let by = std::array::from_fn(|c| {
             let channel = Channel::ALL[c].as_str();
             std::array::from_fn(|r| {
                 let (verdict, reason) = Reason::ALL[r];
-                counter!("iys_gate_decisions_total", "channel" => channel, "decision" => verdict.as_str(), "reason" => reason.as_str())
+                counter!("iys_gate_decisions_total", "channel" => channel, "decision" => verdict.as_str(), "reason" => reason.as_str(), "source" => source)
             })
         });
         DecisionCounters { by }
