@@ -140,6 +140,16 @@ impl Gate {
     /// A gate whose hop relays to `127.0.0.1:next_hop`; `hop` adds keys to
     /// `[smtp.hop]` (one per line), `tls` a certificate for STARTTLS.
     async fn start(next_hop: u16, hop: &str, tls: Option<(String, String)>) -> Gate {
+        Gate::start_tls(next_hop, hop, tls, false).await
+    }
+
+    /// The same, with `[smtp.hop.tls] required` as given.
+    async fn start_tls(
+        next_hop: u16,
+        hop: &str,
+        tls: Option<(String, String)>,
+        required: bool,
+    ) -> Gate {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("export.csv");
         let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
@@ -155,7 +165,7 @@ impl Gate {
                 std::fs::write(&c, cert).unwrap();
                 std::fs::write(&k, key).unwrap();
                 format!(
-                    "[smtp.hop.tls]\ncert = {:?}\nkey = {:?}\n",
+                    "[smtp.hop.tls]\ncert = {:?}\nkey = {:?}\nrequired = {required}\n",
                     c.display().to_string(),
                     k.display().to_string()
                 )
@@ -196,13 +206,18 @@ senders = ["tx.shop.example"]
 [smtp.hop]
 listen = "127.0.0.1:0"
 next_hop = "127.0.0.1:{next_hop}"
-next_hop_starttls = false
+{starttls}
 next_hop_connect_timeout = "5s"
 next_hop_reply_timeout = "10s"
 {hop}
 {tls_table}
 "#,
-            csv = csv.display().to_string()
+            csv = csv.display().to_string(),
+            starttls = if hop.contains("next_hop_starttls") {
+                ""
+            } else {
+                "next_hop_starttls = false"
+            }
         );
         let config = Config::from_toml(&toml, "hop-test").unwrap();
         let gate = start(config).await.unwrap();
@@ -782,6 +797,21 @@ async fn garbage_slow_senders_and_the_connection_limit_leave_the_hop_serving() {
             }
         }
     }
+    // Too many errors: 421 and the connection closes.
+    let mut c = Raw::connect(gate.addr).await;
+    c.reply().await;
+    c.send("FOO\r\n".repeat(30).as_bytes()).await;
+    let mut replies = Vec::new();
+    loop {
+        let r = c.reply().await;
+        if r.is_empty() {
+            break;
+        }
+        replies.push(r);
+    }
+    assert_eq!(replies.len(), 21, "{replies:?}");
+    assert!(replies[..20].iter().all(|r| r.starts_with("500 5.5.1")));
+    assert!(replies[20].starts_with("421 4.7.0"), "{replies:?}");
     // Meanwhile a real sender is served.
     let t = swaks(
         gate.addr,
@@ -855,5 +885,76 @@ async fn smtp_source_messages_all_arrive() {
     );
     let m = sink.wait_messages(n).await;
     assert_eq!(m.len(), n);
+    gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_to_the_next_hop() {
+    let sink = Sink::start(&[]).await;
+    // The next hop is a second gate that requires STARTTLS before MAIL.
+    let inner = Gate::start_tls(sink.port, "", Some(cert()), true).await;
+    let outer = Gate::start(
+        inner.addr.port(),
+        "next_hop_starttls = true\nnext_hop_tls_insecure = true",
+        None,
+    )
+    .await;
+    let t = swaks(
+        outer.addr,
+        &["--from", "news@shop.example", "--to", CONSENTED],
+    )
+    .await;
+    assert!(
+        !t.contains("STARTTLS"),
+        "the outer gate offers no TLS itself: {t}"
+    );
+    assert!(
+        server_lines(&t)
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0 Ok")),
+        "{t}"
+    );
+    let m = sink.wait_messages(1).await;
+    assert!(m[0].contains(&format!("X-Rcpt-Args: <{CONSENTED}>")));
+    // Verifying the self-signed certificate fails: the sender hears 421.
+    let strict = Gate::start(inner.addr.port(), "next_hop_starttls = true", None).await;
+    let t = swaks(
+        strict.addr,
+        &["--from", "news@shop.example", "--to", CONSENTED],
+    )
+    .await;
+    assert!(
+        server_lines(&t).iter().any(|l| l.starts_with("421 4.4.1")),
+        "{t}"
+    );
+    for g in [outer, strict, inner] {
+        g.gate.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_hop_lost_mid_transaction_gives_451_and_the_next_mail_reconnects() {
+    // The sink drops the connection, without a reply, at each RCPT.
+    let sink = Sink::start(&["-q", "RCPT"]).await;
+    let gate = Gate::start(sink.port, "", None).await;
+    let mut c = Raw::connect(gate.addr).await;
+    assert!(c.reply().await.starts_with("220"));
+    c.cmd("EHLO sender.example").await;
+    for _ in 0..2 {
+        assert!(c
+            .cmd("MAIL FROM:<news@shop.example>")
+            .await
+            .starts_with("250"));
+        let r = c.cmd("RCPT TO:<demo@example.com>").await;
+        assert!(r.starts_with("451 4.4.2"), "{r}");
+        let r = c.cmd("DATA").await;
+        assert!(r.starts_with("503 5.5.1"), "{r}");
+    }
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+    let metrics = gate.metrics().await;
+    assert!(
+        metrics.contains("iys_gate_smtp_hop_next_hop_errors_total{kind=\"closed\"}"),
+        "{metrics}"
+    );
     gate.gate.shutdown().await;
 }

@@ -12,6 +12,14 @@
 //! refusals, EHLO, NOOP, errors), the next hop's own reply, byte for byte,
 //! for what it forwarded.
 //!
+//! **What EHLO offers.** 8BITMIME, SMTPUTF8 and DSN only when the next hop
+//! offered them (they describe what can be carried on, and the parameters
+//! pass through). PIPELINING, SIZE, STARTTLS, AUTH and ENHANCEDSTATUSCODES
+//! are the hop's own towards the sender: it pipelines with the sender
+//! whatever the next hop does (one command at a time upstream if it must),
+//! SIZE is its own limit or the next hop's if smaller, TLS and AUTH end at
+//! the hop, and its own replies carry enhanced codes.
+//!
 //! **Per recipient.** The account is found at MAIL from the AUTH name, the
 //! client address and the envelope sender (`Accounts::find`); a session
 //! that matches none gets `smtp.hop.unmatched` (at MAIL: refused there, or
