@@ -28,24 +28,32 @@
 //! reaches the next hop.
 //!
 //! **DATA: never delivered on a decision it did not get.** DATA with no
-//! recipient accepted by the next hop is answered `554 5.5.1` and not
-//! forwarded. Otherwise the gate answers `354` itself and holds back the
-//! header section (see `codec::data`). At its end the `X-IYS-*` headers
-//! are applied: they may only make the message stricter; every recipient
-//! the next hop accepted is judged again with the headers' brand and class,
-//! and if one of them would now be refused (or a header is invalid,
-//! repeated, or names a brand the account may not use) the whole message is
-//! refused with a text saying why. In that case DATA is never sent to the
-//! next hop: the rest of the message is read and dropped, the transaction
-//! there is reset (RSET) and the sender gets the refusal. Only when the
-//! headers pass is DATA sent to the next hop and, after its `354`, the
-//! message streamed to it as it arrives. The final `.` is sent only after
-//! every check has passed (size, line length, no bare line end before a dot);
-//! a check that fails once text has gone out ends the next-hop connection
-//! without the final dot, so the next hop discards the partial message
-//! (RFC 5321 §4.1.1.4), and a new connection is opened at the next MAIL.
-//! The sender's reply to the final dot is the next hop's own; no answer from
-//! the next hop in time gives `451 4.4.2`, so the sender keeps the message.
+//! recipient left (all refused by the gate) is answered `554 5.5.1` and not
+//! forwarded; otherwise DATA goes to the next hop with the group (pipelined
+//! after the RCPTs when it offers PIPELINING) and the sender gets the next
+//! hop's own answer: its `354`, or its refusal. (A `354` although the next
+//! hop accepted no recipient becomes `554 5.5.1`, and that connection is
+//! dropped.) The header section is then held back (see `codec::data`) and
+//! nothing of the text is relayed before the `X-IYS-*` headers are applied:
+//! they may only make the message stricter. Every recipient the next hop
+//! accepted is judged again with the headers' brand and class; if one of
+//! them would now be refused (or a header is invalid, repeated, or names a
+//! brand the account may not use), the whole message is refused with a text
+//! saying why. The next hop is already reading text then, and SMTP has no
+//! way to take a DATA back but to end the connection before the final dot:
+//! so the gate closes it, and the next hop discards the transaction (RFC
+//! 5321 §4.1.1.4: a message is only delivered after `<CRLF>.<CRLF>`). The
+//! rest of the text is read and dropped, the sender gets the refusal, and a
+//! new next-hop connection is opened at the next MAIL. When the headers
+//! pass, the text is streamed as it arrives, and the final `.` is sent only
+//! after every check has passed (size, line length, no bare line end next to
+//! a dot); a check that fails after text has gone out ends the connection
+//! the same way. The sender's reply to the final dot is the next hop's own;
+//! no answer in time gives `451 4.4.2`, so the sender keeps the message and
+//! nothing is accepted that the next hop has not accepted. (Sending DATA
+//! only after the headers would keep the connection on a refusal, but costs
+//! every message one more round trip to the next hop; refusals by header
+//! are the rare case.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +68,10 @@ use crate::smtp::codec::command::{self, Command, Line};
 use crate::smtp::codec::data::{DataReader, Step};
 use crate::smtp::codec::reply::Capabilities;
 use crate::smtp::gating;
+
+/// The reply to a message with a bare line end next to a dot.
+const SMUGGLING: &str =
+    "550 5.5.2 Message refused: bare <LF> or <CR> next to a dot (SMTP smuggling)\r\n";
 
 /// Errors (bad commands, failed AUTH) after which the session is closed.
 const MAX_ERRORS: u32 = 20;
@@ -103,6 +115,7 @@ enum Pending {
 enum UpWhat {
     Mail,
     Rcpt(String),
+    Data,
     Rset,
 }
 
@@ -121,6 +134,8 @@ struct Txn {
     refused: usize,
     /// Recipients the next hop accepted.
     accepted: Vec<String>,
+    /// The next hop answered DATA with 354 and the sender has it: read the text.
+    data_open: bool,
 }
 
 struct Session {
@@ -203,8 +218,10 @@ impl Session {
                 Action::Continue | Action::EndGroup => self.flush().await?,
                 Action::Data => {
                     self.flush().await?;
-                    self.data().await?;
-                    self.turn.hand_over(&self.hop.shared.ctx);
+                    if self.txn.data_open {
+                        self.data().await?;
+                        self.turn.hand_over(&self.hop.shared.ctx);
+                    }
                 }
                 Action::StartTls => {
                     self.flush().await?;
@@ -462,7 +479,21 @@ impl Session {
                 pending.push(Pending::Up(UpWhat::Rcpt(addr), range, true));
                 Action::Continue
             }
-            Command::Data => Action::Data,
+            Command::Data => {
+                if !self.txn.mail {
+                    pending.push(local(503, "5.5.1 Need MAIL command first"));
+                } else if self.txn.forwarded == 0 {
+                    if self.txn.refused > 0 {
+                        pending.push(local(554, "5.5.1 No valid recipients"));
+                    } else {
+                        pending.push(local(503, "5.5.1 Need RCPT command first"));
+                    }
+                } else {
+                    let range = self.forward(b"DATA\r\n");
+                    pending.push(Pending::Up(UpWhat::Data, range, true));
+                }
+                Action::Data
+            }
             Command::Rset => {
                 self.reset(pending);
                 pending.push(local(250, "2.0.0 Ok"));
@@ -643,6 +674,11 @@ impl Session {
                         }
                     };
                     if !pipelined {
+                        if matches!(what, UpWhat::Data) && self.txn.accepted.is_empty() {
+                            // No recipient left: DATA is not sent.
+                            self.data_reply(554, b"");
+                            continue;
+                        }
                         clock = Instant::now();
                         if let Err(e) = up.send(&self.upout[range], limit).await {
                             self.up_lost(&e);
@@ -658,12 +694,21 @@ impl Session {
                             continue;
                         }
                     }
-                    let target = if to_sender {
+                    let is_data = matches!(what, UpWhat::Data);
+                    let target = if to_sender && !is_data {
                         &mut self.out
                     } else {
                         &mut scratch
                     };
                     match up.reply(target, limit).await {
+                        Ok(code) if is_data => {
+                            self.hop
+                                .metrics
+                                .latency
+                                .record(clock.elapsed().as_secs_f64());
+                            clock = Instant::now();
+                            self.data_reply(code, &scratch);
+                        }
                         Ok(code) => {
                             self.hop
                                 .metrics
@@ -728,44 +773,53 @@ impl Session {
                     self.txn.accepted.push(addr.clone());
                 }
             }
-            UpWhat::Rset => {}
+            UpWhat::Data | UpWhat::Rset => {}
         }
+    }
+
+    /// The next hop's answer to DATA: the sender gets it as it is, unless no
+    /// recipient is left (all refused by the gate or the next hop): then
+    /// `554 5.5.1`, and if the next hop said 354 all the same (a sink may),
+    /// that connection, now waiting for text, is dropped.
+    fn data_reply(&mut self, code: u16, reply: &[u8]) {
+        if self.txn.accepted.is_empty() || !self.txn.mail {
+            // Every recipient refused, by the gate or the next hop.
+            if code == 354 {
+                self.abandon();
+            }
+            self.txn = Txn::default();
+            self.local(554, "554 5.5.1 No valid recipients\r\n".into());
+            return;
+        }
+        if code != 354 {
+            self.hop.metrics.reply(code);
+            self.out.extend_from_slice(reply);
+            return;
+        }
+        self.hop.metrics.reply(code);
+        self.out.extend_from_slice(reply);
+        self.txn.data_open = true;
     }
 
     /// DATA, after the replies before it are out.
     async fn data(&mut self) -> Result<(), End> {
-        if !self.txn.mail {
-            self.local(503, "503 5.5.1 Need MAIL command first\r\n".into());
-            return self.flush().await;
-        }
-        if self.txn.accepted.is_empty() {
-            if self.txn.forwarded + self.txn.refused > 0 {
-                self.local(554, "554 5.5.1 No valid recipients\r\n".into());
-            } else {
-                self.local(503, "503 5.5.1 Need RCPT command first\r\n".into());
-            }
-            return self.flush().await;
-        }
-        self.local(354, "354 End data with <CR><LF>.<CR><LF>\r\n".into());
-        self.flush().await?;
+        // The next hop said 354 and the sender has it.
         let cfg = &self.hop.cfg;
         let mut reader =
             DataReader::new(self.max_size(), cfg.max_line_length, cfg.strip_iys_headers);
         let block = cfg.data_block_timeout;
-        let reply_limit = cfg.next_hop_reply_timeout;
         let final_limit = cfg.next_hop_data_timeout;
         let mut fwd: Vec<u8> = Vec::with_capacity(16 * 1024);
         let mut decided = false;
+        // The header section passed: text goes on to the next hop.
         let mut streaming = false;
         // The reply the sender gets instead of the next hop's (a refusal).
         let mut refusal: Option<(u16, String)> = None;
         loop {
             if self.pos == self.inbuf.len() {
                 if let Err(e) = self.read_more(block).await {
-                    // Sender gone or slow: the next hop must not get the final dot.
-                    if streaming {
-                        self.up = None;
-                    }
+                    // Sender gone or slow: the next hop never gets the final dot.
+                    self.abandon();
                     return Err(e);
                 }
             }
@@ -775,17 +829,13 @@ impl Session {
                 decided = true;
                 refusal = self.header_verdict(&reader);
                 if refusal.is_none() {
-                    match self.open_data(reply_limit).await {
-                        Ok(()) => streaming = true,
-                        Err(r) => refusal = Some(r),
-                    }
+                    streaming = true;
+                } else {
+                    self.abandon();
                 }
             }
             if streaming && (reader.too_big() || reader.smuggling() || reader.line_too_long()) {
-                // Abandon: close without the final dot.
-                self.hop.metrics.next_hop_error("aborted");
-                self.up = None;
-                self.txn.up_open = false;
+                self.abandon();
                 streaming = false;
             }
             if streaming
@@ -816,11 +866,7 @@ impl Session {
                 "552 5.3.4 Message size exceeds fixed maximum message size\r\n".to_string(),
             ))
         } else if reader.smuggling() {
-            Some((
-                550,
-                "550 5.5.2 Message refused: bare <LF> or <CR> next to a dot (SMTP smuggling)\r\n"
-                    .to_string(),
-            ))
+            Some((550, SMUGGLING.to_string()))
         } else if reader.line_too_long() {
             Some((
                 550,
@@ -835,22 +881,8 @@ impl Session {
         if let Some(p) = problem {
             refusal = Some(p);
         }
-        match refusal {
-            Some((code, line)) => {
-                self.local(code, line);
-                if let Some(up) = self.up.as_mut().filter(|_| self.txn.up_open) {
-                    let mut scratch = Vec::new();
-                    let ok = match up.send(b"RSET\r\n", reply_limit).await {
-                        Ok(()) => up.reply(&mut scratch, reply_limit).await.map(|_| ()),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = ok {
-                        self.up_lost(&e);
-                    }
-                }
-            }
-            None => {
-                let up = self.up.as_mut().expect("streaming has a connection");
+        match (refusal, self.up.as_mut()) {
+            (None, Some(up)) => {
                 let clock = Instant::now();
                 let r = match up.send(b".\r\n", block).await {
                     Ok(()) => up.reply(&mut self.out, final_limit).await,
@@ -874,43 +906,23 @@ impl Session {
                     }
                 }
             }
+            (Some((code, line)), _) => self.local(code, line),
+            (None, None) => self.local(
+                451,
+                "451 4.4.2 Next hop connection lost, try again later\r\n".into(),
+            ),
         }
         self.txn = Txn::default();
         self.flush().await
     }
 
-    /// DATA to the next hop; `Err` is the reply for the sender when it is
-    /// not `354`.
-    async fn open_data(&mut self, limit: Duration) -> Result<(), (u16, String)> {
-        let Some(up) = self.up.as_mut() else {
-            return Err((
-                451,
-                "451 4.4.2 Next hop connection lost, try again later\r\n".into(),
-            ));
-        };
-        let clock = Instant::now();
-        let mut r = Vec::new();
-        let got = match up.send(b"DATA\r\n", limit).await {
-            Ok(()) => up.reply(&mut r, limit).await,
-            Err(e) => Err(e),
-        };
-        match got {
-            Ok(354) => {
-                self.hop
-                    .metrics
-                    .latency
-                    .record(clock.elapsed().as_secs_f64());
-                Ok(())
-            }
-            Ok(code) => Err((code, String::from_utf8_lossy(&r).into_owned())),
-            Err(e) => {
-                self.up_lost(&e);
-                Err((
-                    451,
-                    "451 4.4.2 Next hop did not answer DATA, try again later\r\n".into(),
-                ))
-            }
+    /// Give up the message at the next hop, which is reading its text: close
+    /// the connection without the final dot, so it is discarded there.
+    fn abandon(&mut self) {
+        if self.up.take().is_some() {
+            self.hop.metrics.next_hop_error("aborted");
         }
+        self.txn.up_open = false;
     }
 
     /// The headers' verdict on a message whose recipients were accepted:
@@ -926,11 +938,7 @@ impl Session {
             ));
         }
         if reader.smuggling() {
-            return Some((
-                550,
-                "550 5.5.2 Message refused: bare <LF> or <CR> next to a dot (SMTP smuggling)\r\n"
-                    .into(),
-            ));
+            return Some((550, SMUGGLING.into()));
         }
         let (name, given) = self.txn.account.clone()?;
         let (headers, repeated) = reader.iys();
