@@ -178,6 +178,8 @@ listen = "127.0.0.1:0"
 bootstrap_csv = [{csv:?}]
 [policy]
 max_data_age = "1h"
+[audit]
+path = {audit:?}
 [registry]
 base_url = "http://127.0.0.1:9"
 username = "u"
@@ -213,6 +215,7 @@ next_hop_reply_timeout = "10s"
 {tls_table}
 "#,
             csv = csv.display().to_string(),
+            audit = dir.path().join("audit.jsonl").display().to_string(),
             starttls = if hop.contains("next_hop_starttls") {
                 ""
             } else {
@@ -242,6 +245,26 @@ next_hop_reply_timeout = "10s"
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
+    /// The audit trail's lines once at least `n` are written, each parsed.
+    async fn audit(&self, n: usize) -> Vec<serde_json::Value> {
+        let path = self._dir.path().join("audit.jsonl");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} audit lines expected: {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn metrics(&self) -> String {
@@ -426,6 +449,17 @@ async fn pipelined_recipients_each_get_their_own_answer() {
     assert!(!m[0].contains(UNKNOWN) || m[0].contains(&format!("To: {to}")));
     assert!(!m[0].contains(&format!("X-Rcpt-Args: <{UNKNOWN}>")));
     assert!(!m[0].contains(&format!("X-Rcpt-Args: <{WITHDRAWN}>")));
+    // Each refusal audited, the recipient masked.
+    let audit = gate.audit(2).await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    for (v, reason) in audit.iter().zip(["no_consent", "withdrawn"]) {
+        assert_eq!(v["protocol"], "smtp_hop");
+        assert_eq!(v["channel"], "EPOSTA");
+        assert_eq!(v["reason"], reason);
+        assert_eq!(v["account"], "shop");
+        assert!(v["recipient"].as_str().unwrap().contains('*'), "{v}");
+        assert!(!v.to_string().contains(UNKNOWN) && !v.to_string().contains(WITHDRAWN));
+    }
     // Counted with the other channels, with the hop's own series beside.
     let metrics = gate.metrics().await;
     assert!(
@@ -956,5 +990,26 @@ async fn next_hop_lost_mid_transaction_gives_451_and_the_next_mail_reconnects() 
         metrics.contains("iys_gate_smtp_hop_next_hop_errors_total{kind=\"closed\"}"),
         "{metrics}"
     );
+    gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_hop_connection_closed_while_idle_is_replaced_at_mail() {
+    // The sink drops a connection idle for a second.
+    let sink = Sink::start(&["-t", "1"]).await;
+    let gate = Gate::start(sink.port, "", None).await;
+    let mut c = Raw::connect(gate.addr).await;
+    assert!(c.reply().await.starts_with("220"));
+    c.cmd("EHLO sender.example").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.send(b"MAIL FROM:<news@shop.example>\r\nRCPT TO:<demo@example.com>\r\nDATA\r\n")
+        .await;
+    assert!(c.reply().await.starts_with("250"));
+    assert!(c.reply().await.starts_with("250"));
+    assert!(c.reply().await.starts_with("354"));
+    c.send(b"Subject: after idle\r\n\r\nhello\r\n.\r\n").await;
+    let r = c.reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    sink.wait_messages(1).await;
     gate.gate.shutdown().await;
 }

@@ -430,6 +430,17 @@ impl Session {
                         None
                     }
                 };
+                // A connection the next hop closed while idle is replaced
+                // before the transaction goes on it (only RSETs the sender
+                // does not see can be queued for it then; they go too).
+                let only_silent = pending
+                    .iter()
+                    .all(|p| !matches!(p, Pending::Up(_, _, true)));
+                if only_silent && self.up.as_mut().is_some_and(|u| u.gone()) {
+                    pending.retain(|p| !matches!(p, Pending::Up(..)));
+                    self.upout.clear();
+                    self.up = None;
+                }
                 if self.up.is_none() {
                     // Pending replies before this MAIL may still need the
                     // old connection; a new one is only opened when none is left.

@@ -202,6 +202,24 @@ impl Upstream {
         }
     }
 
+    /// Whether the next hop has closed this idle connection or said
+    /// something unasked (its own idle timeout's `421`): looked at without
+    /// waiting, before a new transaction is forwarded on it.
+    pub fn gone(&mut self) -> bool {
+        use std::pin::Pin;
+        use std::task::{Context, Poll, Waker};
+        if self.pos < self.buf.len() {
+            return true;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut rb = tokio::io::ReadBuf::new(&mut byte);
+        match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
+            Poll::Pending => false,
+            Poll::Ready(_) => true,
+        }
+    }
+
     /// Say QUIT without waiting long for the answer.
     pub async fn quit(mut self) {
         let t = Duration::from_secs(2);
