@@ -207,17 +207,17 @@ impl Upstream {
     /// waiting, before a new transaction is forwarded on it.
     pub fn gone(&mut self) -> bool {
         use std::pin::Pin;
-        use std::task::{Context, Poll, Waker};
+        use std::task::{Context, Waker};
         if self.pos < self.buf.len() {
             return true;
         }
         let mut cx = Context::from_waker(Waker::noop());
         let mut byte = [0u8; 1];
         let mut rb = tokio::io::ReadBuf::new(&mut byte);
-        match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
-            Poll::Pending => false,
-            Poll::Ready(_) => true,
-        }
+        // Pending: open and quiet; ready: closed, failed, or it spoke unasked.
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut rb)
+            .is_ready()
     }
 
     /// Say QUIT without waiting long for the answer.
