@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-for target in csv_row address registry_json snapshot_file smpp_decode smtp_policy_request; do
+# Every [[bin]] of fuzz/Cargo.toml, in its order.
+targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^iys-gate-fuzz$')
+for target in $targets; do
   echo "== $target ($secs s)"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096
 done
