@@ -342,6 +342,37 @@ fn dashboard_parses_and_every_panel_has_a_datasource_and_a_query() {
     assert!(queries >= 30, "{queries} queries");
 }
 
+/// The dashboard's queries are PromQL Prometheus accepts: each, with
+/// Grafana's variables filled in, becomes a recording rule that
+/// `promtool check rules` parses.
+#[test]
+fn dashboard_queries_are_valid_promql() {
+    let d = dashboard();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut n = 0;
+    for q in dashboard_queries(&d) {
+        if q.starts_with("label_values(") {
+            continue; // a Grafana function, not PromQL; its metric is checked below
+        }
+        n += 1;
+        let q = q
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*")
+            .replace("$channel", ".*");
+        assert!(!q.contains('$'), "a Grafana variable left in {q}");
+        rules += &format!(
+            "      - record: dashboard:query{n}\n        expr: {}\n",
+            serde_json::to_string(&q).unwrap()
+        );
+    }
+    assert!(n >= 30, "{n} queries");
+    let path = dir.path().join("dashboard_rules.yaml");
+    std::fs::write(&path, &rules).unwrap();
+    let out = run_promtool(&["check", "rules", path.to_str().unwrap()]);
+    assert!(out.contains(&format!("{n} rules found")), "{out}\n{rules}");
+}
+
 /// `iys_gate_*` names in PromQL text.
 fn metric_names(text: &str, out: &mut BTreeSet<String>) {
     let b = text.as_bytes();
