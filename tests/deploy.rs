@@ -46,6 +46,10 @@ const NOT_YET_MERGED: &[&str] = &[
     "iys_gate_sip_invalid_total",
 ];
 
+/// The gauges a gate exports are process-wide (one recorder per process), so
+/// the tests that start gates take turns.
+static ONE_GATE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -574,6 +578,7 @@ async fn every_metric_named_is_exported_by_a_live_gate() {
         .filter(|n| !NOT_YET_MERGED.contains(&n.as_str()))
         .collect();
 
+    let _turn = ONE_GATE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let gate = start(demo_config(dir.path()))
         .await
@@ -653,5 +658,43 @@ async fn every_metric_named_is_exported_by_a_live_gate() {
         .unwrap();
     assert_eq!(ready.status(), 503);
     assert_eq!(value(&scrape(&gate).await, "iys_gate_ready"), Some(0.0));
+    gate.shutdown().await;
+}
+
+/// A gate loaded from an export and following no registry: its data ages on
+/// `/metrics` (no sync round ever updates the age), and once older than
+/// `policy.max_data_age` it turns not ready there as on `/readyz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_age_and_readiness_move_at_each_scrape_without_a_registry() {
+    let _turn = ONE_GATE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n\
+         700001,100001,05321111111,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[store]\nbootstrap_csv = [{:?}]\n\
+         [policy]\nmax_data_age = \"2s\"\n[[brands]]\niys_code = 700001\nbrand_code = 100001\n",
+        csv.display().to_string()
+    );
+    let gate = start(Config::from_toml(&text, "export only").unwrap())
+        .await
+        .expect("the gate starts");
+    let first = scrape(&gate).await;
+    assert_eq!(value(&first, "iys_gate_ready"), Some(1.0), "{first}");
+    let age = value(&first, "iys_gate_sync_age_seconds").expect("the data age");
+    assert!(age <= 1.0, "{first}");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let later = scrape(&gate).await;
+    let age = value(&later, "iys_gate_sync_age_seconds").expect("the data age");
+    assert!(age >= 3.0, "the age did not move: {later}");
+    assert_eq!(value(&later, "iys_gate_ready"), Some(0.0), "{later}");
+    let ready = reqwest::get(format!("http://{}/readyz", gate.admin_addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
     gate.shutdown().await;
 }
