@@ -395,6 +395,55 @@ fn metric_names(text: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// The label values PromQL text selects exactly: `(name, label, value)` for
+/// each `label="value"` and each alternative of a plain `label=~"a|b"`
+/// (negative matchers, regexes and Grafana variables are not checked).
+fn label_values(text: &str, out: &mut BTreeSet<(String, String, String)>) {
+    let mut names = BTreeSet::new();
+    metric_names(text, &mut names);
+    for name in names {
+        let mut rest = text;
+        while let Some(at) = rest.find(&name) {
+            let after = &rest[at + name.len()..];
+            rest = after;
+            let Some(body) = after.strip_prefix('{') else {
+                continue;
+            };
+            let Some(end) = body.find('}') else { continue };
+            for m in body[..end].split(',') {
+                let (label, value, regex) = if let Some((l, v)) = m.split_once("=~") {
+                    (l, v, true)
+                } else if m.contains("!=") || m.contains("!~") {
+                    continue;
+                } else if let Some((l, v)) = m.split_once('=') {
+                    (l, v, false)
+                } else {
+                    continue;
+                };
+                let value = value.trim().trim_matches('"');
+                if value.contains('$') {
+                    continue;
+                }
+                let plain = |v: &str| {
+                    v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+                };
+                let values: Vec<&str> = if regex {
+                    value.split('|').collect()
+                } else {
+                    vec![value]
+                };
+                if regex && !values.iter().all(|v| plain(v)) {
+                    continue;
+                }
+                for v in values {
+                    out.insert((name.clone(), label.trim().to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+}
+
 /// Sample names and `# TYPE` families of a Prometheus text page.
 fn exported(page: &str) -> (BTreeSet<String>, BTreeMap<String, String>) {
     let mut samples = BTreeSet::new();
@@ -557,14 +606,17 @@ async fn every_metric_named_is_exported_by_a_live_gate() {
     // The names the alerts (their expressions and texts) and the
     // dashboard's queries use.
     let mut named = BTreeSet::new();
+    let mut selected = BTreeSet::new();
     for a in alerts() {
         metric_names(&a.expr, &mut named);
+        label_values(&a.expr, &mut selected);
         for v in a.annotations.values() {
             metric_names(v, &mut named);
         }
     }
     for q in dashboard_queries(&dashboard()) {
         metric_names(&q, &mut named);
+        label_values(&q, &mut selected);
     }
     assert!(named.len() >= 20, "{named:?}");
     for n in NOT_YET_MERGED {
@@ -633,9 +685,24 @@ async fn every_metric_named_is_exported_by_a_live_gate() {
         missing, "[]",
         "named by the dashboard or the alerts but not exported:\n{page}"
     );
+    // And the label values they select exactly (a misspelt kind or result
+    // would select nothing, silently).
+    let selected: Vec<_> = selected
+        .iter()
+        .filter(|(n, _, _)| !NOT_YET_MERGED.contains(&n.as_str()))
+        .collect();
+    assert!(selected.len() >= 10, "{selected:?}");
+    for (name, label, value) in &selected {
+        let needle = format!("{label}=\"{value}\"");
+        assert!(
+            page.lines().any(|l| l.starts_with(&format!("{name}{{")) && l.contains(&needle)),
+            "{name}{{{needle}}} is selected by the dashboard or the alerts but not exported:\n{page}"
+        );
+    }
     eprintln!(
-        "checked {} names; skipped until their branches are merged: {NOT_YET_MERGED:?}",
-        wanted.len()
+        "checked {} names and {} label values; skipped until their branches are merged: {NOT_YET_MERGED:?}",
+        wanted.len(),
+        selected.len()
     );
 
     // A gate with fresh data is ready, and says so on /metrics as on /readyz.
