@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use metrics::counter;
+use metrics::{counter, gauge};
 use serde_json::json;
 
 use super::AdminState;
@@ -24,11 +24,7 @@ const MAX_WEBHOOK_BODY: usize = 8 << 20;
 pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/metrics") => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            state.metrics.render(),
-        ),
+        (&Method::GET, "/metrics") => metrics_page(state),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") => readyz(state),
         (&Method::GET, "/v1/check") => check(state, req.uri().query().unwrap_or("")),
@@ -64,12 +60,37 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
     json_response(status, json!({ "error": message.into() }))
 }
 
+/// `/metrics`: the data age and `iys_gate_ready` are brought up to date
+/// first, so a scrape sees them as of now even when no sync round has run
+/// for a while (registry down and backing off, or no registry at all).
+fn metrics_page(state: &AdminState) -> Response<Full<Bytes>> {
+    state.store.update_age_gauge(ConsentTime::now());
+    let ready = readiness(state).is_ok();
+    gauge!("iys_gate_ready").set(if ready { 1.0 } else { 0.0 });
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        state.metrics.render(),
+    )
+}
+
 fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
+    match readiness(state) {
+        Ok(version) => json_response(
+            StatusCode::OK,
+            json!({"ready": true, "snapshot_version": version}),
+        ),
+        Err(why) => json_response(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// Ready (the snapshot version) when a snapshot is loaded and every followed
+/// brand's data is younger than `policy.max_data_age`; otherwise the body of
+/// the 503 answer, saying why. `/readyz` answers with it and `/metrics`
+/// exports it as `iys_gate_ready` (1/0).
+fn readiness(state: &AdminState) -> Result<u64, serde_json::Value> {
     let Some(s) = state.store.load() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ready": false, "reason": "no snapshot loaded"}),
-        );
+        return Err(json!({"ready": false, "reason": "no snapshot loaded"}));
     };
     let now = ConsentTime::now();
     let mut stale = Vec::new();
@@ -88,13 +109,9 @@ fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
         }
     }
     if stale.is_empty() {
-        json_response(
-            StatusCode::OK,
-            json!({"ready": true, "snapshot_version": s.version}),
-        )
+        Ok(s.version)
     } else {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Err(
             json!({"ready": false, "reason": "data older than policy.max_data_age", "stale": stale}),
         )
     }

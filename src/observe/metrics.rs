@@ -65,6 +65,10 @@ fn describe() {
         "iys_gate_snapshot_writes_total",
         "Snapshot file writes by result"
     );
+    describe_gauge!(
+        "iys_gate_ready",
+        "1 when /readyz answers 200 (snapshot loaded, every followed brand's data younger than policy.max_data_age), else 0; set at each scrape"
+    );
     describe_counter!(
         "iys_gate_audit_dropped_total",
         "Audit records dropped because the writer fell behind"

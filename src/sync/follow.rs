@@ -110,6 +110,21 @@ impl RoundError {
     }
 }
 
+/// Every `kind` of `iys_gate_sync_errors_total` ([`RoundError::kind`] and
+/// [`crate::registry::client::ClientError::kind`]), registered at zero when
+/// the follower starts.
+const ERROR_KINDS: [&str; 9] = [
+    "rate_limited",
+    "server",
+    "unauthorized",
+    "transport",
+    "refused",
+    "garbled",
+    "cursor_refused",
+    "cursor_expired",
+    "bad_change",
+];
+
 /// What one brand's round did.
 #[derive(Debug, Clone, Default)]
 pub struct RoundResult {
@@ -284,6 +299,14 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let applied_total = counter!("iys_gate_sync_changes_applied_total");
+    // Every series an alert reads exists from the start (at zero), so the
+    // first failure already shows as an increase.
+    for result in ["ok", "error"] {
+        counter!("iys_gate_sync_batches_total", "result" => result).increment(0);
+    }
+    for kind in ERROR_KINDS {
+        counter!("iys_gate_sync_errors_total", "kind" => kind).increment(0);
+    }
     let mut failures: u32 = 0;
     loop {
         let mut all_caught_up = true;

@@ -49,6 +49,11 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     mut last: u64,
 ) {
+    // Both series exist from the start (at zero), so the first failed write
+    // already shows as an increase.
+    for result in ["ok", "error"] {
+        counter!("iys_gate_snapshot_writes_total", "result" => result).increment(0);
+    }
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;
     loop {

@@ -76,6 +76,11 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let sessions = metrics::gauge!("iys_gate_smpp_sessions");
+    // The upstream error series exist from the start (at zero), so the
+    // first failure already shows as an increase.
+    for kind in ["bind_failed", "disconnect", "rebind_failed", "timeout"] {
+        metrics::counter!("iys_gate_smpp_upstream_errors_total", "kind" => kind).increment(0);
+    }
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
