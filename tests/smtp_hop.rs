@@ -208,19 +208,21 @@ senders = ["tx.shop.example"]
 [smtp.hop]
 listen = "127.0.0.1:0"
 next_hop = "127.0.0.1:{next_hop}"
-{starttls}
-next_hop_connect_timeout = "5s"
-next_hop_reply_timeout = "10s"
+{defaults}
 {hop}
 {tls_table}
 "#,
             csv = csv.display().to_string(),
             audit = dir.path().join("audit.jsonl").display().to_string(),
-            starttls = if hop.contains("next_hop_starttls") {
-                ""
-            } else {
-                "next_hop_starttls = false"
-            }
+            defaults = [
+                ("next_hop_starttls", "false"),
+                ("next_hop_connect_timeout", "\"5s\""),
+                ("next_hop_reply_timeout", "\"10s\""),
+            ]
+            .iter()
+            .filter(|(k, _)| !hop.contains(k))
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect::<String>()
         );
         let config = Config::from_toml(&toml, "hop-test").unwrap();
         let gate = start(config).await.unwrap();
@@ -1151,5 +1153,33 @@ async fn commands_pipelined_after_starttls_are_discarded() {
     let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut rest)).await;
     let r = String::from_utf8_lossy(&rest);
     assert!(r.starts_with("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n221 "), "{r}");
+    gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_next_hop_gives_451_in_time() {
+    // The sink waits 5 s before answering RCPT; the hop waits 1 s.
+    let sink = Sink::start(&["-W", "RCPT:5"]).await;
+    let gate = Gate::start(sink.port, "next_hop_reply_timeout = \"1s\"", None).await;
+    let mut c = Raw::connect(gate.addr).await;
+    assert!(c.reply().await.starts_with("220"));
+    c.cmd("EHLO sender.example").await;
+    assert!(c
+        .cmd("MAIL FROM:<news@shop.example>")
+        .await
+        .starts_with("250"));
+    let asked = Instant::now();
+    let r = c.cmd("RCPT TO:<demo@example.com>").await;
+    assert!(r.starts_with("451 4.4.2"), "{r}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    let metrics = gate.metrics().await;
+    assert!(
+        metrics.contains("iys_gate_smtp_hop_next_hop_errors_total{kind=\"timeout\"}"),
+        "{metrics}"
+    );
     gate.gate.shutdown().await;
 }
