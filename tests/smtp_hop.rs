@@ -1183,3 +1183,40 @@ async fn a_slow_next_hop_gives_451_in_time() {
     );
     gate.gate.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_senders_pass_unjudged_or_are_deferred_as_configured() {
+    let sink = Sink::start(&[]).await;
+    let pass = Gate::start(sink.port, "unmatched = \"pass\"", None).await;
+    let t = swaks(
+        pass.addr,
+        &["--from", "someone@elsewhere.example", "--to", UNKNOWN],
+    )
+    .await;
+    assert!(reply_to(&t, "RCPT TO").starts_with("250"), "{t}");
+    assert!(
+        server_lines(&t)
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0 Ok")),
+        "{t}"
+    );
+    sink.wait_messages(1).await;
+    let defer = Gate::start(sink.port, "unmatched = \"defer\"", None).await;
+    let t = swaks(
+        defer.addr,
+        &["--from", "someone@elsewhere.example", "--to", UNKNOWN],
+    )
+    .await;
+    assert!(
+        reply_to(&t, "MAIL FROM").starts_with("451 4.7.1 IYS:"),
+        "{t}"
+    );
+    let metrics = pass.metrics().await;
+    assert!(
+        metrics.contains("iys_gate_smtp_hop_unmatched_total"),
+        "{metrics}"
+    );
+    for g in [pass, defer] {
+        g.gate.shutdown().await;
+    }
+}
