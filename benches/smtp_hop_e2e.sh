@@ -61,7 +61,11 @@ wait_port() {
 $ends smtp-sink -u nobody -m 1000 127.0.0.1:$sink 1000 >/dev/null 2>&1 &
 wait_port $sink
 $proxy "$bin" smpp-relay --listen 127.0.0.1:$relay --upstream 127.0.0.1:$sink >/dev/null 2>&1 &
+relay_pid=$!
 $proxy "$bin" serve --config "$work/gate.toml" >"$work/gate.log" 2>&1 &
+gate_pid=$!
+# CPU time (clock ticks, user + system) of a process so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 wait_port $relay; wait_port $gate
 
 cat > "$work/lat.py" <<'PY'
@@ -96,17 +100,21 @@ PY
 for r in $(seq "$rounds"); do
   for path in direct:$sink relay:$relay gate:$gate; do
     name=${path%%:*}; port=${path##*:}
+    case $name in relay) pid=$relay_pid ;; gate) pid=$gate_pid ;; *) pid= ;; esac
+    before=$([ -n "$pid" ] && cpu_ticks $pid || echo 0)
     start=$(date +%s.%N)
     timeout 300 $ends smtp-source $keep -s "$sessions" -m "$messages" -f news@shop.example \
       -t demo@example.com -M bench.example 127.0.0.1:$port
     end=$(date +%s.%N)
     echo "$start $end" > "$work/$name.$r.time"
+    after=$([ -n "$pid" ] && cpu_ticks $pid || echo 0)
+    echo $((after - before)) > "$work/$name.$r.cpu"
     timeout 120 $ends python3 "$work/lat.py" "$port" "$lat" > "$work/$name.$r.lat"
   done
 done
-python3 - "$work" "$rounds" "$messages" <<'PY'
+python3 - "$work" "$rounds" "$messages" "$(getconf CLK_TCK)" <<'PY'
 import sys, statistics as st
-d, rounds, messages = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d, rounds, messages, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 res = {}
 for name in ["direct", "relay", "gate"]:
     rates, lats = [], []
@@ -115,8 +123,10 @@ for name in ["direct", "relay", "gate"]:
         rates.append(messages / (b - a))
         lats.append(float(open(f"{d}/{name}.{r}.lat").read()))
     res[name] = (rates, lats)
+    cpu = st.median(int(open(f"{d}/{name}.{r}.cpu").read()) for r in range(1, rounds + 1)) * 1e6 / tck / messages
     print(f"{name:6} msgs/s median {st.median(rates):8.0f}  runs {' '.join(f'{x:.0f}' for x in rates)}"
-          f"  | median latency {st.median(lats):7.1f} us  runs {' '.join(f'{x:.0f}' for x in lats)}")
+          f"  | median latency {st.median(lats):7.1f} us  runs {' '.join(f'{x:.0f}' for x in lats)}"
+          + (f"  | hop CPU {cpu:.1f} us/msg" if name != "direct" else ""))
 g, dr, rl = (st.median(res[n][0]) for n in ["gate", "direct", "relay"])
 same = [res["gate"][0][i] / res["direct"][0][i] for i in range(rounds)]
 print(f"gate/direct {g/dr:.2f} (same-round median {st.median(same):.2f}, runs {' '.join(f'{x:.2f}' for x in same)}); gate/relay {g/rl:.2f}")

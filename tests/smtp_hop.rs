@@ -208,19 +208,21 @@ senders = ["tx.shop.example"]
 [smtp.hop]
 listen = "127.0.0.1:0"
 next_hop = "127.0.0.1:{next_hop}"
-{starttls}
-next_hop_connect_timeout = "5s"
-next_hop_reply_timeout = "10s"
+{defaults}
 {hop}
 {tls_table}
 "#,
             csv = csv.display().to_string(),
             audit = dir.path().join("audit.jsonl").display().to_string(),
-            starttls = if hop.contains("next_hop_starttls") {
-                ""
-            } else {
-                "next_hop_starttls = false"
-            }
+            defaults = [
+                ("next_hop_starttls", "false"),
+                ("next_hop_connect_timeout", "\"5s\""),
+                ("next_hop_reply_timeout", "\"10s\""),
+            ]
+            .iter()
+            .filter(|(k, _)| !hop.contains(k))
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect::<String>()
         );
         let config = Config::from_toml(&toml, "hop-test").unwrap();
         let gate = start(config).await.unwrap();
@@ -1012,4 +1014,209 @@ async fn a_next_hop_connection_closed_while_idle_is_replaced_at_mail() {
     assert!(r.starts_with("250"), "{r}");
     sink.wait_messages(1).await;
     gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_refuses_mail_and_hides_auth_before_starttls() {
+    let sink = Sink::start(&[]).await;
+    let gate = Gate::start_tls(sink.port, "", Some(cert()), true).await;
+    let mut c = Raw::connect(gate.addr).await;
+    assert!(c.reply().await.starts_with("220"));
+    let ehlo = c.cmd("EHLO sender.example").await;
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    let r = c.cmd("MAIL FROM:<news@shop.example>").await;
+    assert!(r.starts_with("530 5.7.0"), "{r}");
+    let r = c.cmd("AUTH PLAIN AHNob3AAc2VjcmV0MQ==").await;
+    assert!(r.starts_with("502"), "{r}");
+    // swaks with -tls gets through, authenticated.
+    let t = swaks(
+        gate.addr,
+        &[
+            "-tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "shop",
+            "--auth-password",
+            "secret1",
+            "--from",
+            "news@shop.example",
+            "--to",
+            CONSENTED,
+        ],
+    )
+    .await;
+    assert!(reply_to(&t, "AUTH").starts_with("235"), "{t}");
+    assert!(
+        server_lines(&t)
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0 Ok")),
+        "{t}"
+    );
+    gate.gate.shutdown().await;
+}
+
+/// Accepts the hop's self-signed certificate (the test's own client).
+#[derive(Debug)]
+struct AnyCert(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pipelined_after_starttls_are_discarded() {
+    // RFC 3207 §4.2 (and CVE-2011-0411): nothing sent in the clear after
+    // STARTTLS may count once TLS is up, and the session starts over.
+    let sink = Sink::start(&[]).await;
+    let gate = Gate::start(sink.port, "", Some(cert())).await;
+    let mut s = TcpStream::connect(gate.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut read_reply = async |s: &mut (dyn tokio::io::AsyncRead + Unpin + Send)| -> String {
+        let mut got = Vec::new();
+        loop {
+            let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+            if reply_end(&got) == Some(got.len()) {
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+        }
+    };
+    assert!(read_reply(&mut s).await.starts_with("220"));
+    s.write_all(b"EHLO sender.example\r\n").await.unwrap();
+    assert!(read_reply(&mut s).await.contains("STARTTLS"));
+    s.write_all(b"STARTTLS\r\nMAIL FROM:<news@shop.example>\r\n")
+        .await
+        .unwrap();
+    let r = read_reply(&mut s).await;
+    assert!(r.starts_with("220 2.0.0"), "only the STARTTLS reply: {r}");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, s)
+        .await
+        .unwrap();
+    // The session starts over: MAIL before EHLO, and the injected MAIL never counted.
+    tls.write_all(b"RCPT TO:<demo@example.com>\r\n")
+        .await
+        .unwrap();
+    let r = read_reply(&mut tls).await;
+    assert!(r.starts_with("503 5.5.1"), "{r}");
+    tls.write_all(b"EHLO sender.example\r\n").await.unwrap();
+    let r = read_reply(&mut tls).await;
+    assert!(!r.contains("STARTTLS"), "{r}");
+    tls.write_all(b"MAIL FROM:<news@shop.example>\r\nRCPT TO:<demo@example.com>\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut rest)).await;
+    let r = String::from_utf8_lossy(&rest);
+    assert!(r.starts_with("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n221 "), "{r}");
+    gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_next_hop_gives_451_in_time() {
+    // The sink waits 5 s before answering RCPT; the hop waits 1 s.
+    let sink = Sink::start(&["-W", "RCPT:5"]).await;
+    let gate = Gate::start(sink.port, "next_hop_reply_timeout = \"1s\"", None).await;
+    let mut c = Raw::connect(gate.addr).await;
+    assert!(c.reply().await.starts_with("220"));
+    c.cmd("EHLO sender.example").await;
+    assert!(c
+        .cmd("MAIL FROM:<news@shop.example>")
+        .await
+        .starts_with("250"));
+    let asked = Instant::now();
+    let r = c.cmd("RCPT TO:<demo@example.com>").await;
+    assert!(r.starts_with("451 4.4.2"), "{r}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    let metrics = gate.metrics().await;
+    assert!(
+        metrics.contains("iys_gate_smtp_hop_next_hop_errors_total{kind=\"timeout\"}"),
+        "{metrics}"
+    );
+    gate.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_senders_pass_unjudged_or_are_deferred_as_configured() {
+    let sink = Sink::start(&[]).await;
+    let pass = Gate::start(sink.port, "unmatched = \"pass\"", None).await;
+    let t = swaks(
+        pass.addr,
+        &["--from", "someone@elsewhere.example", "--to", UNKNOWN],
+    )
+    .await;
+    assert!(reply_to(&t, "RCPT TO").starts_with("250"), "{t}");
+    assert!(
+        server_lines(&t)
+            .iter()
+            .any(|l| l.starts_with("250 2.0.0 Ok")),
+        "{t}"
+    );
+    sink.wait_messages(1).await;
+    let defer = Gate::start(sink.port, "unmatched = \"defer\"", None).await;
+    let t = swaks(
+        defer.addr,
+        &["--from", "someone@elsewhere.example", "--to", UNKNOWN],
+    )
+    .await;
+    assert!(
+        reply_to(&t, "MAIL FROM").starts_with("451 4.7.1 IYS:"),
+        "{t}"
+    );
+    let metrics = pass.metrics().await;
+    assert!(
+        metrics.contains("iys_gate_smtp_hop_unmatched_total"),
+        "{metrics}"
+    );
+    for g in [pass, defer] {
+        g.gate.shutdown().await;
+    }
 }

@@ -13,9 +13,12 @@
 //! nothing, and lets every error name the field it is about (`MAIL FROM
 //! path`, `RCPT TO parameter NOTIFY`, ...), which the sender sees in its
 //! `501` reply. Measured on this machine (release, `cargo test --release
-//! --lib command::tests::speed -- --ignored --nocapture`): see the figures
-//! in the report / docs/benchmarks.md; both parse an `RCPT TO:` line in well
-//! under a microsecond, so the choice is about verbatim forwarding, not speed.
+//! --lib smtp::codec::command::tests::speed -- --ignored --nocapture`), an
+//! `RCPT TO:<demo@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;...`
+//! line: this parser 139 ns, `smtp_proto::Request::parse` 128 ns. Both are
+//! far below the cost of the socket calls around a command (the hop spends
+//! about 50 µs of CPU per relayed message), so the choice is about verbatim
+//! forwarding and field-naming errors, not speed.
 //!
 //! Limits: a command line longer than the configured limit (RFC 5321
 //! §4.5.3.1.4 asks for at least 512 octets) is [`Line::TooLong`], answered

@@ -849,6 +849,10 @@ impl Session {
                 self.abandon();
                 streaming = false;
             }
+            if streaming && step == Step::End {
+                // Every check has passed: the final dot goes with the last text.
+                fwd.extend_from_slice(b".\r\n");
+            }
             if streaming
                 && !fwd.is_empty()
                 && (step == Step::End || fwd.len() >= 8192 || self.pos == self.inbuf.len())
@@ -894,11 +898,9 @@ impl Session {
         }
         match (refusal, self.up.as_mut()) {
             (None, Some(up)) => {
+                // The final dot is out (with the last text): its reply.
                 let clock = Instant::now();
-                let r = match up.send(b".\r\n", block).await {
-                    Ok(()) => up.reply(&mut self.out, final_limit).await,
-                    Err(e) => Err(e),
-                };
+                let r = up.reply(&mut self.out, final_limit).await;
                 match r {
                     Ok(code) => {
                         self.hop
