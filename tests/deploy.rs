@@ -32,13 +32,6 @@ const RUNBOOK: &str = "docs/runbook.md";
 /// skips them for now; once those branches are merged, empty this list
 /// (and give the test gate a `[sip]` section) so they are checked too.
 const NOT_YET_MERGED: &[&str] = &[
-    // branch smtp-hop (src/smtp/hop/)
-    "iys_gate_smtp_hop_sessions",
-    "iys_gate_smtp_hop_commands_total",
-    "iys_gate_smtp_hop_next_hop_errors_total",
-    "iys_gate_smtp_hop_next_hop_latency_seconds",
-    "iys_gate_smtp_hop_next_hop_latency_seconds_sum",
-    "iys_gate_smtp_hop_next_hop_latency_seconds_count",
     // branch sip-gate (src/sip/)
     "iys_gate_sip_messages_total",
     "iys_gate_sip_answers_total",
@@ -497,16 +490,7 @@ fn demo_config(dir: &Path) -> Config {
         rest = &rest[start + digits..];
     }
     text.push_str(rest);
-    let mut text = text.replace("tuples = 100000", "tuples = 1000");
-    // The SMTP hop comes with branch smtp-hop; until it is merged its
-    // `start` refuses a `[smtp.hop]` section. After the merge, delete these
-    // lines so the hop runs (and `mail_through_hop` drives it).
-    if let Some(at) = text.find("[smtp.hop]") {
-        let end = text[at + 1..]
-            .find("\n[")
-            .map_or(text.len(), |e| at + 1 + e + 1);
-        text.replace_range(at..end, "");
-    }
+    let text = text.replace("tuples = 100000", "tuples = 1000");
     let text = format!(
         "{text}\n[store]\nsnapshot_path = {:?}\npersist_interval = \"1s\"\n",
         dir.join("gate.snap").display().to_string()

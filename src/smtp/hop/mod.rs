@@ -61,6 +61,11 @@ const VERBS: [&str; 16] = [
 
 impl HopMetrics {
     fn new() -> HopMetrics {
+        // Every failure kind exists from the start at 0, so the first failure
+        // shows in `increase()` (alerts) and a scrape lists the series.
+        for kind in NEXT_HOP_ERROR_KINDS {
+            counter!("iys_gate_smtp_hop_next_hop_errors_total", "kind" => kind).increment(0);
+        }
         HopMetrics {
             sessions: gauge!("iys_gate_smtp_hop_sessions"),
             commands: VERBS
@@ -95,6 +100,11 @@ impl HopMetrics {
         counter!("iys_gate_smtp_hop_next_hop_errors_total", "kind" => kind).increment(1);
     }
 }
+
+/// The `kind` labels of `iys_gate_smtp_hop_next_hop_errors_total`.
+const NEXT_HOP_ERROR_KINDS: [&str; 8] = [
+    "connect", "closed", "io", "protocol", "timeout", "tls", "refused", "aborted",
+];
 
 /// Bind `[smtp.hop]`'s listener and serve it until `stop` (`"smtp_hop"`).
 pub async fn start(
