@@ -1,0 +1,3 @@
+//! The voice gate, channel `ARAMA`.
+
+pub mod codec;
