@@ -1,3 +1,5 @@
 //! The voice gate, channel `ARAMA`.
 
 pub mod codec;
+pub mod config;
+pub mod gating;

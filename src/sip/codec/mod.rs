@@ -38,6 +38,7 @@
 //! not change what it forwards is better served by ranges over the original
 //! bytes, which is what this module is.
 
+mod answer;
 mod edit;
 mod error;
 mod frame;
@@ -47,6 +48,7 @@ pub mod uri;
 #[cfg(test)]
 mod tests;
 
+pub use self::answer::write_response;
 pub use self::edit::{write_edited, EditError, Edits};
 pub use self::error::ScanError;
 pub use self::frame::{frame, Frame};

@@ -400,3 +400,38 @@ fn callee_numbers_in_every_form() {
         b"sip:+905300000001@h"
     );
 }
+
+#[test]
+fn the_gates_own_answer_copies_via_from_to_call_id_and_cseq() {
+    let b = invite();
+    let m = scan(&b, MAX).unwrap();
+    let mut out = Vec::new();
+    write_response(
+        &b,
+        &m,
+        608,
+        "Rejected",
+        b"gt1",
+        b"Reason: SIP;cause=608\r\n",
+        &mut out,
+    );
+    let expected = crlf(
+        "SIP/2.0 608 Rejected
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8
+To: Bob <sip:05300000001@biloxi.example.com>;tag=gt1
+From: Alice <sip:+905320000000@atlanta.example.com>;tag=1928301774
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com
+CSeq: 314159 INVITE
+Reason: SIP;cause=608
+Content-Length: 0
+
+",
+    );
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+    let r = scan(&out, MAX).unwrap();
+    assert_eq!(r.code(), Some(608));
+    assert_eq!(text(&out, r.to_tag.unwrap()), "gt1");
+}
