@@ -71,6 +71,12 @@ pub struct SipConfig {
     /// An initial INVITE from no trunk: "pass", "reject" (default) or "defer".
     #[serde(default = "default_unmatched")]
     pub unmatched: Unmatched,
+    /// A UDP request that would leave the gate larger than 1300 bytes goes to
+    /// the next hop over TCP instead (RFC 3261 §18.1.1: path MTU unknown),
+    /// with the gate's Via saying TCP. Set false for a next hop without TCP:
+    /// such requests then go over UDP as they are (IP fragmentation). Default true.
+    #[serde(default = "yes")]
+    pub large_requests_over_tcp: bool,
     /// Remove `X-IYS-*` headers before forwarding. Default true.
     #[serde(default = "yes")]
     pub strip_iys_headers: bool,

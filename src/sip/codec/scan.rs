@@ -119,6 +119,37 @@ pub struct Via {
     pub received: Option<Span>,
     /// `rport` present (`Some`), with its value when it has one.
     pub rport: Option<Option<u16>>,
+    /// The parameters (`;...` to the end).
+    pub params: Span,
+}
+
+impl Via {
+    /// Any parameter of this via-parm: `Some(None)` when present without a value.
+    pub fn param(&self, buf: &[u8], name: &[u8]) -> Option<Option<Span>> {
+        param(buf, self.params, name)
+    }
+
+    /// Where to insert `=<port>` to fill an empty `rport` (RFC 3581 §4).
+    pub fn empty_rport_end(&self, buf: &[u8]) -> Option<usize> {
+        if self.rport != Some(None) {
+            return None;
+        }
+        let text = self.params.of(buf);
+        let mut i = 0;
+        while let Some(semi) = text[i..].iter().position(|&b| b == b';') {
+            let s = i + semi + 1;
+            let e = text[s..]
+                .iter()
+                .position(|&b| b == b';' || b == b'=')
+                .map_or(text.len(), |e| s + e);
+            let name = trim(buf, Span::new(self.params.start + s, self.params.start + e));
+            if name.of(buf).eq_ignore_ascii_case(b"rport") {
+                return Some(name.end);
+            }
+            i = e;
+        }
+        None
+    }
 }
 
 /// Most İYS header lines a message may carry (each is cut when forwarding).
@@ -849,5 +880,6 @@ fn via_parm(buf: &[u8], v: Span) -> Result<Via, ScanError> {
         branch: param(buf, params, b"branch").flatten(),
         received: param(buf, params, b"received").flatten(),
         rport,
+        params,
     })
 }
