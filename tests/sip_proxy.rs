@@ -51,6 +51,11 @@ struct Gate {
 
 /// A gate whose next hop is `127.0.0.1:next_hop`; `sip` adds keys to `[sip]`.
 async fn gate(next_hop: u16, sip: &str) -> Gate {
+    gate_for(next_hop, sip, "127.0.0.1/32").await
+}
+
+/// The same, with the trunk's network `trunk`.
+async fn gate_for(next_hop: u16, sip: &str, trunk: &str) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("export.csv");
     let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
@@ -66,6 +71,8 @@ listen = "127.0.0.1:0"
 bootstrap_csv = [{csv:?}]
 [policy]
 max_data_age = "1h"
+[audit]
+path = {audit:?}
 [[brands]]
 iys_code = {IYS}
 brand_code = {BRAND}
@@ -76,11 +83,12 @@ next_hop = "127.0.0.1:{next_hop}"
 {sip}
 [[sip.trunks]]
 name = "callcentre"
-networks = ["127.0.0.1/32"]
+networks = ["{trunk}"]
 iys_code = {IYS}
 brand_code = {BRAND}
 "#,
-        csv = csv.display().to_string()
+        csv = csv.display().to_string(),
+        audit = dir.path().join("audit.jsonl").display().to_string()
     );
     let config = Config::from_toml(&toml, "sip").unwrap();
     let gate = start(config).await.unwrap();
@@ -93,6 +101,26 @@ brand_code = {BRAND}
 }
 
 impl Gate {
+    /// The audit trail's lines once at least `n` are written, each parsed.
+    async fn audit(&self, n: usize) -> Vec<serde_json::Value> {
+        let path = self.dir.path().join("audit.jsonl");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} audit lines expected: {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn metric(&self, series: &str) -> f64 {
         let text = reqwest::get(format!("http://{}/metrics", self.gate.admin_addr))
             .await
@@ -406,6 +434,18 @@ async fn raw_forwarding_refusals_retransmissions_and_acks() {
     nothing(&caller, "garbage gets no answer").await;
     assert!(g.metric("iys_gate_sip_invalid_total").await >= 2.0);
     assert!(g.metric("iys_gate_decisions_total{channel=\"ARAMA\"").await >= 4.0);
+
+    // One audit line per refused call (not per retransmission), masked.
+    let lines = g.audit(2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let v = &lines[0];
+    assert_eq!(v["protocol"], "sip_proxy");
+    assert_eq!(v["channel"], "ARAMA");
+    assert_eq!(v["account"], "callcentre");
+    assert_eq!(v["reason"], "no_consent");
+    let who = v["recipient"].as_str().unwrap();
+    assert!(who.contains('*') && !who.contains(UNKNOWN), "{v}");
+    assert_eq!(lines[1]["reason"], "withdrawn");
     g.gate.shutdown().await;
 }
 
@@ -635,4 +675,184 @@ async fn sipp_calls_through_the_gate_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_calls_through_the_gate_over_tcp() {
     sipp_through_the_gate(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_from_no_trunk_is_refused_403_and_counted() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = gate_for(far.local_addr().unwrap().port(), "", "10.9.9.0/24").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send(&invite(p, CONSENTED, "z9hG4bKu1", "u1", ""))
+        .await
+        .unwrap();
+    let got = recv(&caller).await;
+    assert!(got.starts_with("SIP/2.0 403 Forbidden\r\n"), "{got}");
+    assert_eq!(
+        header(&got, "reason"),
+        vec!["SIP;cause=403;text=\"IYS unmatched\""]
+    );
+    nothing(&far, "an unmatched call").await;
+    assert!(g.metric("iys_gate_sip_unmatched_total").await >= 1.0);
+    g.gate.shutdown().await;
+}
+
+/// RFC 3261 §18.1.1: a UDP request that leaves larger than 1300 bytes goes
+/// over TCP; its response comes back on that connection and goes on to the
+/// caller over UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_udp_request_goes_on_over_tcp() {
+    use iys_gate::sip::codec::{frame, Frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let far_port = free_port();
+    let far = tokio::net::TcpListener::bind(("127.0.0.1", far_port))
+        .await
+        .unwrap();
+    let g = gate(far_port, "").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    let big = format!("X-Padding: {}\r\n", "p".repeat(1400));
+    caller
+        .send(&invite(p, CONSENTED, "z9hG4bKbig", "big", &big))
+        .await
+        .unwrap();
+    let (mut conn, _) = tokio::time::timeout(WAIT, far.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = Vec::new();
+    let n = loop {
+        if let Frame::Message(n) = frame(&buf, 65535).unwrap() {
+            break n;
+        }
+        let mut chunk = [0u8; 4096];
+        let k = tokio::time::timeout(WAIT, conn.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(k > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..k]);
+    };
+    let got = String::from_utf8(buf[..n].to_vec()).unwrap();
+    let vias = header(&got, "via");
+    assert!(vias[0].starts_with("SIP/2.0/TCP 127.0.0.1:"), "{got}");
+    assert!(got.contains(&big), "{got}");
+    let ok = got
+        .replacen(
+            &format!("INVITE sip:{CONSENTED}@127.0.0.1 SIP/2.0"),
+            "SIP/2.0 200 OK",
+            1,
+        )
+        .replace(
+            "To: <sip:05300000001@127.0.0.1>",
+            "To: <sip:05300000001@127.0.0.1>;tag=far",
+        );
+    conn.write_all(ok.as_bytes()).await.unwrap();
+    let back = recv(&caller).await;
+    assert!(back.starts_with("SIP/2.0 200 OK\r\n"), "{back}");
+    assert_eq!(header(&back, "via").len(), 1, "{back}");
+    g.gate.shutdown().await;
+}
+
+/// Random datagrams, truncated and oversized messages, TCP garbage and a
+/// slow TCP sender leave both listeners up and serving other calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_leaves_both_listeners_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = gate(far.local_addr().unwrap().port(), "max_message_size = 4096").await;
+    let junk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    junk.connect(g.udp).await.unwrap();
+    let jp = junk.local_addr().unwrap().port();
+    let good = invite(jp, UNKNOWN, "z9hG4bKg", "g", "");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..600 {
+        let r = next();
+        let d: Vec<u8> = match i % 3 {
+            0 => (0..(r % 1500) as usize).map(|_| next() as u8).collect(),
+            1 => good[..(r as usize % good.len())].to_vec(),
+            _ => {
+                let mut b = good.clone();
+                let at = r as usize % b.len();
+                b[at] = (r >> 32) as u8;
+                b
+            }
+        };
+        let _ = junk.send(&d).await;
+    }
+    let oversized = invite(
+        jp,
+        UNKNOWN,
+        "z9hG4bKo",
+        "o",
+        &format!("X-Big: {}\r\n", "b".repeat(5000)),
+    );
+    junk.send(&oversized).await.unwrap();
+
+    // TCP: garbage, an endless header, and a slow sender.
+    let mut bad = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    bad.write_all(&[0xff; 3000]).await.unwrap();
+    let mut endless = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    endless
+        .write_all(b"INVITE sip:x@y SIP/2.0\r\nX: ")
+        .await
+        .unwrap();
+    endless.write_all(&[b'a'; 8000]).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    let slow_invite = String::from_utf8(invite(9, UNKNOWN, "z9hG4bKslow", "slow", ""))
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    slow.write_all(&slow_invite.as_bytes()[..40]).await.unwrap();
+
+    // Meanwhile: a consented call over UDP is forwarded, a refused one over TCP answered.
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send(&invite(p, CONSENTED, "z9hG4bKafter", "after", ""))
+        .await
+        .unwrap();
+    let mut fwd = recv(&far).await;
+    while !fwd.contains("Call-ID: after") {
+        fwd = recv(&far).await; // mutated copies of the good INVITE may pass too
+    }
+    let mut t = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    let tcp_invite = String::from_utf8(invite(9, WITHDRAWN, "z9hG4bKtcp", "tcp", ""))
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    t.write_all(tcp_invite.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, t.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 608 Rejected\r\n"), "{answer}");
+
+    // The slow sender finishes its message a byte at a time and is answered.
+    for b in &slow_invite.as_bytes()[40..] {
+        slow.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let n = tokio::time::timeout(WAIT, slow.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 608 Rejected\r\n"));
+    // The broken streams were closed by the gate.
+    for s in [&mut bad, &mut endless] {
+        let r = tokio::time::timeout(WAIT, s.read(&mut buf)).await.unwrap();
+        assert!(matches!(r, Ok(0) | Err(_)), "a broken stream is closed");
+    }
+    assert!(g.metric("iys_gate_sip_invalid_total").await >= 100.0);
+    g.gate.shutdown().await;
 }

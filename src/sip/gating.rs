@@ -318,6 +318,91 @@ pub fn write_answer_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::codec::scan;
+
+    fn trunks(trusted: bool) -> Trunks {
+        let t: TrunkConfig = toml::from_str(&format!(
+            "name = \"a\"\nnetworks = [\"10.0.0.0/8\", \"10.1.0.0/16\"]\niys_code = 7\nbrand_code = 1\n\
+             override_brands = [2, 3]\ntrusted = {trusted}\n\
+             [[callers]]\nnumber = \"0532 000 00 00\"\nbrand_code = 2\n"
+        ))
+        .unwrap();
+        let mut other = t.clone();
+        other.name = "b".into();
+        other.networks = vec!["10.1.2.0/24".parse().unwrap()];
+        other.brand_code = 9;
+        other.callers.clear();
+        Trunks::new(&[t, other])
+    }
+
+    fn invite(from: &str, pai: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "INVITE tel:+90-530-000-0001 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <{from}>;tag=1\r\nTo: <tel:+905300000001>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+             P-Asserted-Identity: <{pai}>\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn trunk_caller_and_headers_give_brand_and_class() {
+        let t = trunks(false);
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(
+            t.find(ip("10.1.2.3")).unwrap().config.name,
+            "b",
+            "longest prefix"
+        );
+        assert_eq!(t.find(ip("10.200.0.1")).unwrap().config.name, "a");
+        assert!(t.find(ip("192.0.2.1")).is_none());
+        let a = t.find(ip("10.0.0.1")).unwrap();
+
+        // The From number is mapped to brand 2; P-Asserted-Identity is ignored untrusted.
+        let b = invite("sip:+905320000000@x", "sip:+905329999999@x", "");
+        let m = scan(&b, 65535).unwrap();
+        let who = caller(&b, &m, a);
+        assert_eq!(who, Phone::parse("05320000000").ok());
+        let c = classify(&b, a, who, &m.iys).unwrap();
+        assert_eq!(c.brand, Brand::new(7, 2));
+        assert_eq!(c.class, MessageClass::DEFAULT);
+        assert_eq!(
+            callee(&b, &m),
+            Phone::parse("05300000001").ok().map(Phone::key)
+        );
+
+        // Trusted: P-Asserted-Identity names the caller (not mapped: brand 1).
+        let trusted = trunks(true);
+        let a = trusted.find(ip("10.0.0.1")).unwrap();
+        let who = caller(&b, &m, a);
+        assert_eq!(who, Phone::parse("05329999999").ok());
+        assert_eq!(
+            classify(&b, a, who, &m.iys).unwrap().brand,
+            Brand::new(7, 1)
+        );
+
+        // Headers: class, brand override (allowed or not), retailer.
+        let b = invite(
+            "sip:x@y",
+            "sip:x@y",
+            "x-iys-message-type: 0\r\nX-IYS-Brand-Code: 3\r\nX-IYS-Retailer-Code: 501\r\n",
+        );
+        let m = scan(&b, 65535).unwrap();
+        let c = classify(&b, a, None, &m.iys).unwrap();
+        assert_eq!(
+            (c.brand, c.class.code(), c.retailer),
+            (Brand::new(7, 3), 0, Some(501))
+        );
+        for (bad, names) in [
+            ("X-IYS-Brand-Code: 4\r\n", "X-IYS-Brand-Code 4"),
+            ("X-IYS-Message-Type: 5\r\n", "X-IYS-Message-Type"),
+            ("X-IYS-Retailer-Code: x\r\n", "X-IYS-Retailer-Code"),
+        ] {
+            let b = invite("sip:x@y", "sip:x@y", bad);
+            let m = scan(&b, 65535).unwrap();
+            let err = classify(&b, a, None, &m.iys).unwrap_err();
+            assert!(err.contains(names), "{err}");
+        }
+    }
 
     fn decision(verdict: Verdict, reason: Reason, monitor: bool) -> Decision {
         Decision {

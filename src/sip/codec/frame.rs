@@ -26,6 +26,13 @@ pub fn frame(buf: &[u8], max: usize) -> Result<Frame, ScanError> {
     if crlf > 0 {
         return Ok(Frame::Keepalive(crlf));
     }
+    // A start line opens with a method token or "SIP/2.0", then a space:
+    // anything else is not SIP, and waiting for more would only waste time.
+    let word = buf.iter().take(33).take_while(|&&b| b != b' ').count();
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~/".contains(b);
+    if !buf[..word].iter().all(token) || (word == 33) || (word == 0 && !buf.is_empty()) {
+        return bad("start line", "not a SIP request or status line");
+    }
     let window = &buf[..buf.len().min(max)];
     let Some(body_start) = header_end(window) else {
         if buf.len() > max {

@@ -321,7 +321,8 @@ fn a_stream_needs_content_length_and_a_bound() {
         frame(&huge, 4096),
         Err(ScanError::TooLarge { .. })
     ));
-    let endless = vec![b'a'; 5000];
+    let mut endless = b"INVITE sip:x@y SIP/2.0\r\nX: ".to_vec();
+    endless.resize(5000, b'a');
     assert!(matches!(
         frame(&endless, 4096),
         Err(ScanError::TooLarge { .. })
@@ -434,4 +435,13 @@ Content-Length: 0
     let r = scan(&out, MAX).unwrap();
     assert_eq!(r.code(), Some(608));
     assert_eq!(text(&out, r.to_tag.unwrap()), "gt1");
+}
+
+#[test]
+fn a_stream_that_does_not_start_like_sip_is_refused_at_once() {
+    assert_eq!(frame(&[0xff; 10], MAX).unwrap_err().field(), "start line");
+    assert_eq!(frame(&[b'A'; 40], MAX).unwrap_err().field(), "start line");
+    assert_eq!(frame(b" INVITE", MAX).unwrap_err().field(), "start line");
+    assert_eq!(frame(b"INVI", MAX).unwrap(), Frame::NeedMore);
+    assert_eq!(frame(b"SIP/2.0 200", MAX).unwrap(), Frame::NeedMore);
 }
