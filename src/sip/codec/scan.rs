@@ -316,17 +316,33 @@ fn trim(buf: &[u8], span: Span) -> Span {
     Span::new(s, e)
 }
 
+/// Token characters (RFC 3261 §25.1), as a table.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// A token character (RFC 3261 §25.1).
 #[inline]
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[usize::from(b)]
 }
 
 /// The end of the line starting at `from`: (index of the LF or the buffer's
 /// end, index just past the line end).
 #[inline]
 fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = buf[from..].iter().position(|&b| b == b'\n')? + from;
+    let nl = memchr::memchr(b'\n', &buf[from..])? + from;
     let content_end = if nl > from && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -419,7 +435,7 @@ pub fn scan(buf: &[u8], max: usize) -> Result<Message, ScanError> {
                 Span::new(line_start, pos),
             )?;
         }
-        let Some(colon) = buf[pos..content_end].iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', &buf[pos..content_end]) else {
             return bad("header section", "a line without a colon");
         };
         let name = trim(buf, Span::new(pos, pos + colon));
@@ -550,8 +566,12 @@ fn header(
     value: Span,
     line: Span,
 ) -> Result<(), ScanError> {
+    let field = field_of(name.of(buf));
+    if field == Field::Other {
+        return Ok(());
+    }
     let v = trim(buf, value);
-    match field_of(name.of(buf)) {
+    match field {
         Field::Via => via_field(buf, m, seen, value, line)?,
         Field::MaxForwards => {
             if m.max_forwards.is_some() {
@@ -726,6 +746,43 @@ fn param(buf: &[u8], params: Span, name: &[u8]) -> Option<Option<Span>> {
     None
 }
 
+type Param = Option<Option<Span>>;
+
+/// `branch`, `received` and `rport` of a via-parm's parameters, in one pass.
+fn via_params(buf: &[u8], params: Span) -> (Param, Param, Param) {
+    let (mut branch, mut received, mut rport) = (None, None, None);
+    let text = params.of(buf);
+    let mut i = 0;
+    while let Some(semi) = memchr::memchr(b';', &text[i..]) {
+        let p_start = i + semi + 1;
+        let p_end = memchr::memchr(b';', &text[p_start..]).map_or(text.len(), |e| p_start + e);
+        let p = Span::new(params.start + p_start, params.start + p_end);
+        let (n, val) = match memchr::memchr(b'=', p.of(buf)) {
+            Some(eq) => (
+                trim(buf, Span::new(p.start, p.start + eq)),
+                Some(trim(buf, Span::new(p.start + eq + 1, p.end))),
+            ),
+            None => (trim(buf, p), None),
+        };
+        let name = n.of(buf);
+        let slot = if name.eq_ignore_ascii_case(b"branch") {
+            &mut branch
+        } else if name.eq_ignore_ascii_case(b"received") {
+            &mut received
+        } else if name.eq_ignore_ascii_case(b"rport") {
+            &mut rport
+        } else {
+            i = p_end;
+            continue;
+        };
+        if slot.is_none() {
+            *slot = Some(val);
+        }
+        i = p_end;
+    }
+    (branch, received, rport)
+}
+
 /// One Via field: split its via-parms on commas outside quotes; the first two
 /// of the message are parsed.
 fn via_field(
@@ -859,7 +916,8 @@ fn via_parm(buf: &[u8], v: Span) -> Result<Via, ScanError> {
         return bad(F, "unexpected text after sent-by");
     }
     let params = Span::new(v.start + i, v.end);
-    let rport = match param(buf, params, b"rport") {
+    let (branch, received, rport) = via_params(buf, params);
+    let rport = match rport {
         None => None,
         Some(None) => Some(None),
         Some(Some(s)) if s.is_empty() => Some(None),
@@ -877,8 +935,8 @@ fn via_parm(buf: &[u8], v: Span) -> Result<Via, ScanError> {
         transport,
         host,
         port,
-        branch: param(buf, params, b"branch").flatten(),
-        received: param(buf, params, b"received").flatten(),
+        branch: branch.flatten(),
+        received: received.flatten(),
         rport,
         params,
     })
