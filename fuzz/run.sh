@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-for target in csv_row address registry_json snapshot_file smpp_decode; do
+for target in csv_row address registry_json snapshot_file smpp_decode sip_scan sip_uri; do
   echo "== $target ($secs s)"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096
 done

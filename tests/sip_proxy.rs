@@ -856,3 +856,117 @@ async fn garbage_leaves_both_listeners_serving() {
     assert!(g.metric("iys_gate_sip_invalid_total").await >= 100.0);
     g.gate.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Kamailio in front of the gate.
+
+/// Kamailio from a test folder, with the repository's config and defines.
+struct Kamailio(std::process::Child);
+
+impl Drop for Kamailio {
+    /// SIGTERM: Kamailio's main process then stops its children (SIGKILL
+    /// would leave them running).
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kamailio(cfg: &str, defines: &[String], dir: &Path) -> Kamailio {
+    let bin = ["/usr/sbin/kamailio", "/usr/bin/kamailio"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("kamailio not found: install kamailio (bash .ci/run does)");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("-f")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/kamailio")
+                .join(cfg),
+        )
+        .args(["-DD", "-E", "-m", "64", "-M", "8"])
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .arg("-Y")
+        .arg(dir);
+    for d in defines {
+        cmd.arg("-A").arg(d);
+    }
+    let log = std::fs::File::create(dir.join(format!("{cfg}.log"))).unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    Kamailio(cmd.spawn().expect("kamailio starts"))
+}
+
+/// SIPp caller -> Kamailio -> gate -> SIPp callee, Kamailio in `cfg`.
+async fn kamailio_in_front(cfg: &str, mode: &str) {
+    sipp_bin();
+    let far_port = free_port();
+    let kam_port = free_port();
+    let g = gate(far_port, &format!("mode = \"{mode}\"")).await;
+    let dir = g.dir.path().to_path_buf();
+    let defines = match cfg {
+        "forward.cfg" => vec![
+            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            "NEXT_IP=\"127.0.0.1\"".to_string(),
+            format!("NEXT_PORT={}", g.udp.port()),
+        ],
+        _ => vec![
+            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            format!("GATE=\"sip:127.0.0.1:{}\"", g.udp.port()),
+            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}\""),
+        ],
+    };
+    let _kam = kamailio(cfg, &defines, &dir);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target: SocketAddr = format!("127.0.0.1:{kam_port}").parse().unwrap();
+    let log = dir.join("uas-kam.log");
+    let uas = far_end(&["-sn", "uas"], far_port, false, 1, &log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (callee, why) in [(UNKNOWN, "no_consent"), (WITHDRAWN, "withdrawn")] {
+        let (ok, out) = caller("uac_refused.xml", target, callee, "11", false, &dir).await;
+        let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
+        assert!(
+            ok,
+            "{cfg}: {callee}: 608 expected\n{out}\n--- kamailio ---\n{kam_log}"
+        );
+        assert!(out.contains(&format!("text=\"IYS {why}\"")), "{out}");
+    }
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
+    assert!(
+        ok,
+        "{cfg}: the consented call completes\n{out}\n--- kamailio ---\n{kam_log}"
+    );
+    let seen = far_end_done(uas, &log).await;
+    assert!(
+        !seen.contains(UNKNOWN) && !seen.contains(WITHDRAWN),
+        "a refused call reached the far end:\n{seen}"
+    );
+    if mode == "redirect" {
+        assert!(g.metric("iys_gate_sip_answers_total{code=\"302\"}").await >= 1.0);
+    }
+    assert!(seen.contains("x-test-keep: KeepCase-123"), "{seen}");
+    g.gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_proxying_through_the_gate() {
+    kamailio_in_front("forward.cfg", "proxy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_dipping_into_the_gate_in_redirect_mode() {
+    kamailio_in_front("dip-redirect.cfg", "redirect").await;
+}
