@@ -44,6 +44,8 @@ pub struct Config {
     pub smpp: Option<crate::smpp::config::SmppConfig>,
     /// The mail gate (Postfix policy service and inline SMTP hop).
     pub smtp: Option<crate::smtp::config::SmtpConfig>,
+    /// The voice gate (SIP stateless proxy or redirect server).
+    pub sip: Option<crate::sip::config::SipConfig>,
 }
 
 /// `[admin]`
@@ -457,6 +459,10 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(sip) = &self.sip {
+            sip.validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));

@@ -18,6 +18,7 @@ pub mod observe;
 pub mod policy;
 pub mod registry;
 pub mod serve;
+pub mod sip;
 pub mod smpp;
 pub mod smtp;
 pub mod store;

@@ -98,6 +98,10 @@ pub struct RunningGate {
     pub smtp_policy_addr: Option<std::net::SocketAddr>,
     /// Where the inline SMTP hop listens, when configured.
     pub smtp_hop_addr: Option<std::net::SocketAddr>,
+    /// Where the SIP gate listens for UDP, when configured.
+    pub sip_udp_addr: Option<std::net::SocketAddr>,
+    /// Where the SIP gate listens for TCP, when configured.
+    pub sip_tcp_addr: Option<std::net::SocketAddr>,
     /// The in-process registry emulator's base URL, when one runs.
     pub emulator_url: Option<String>,
     /// The in-process registry emulator, when one runs.
@@ -173,6 +177,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     if let Some(smtp) = &config.smtp {
         tasks.absorb(crate::smtp::start(&context, smtp, &stop_rx).await?);
     }
+    if let Some(sip) = &config.sip {
+        tasks.absorb(crate::sip::start(&context, sip, &stop_rx).await?);
+    }
 
     tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
     if demo.is_some() {
@@ -188,6 +195,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         smpp_tls_addr: tasks.addr("smpp_tls"),
         smtp_policy_addr: tasks.addr("smtp_policy"),
         smtp_hop_addr: tasks.addr("smtp_hop"),
+        sip_udp_addr: tasks.addr("sip_udp"),
+        sip_tcp_addr: tasks.addr("sip_tcp"),
         emulator_url,
         emulator: emulator_handle,
         context,

@@ -1,0 +1,134 @@
+//! The SIP gate's series, prefixed `iys_gate_sip_`; registered once, so
+//! counting is an atomic add. No number or brand in any label.
+//!
+//! - `iys_gate_sip_messages_total{message}`: messages received, by request
+//!   method (`INVITE`, ..., `other`) or response code (`180`, `200`, ...);
+//! - `iys_gate_sip_answers_total{code}`: answers the gate gave itself;
+//! - `iys_gate_sip_retransmissions_absorbed_total`: INVITE retransmissions
+//!   answered from the transaction cache; `iys_gate_sip_acks_absorbed_total`:
+//!   ACKs of the gate's own answers;
+//! - `iys_gate_sip_forward_errors_total{reason}`: messages that could not be
+//!   forwarded (`no_route`, `send`, `connect`, `queue_full`, `not_ours`);
+//! - `iys_gate_sip_invalid_total{field}`: messages dropped as unreadable;
+//! - `iys_gate_sip_unmatched_total`: initial INVITEs from no trunk.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, Counter};
+
+use super::codec::Method;
+
+/// Held counters.
+#[derive(Clone)]
+pub struct SipMetrics {
+    methods: [Counter; 7],
+    codes: Vec<Counter>,
+    answers: Vec<Counter>,
+    /// INVITE retransmissions answered from the cache.
+    pub retransmissions_absorbed: Counter,
+    /// ACKs of the gate's own answers.
+    pub acks_absorbed: Counter,
+    /// Initial INVITEs from no trunk.
+    pub unmatched: Counter,
+}
+
+const METHODS: [Method; 7] = [
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Register,
+    Method::Other,
+];
+
+fn code_labels() -> &'static [String] {
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    LABELS.get_or_init(|| (100..700).map(|c: u16| c.to_string()).collect())
+}
+
+impl SipMetrics {
+    /// Register every series.
+    pub fn new() -> SipMetrics {
+        metrics::describe_counter!(
+            "iys_gate_sip_messages_total",
+            "SIP messages received, by request method or response code"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_answers_total",
+            "SIP answers the gate gave itself, by code"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_retransmissions_absorbed_total",
+            "INVITE retransmissions answered from the transaction cache"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_acks_absorbed_total",
+            "ACKs of the gate's own answers, absorbed"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_forward_errors_total",
+            "SIP messages that could not be forwarded, by reason"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_invalid_total",
+            "SIP messages dropped as unreadable, by field"
+        );
+        metrics::describe_counter!(
+            "iys_gate_sip_unmatched_total",
+            "Initial INVITEs from an address that matches no trunk"
+        );
+        let codes = code_labels();
+        SipMetrics {
+            methods: METHODS
+                .map(|m| counter!("iys_gate_sip_messages_total", "message" => m.as_str())),
+            codes: codes
+                .iter()
+                .map(|c| counter!("iys_gate_sip_messages_total", "message" => c.as_str()))
+                .collect(),
+            answers: codes
+                .iter()
+                .map(|c| counter!("iys_gate_sip_answers_total", "code" => c.as_str()))
+                .collect(),
+            retransmissions_absorbed: counter!("iys_gate_sip_retransmissions_absorbed_total"),
+            acks_absorbed: counter!("iys_gate_sip_acks_absorbed_total"),
+            unmatched: counter!("iys_gate_sip_unmatched_total"),
+        }
+    }
+
+    /// Count a request.
+    pub fn request(&self, m: Method) {
+        let i = METHODS.iter().position(|x| *x == m).unwrap_or(6);
+        self.methods[i].increment(1);
+    }
+
+    /// Count a response.
+    pub fn response(&self, code: u16) {
+        if let Some(c) = self.codes.get(usize::from(code).wrapping_sub(100)) {
+            c.increment(1);
+        }
+    }
+
+    /// Count an answer of the gate's own.
+    pub fn answer(&self, code: u16) {
+        if let Some(c) = self.answers.get(usize::from(code).wrapping_sub(100)) {
+            c.increment(1);
+        }
+    }
+
+    /// Count a message that could not be forwarded.
+    pub fn forward_error(&self, reason: &'static str) {
+        counter!("iys_gate_sip_forward_errors_total", "reason" => reason).increment(1);
+    }
+
+    /// Count a message dropped as unreadable.
+    pub fn invalid(&self, field: &'static str) {
+        counter!("iys_gate_sip_invalid_total", "field" => field).increment(1);
+    }
+}
+
+impl Default for SipMetrics {
+    fn default() -> Self {
+        SipMetrics::new()
+    }
+}

@@ -1,0 +1,280 @@
+//! The SIP gate's sockets: one UDP socket read by a few worker threads
+//! (blocking receive and send, like Kamailio's UDP children: no reactor
+//! round trip per datagram), a TCP
+//! listener with one task per connection, and outbound TCP connections to
+//! next hops (opened on first use, reused, and read like inbound ones: what
+//! comes back on them is handled like any other message). Every message goes
+//! through [`core::Core::handle`]; this module only moves bytes.
+
+pub mod cache;
+pub mod core;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use dashmap::DashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use self::core::{Core, Dest, Outbox, Source, Transport, Work};
+use crate::gate::{Started, Stop};
+use crate::sip::codec::{frame, Frame};
+
+/// Messages queued per TCP connection before new ones are dropped.
+const CONN_QUEUE: usize = 4096;
+/// Waiting for a next hop to accept a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running gate: the message handler and the open connections.
+pub struct Proxy {
+    /// The message handler.
+    pub core: Core,
+    udp: OnceLock<Arc<std::net::UdpSocket>>,
+    rt: tokio::runtime::Handle,
+    conns: DashMap<u64, mpsc::Sender<Vec<u8>>>,
+    outbound: DashMap<SocketAddr, u64>,
+    next_id: AtomicU64,
+    stop: Stop,
+}
+
+impl Proxy {
+    /// A proxy around `core`; sockets are added by [`Proxy::serve_udp`] and
+    /// [`Proxy::serve_tcp`].
+    pub fn new(core: Core, stop: Stop) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            core,
+            udp: OnceLock::new(),
+            rt: tokio::runtime::Handle::current(),
+            conns: DashMap::new(),
+            outbound: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            stop,
+        })
+    }
+
+    /// Read datagrams from `socket` with `workers` threads; `"sip_udp"` in `started`.
+    pub fn serve_udp(
+        self: &Arc<Self>,
+        socket: UdpSocket,
+        workers: usize,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        started.listening.push(("sip_udp", socket.local_addr()?));
+        let socket = socket.into_std()?;
+        socket.set_nonblocking(false)?;
+        // Wake up now and then to notice the stop signal.
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let socket = Arc::new(socket);
+        let _ = self.udp.set(socket.clone());
+        for _ in 0..workers.max(1) {
+            let (p, s) = (self.clone(), socket.clone());
+            started
+                .tasks
+                .push(tokio::task::spawn_blocking(move || udp_loop(p, s)));
+        }
+        Ok(())
+    }
+
+    /// Accept TCP connections on `listener`; `"sip_tcp"` in `started`.
+    pub fn serve_tcp(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        started.listening.push(("sip_tcp", listener.local_addr()?));
+        started
+            .tasks
+            .push(tokio::spawn(accept_loop(self.clone(), listener)));
+        Ok(())
+    }
+
+    /// Send what one message produced (a UDP send does not wait: a full
+    /// socket buffer is an error, counted).
+    fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
+        for (dest, bytes) in out.items.drain(..) {
+            match dest {
+                Dest::Udp(addr) => match self.udp.get() {
+                    Some(s) => {
+                        if let Err(e) = s.send_to(&bytes, addr) {
+                            tracing::debug!(%addr, error = %e, "SIP datagram not sent");
+                            self.core.metrics.forward_error("send");
+                        }
+                    }
+                    None => self.core.metrics.forward_error("no_udp"),
+                },
+                Dest::Conn(id) => self.send_conn(id, bytes),
+                Dest::Tcp(addr) => {
+                    let id = self.outbound_conn(addr);
+                    self.send_conn(id, bytes);
+                }
+            }
+        }
+    }
+
+    fn send_conn(&self, id: u64, bytes: Vec<u8>) {
+        match self.conns.get(&id) {
+            Some(tx) => {
+                if tx.try_send(bytes).is_err() {
+                    self.core.metrics.forward_error("queue_full");
+                }
+            }
+            None => self.core.metrics.forward_error("connection_gone"),
+        }
+    }
+
+    /// The open connection to `addr`, or a new one being opened.
+    fn outbound_conn(self: &Arc<Self>, addr: SocketAddr) -> u64 {
+        *self.outbound.entry(addr).or_insert_with(|| {
+            let (id, rx) = self.register();
+            self.rt.spawn(connection(self.clone(), None, addr, id, rx));
+            id
+        })
+    }
+
+    fn register(&self) -> (u64, mpsc::Receiver<Vec<u8>>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        self.conns.insert(id, tx);
+        (id, rx)
+    }
+}
+
+fn udp_loop(p: Arc<Proxy>, socket: Arc<std::net::UdpSocket>) {
+    let stop = p.stop.clone();
+    let mut buf = vec![0u8; 65536];
+    let mut w = Work::default();
+    let mut out = Outbox::default();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) => {
+                // The read timeout, ICMP port unreachable from an earlier
+                // send, and the like.
+                tracing::trace!(error = %e, "SIP UDP receive");
+                continue;
+            }
+        };
+        let src = Source {
+            transport: Transport::Udp,
+            addr: from,
+            conn: None,
+        };
+        p.core
+            .handle(&buf[..n], &src, Instant::now(), &mut w, &mut out);
+        w.turn.hand_over(&p.core.ctx);
+        p.dispatch(&mut out);
+    }
+}
+
+async fn accept_loop(p: Arc<Proxy>, listener: TcpListener) {
+    let mut stop = p.stop.clone();
+    loop {
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        if p.conns.len() >= p.core.cfg.max_connections {
+            p.core.metrics.forward_error("too_many_connections");
+            drop(stream);
+            continue;
+        }
+        let (id, rx) = p.register();
+        tokio::spawn(connection(p.clone(), Some(stream), addr, id, rx));
+    }
+}
+
+/// One TCP connection, inbound (`stream` given) or outbound (opened here).
+async fn connection(
+    p: Arc<Proxy>,
+    stream: Option<TcpStream>,
+    addr: SocketAddr,
+    id: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let outbound = stream.is_none();
+    let stream = match stream {
+        Some(s) => s,
+        None => match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                tracing::debug!(%addr, "SIP next hop: TCP connect failed");
+                p.core.metrics.forward_error("connect");
+                p.conns.remove(&id);
+                p.outbound.remove_if(&addr, |_, v| *v == id);
+                return;
+            }
+        },
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut stop = p.stop.clone();
+    let max = p.core.cfg.max_message_size;
+    let idle = p.core.cfg.idle_timeout;
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut w = Work::default();
+    let mut out = Outbox::default();
+    let src = Source {
+        transport: Transport::Tcp,
+        addr,
+        conn: Some(id),
+    };
+    'conn: loop {
+        loop {
+            match frame(&buf, max) {
+                Ok(Frame::NeedMore) => break,
+                Ok(Frame::Keepalive(n)) => {
+                    if buf.starts_with(b"\r\n\r\n") {
+                        p.send_conn(id, b"\r\n".to_vec()); // RFC 5626 pong
+                        buf.advance(4);
+                    } else {
+                        buf.advance(n);
+                    }
+                }
+                Ok(Frame::Message(n)) => {
+                    let msg = buf.split_to(n);
+                    p.core.handle(&msg, &src, Instant::now(), &mut w, &mut out);
+                    w.turn.hand_over(&p.core.ctx);
+                    p.dispatch(&mut out);
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "SIP stream broken; closing");
+                    p.core.metrics.invalid(e.field());
+                    break 'conn;
+                }
+            }
+        }
+        tokio::select! {
+            r = tokio::time::timeout(idle, rd.read_buf(&mut buf)) => match r {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    p.conns.remove(&id);
+    if outbound {
+        p.outbound.remove_if(&addr, |_, v| *v == id);
+    }
+    let _ = writer.await;
+}
