@@ -59,6 +59,10 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, svc: &PolicyService, m
     let mut last_rx = Instant::now();
     let sleep = tokio::time::sleep(idle);
     tokio::pin!(sleep);
+    // A stop that came between accept and here (`changed` waits for the next one).
+    if *stop.borrow_and_update() {
+        return;
+    }
     let end = loop {
         if s.inbuf.capacity() - s.inbuf.len() < READ_ROOM / 2 {
             s.inbuf.reserve(READ_ROOM);
