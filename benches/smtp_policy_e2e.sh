@@ -107,6 +107,14 @@ drain() {
   echo "queue not drained in 120 s" >&2
 }
 now() { date +%s.%N; }
+# pf_cpu: CPU clock ticks Postfix has used so far: the master, its live
+# children, and (cutime, cstime) the children it has reaped.
+pf_cpu() {
+  local m; m=$(tr -d ' ' < "$pf/queue/pid/master.pid")
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$m/stat"
+    for c in $(pgrep -P "$m"); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done
+  } | awk '{s += $1} END {print s}'
+}
 # Warm up every path once (smtpd processes, policy connections).
 for port in 10153 10154 10155; do
   smtp-source -s "$sessions" -m 200 -r "$rcpts" -f news@shop.example -t rcpt@example.com 127.0.0.1:$port
@@ -118,30 +126,37 @@ for r in $(seq "$rounds"); do
   k=$(( (r - 1) % 3 ))
   for side in "${sides[@]:k}" "${sides[@]:0:k}"; do
     name=${side%%:*}; port=${side##*:}
+    c0=$(pf_cpu)
     t0=$(now)
     smtp-source -s "$sessions" -m "$messages" -r "$rcpts" -f news@shop.example -t rcpt@example.com 127.0.0.1:$port
     t1=$(now)
     drain
     t2=$(now)
     echo "$t0 $t1 $t2" > "$work/$name.$r.t"
+    echo $(( $(pf_cpu) - c0 )) > "$work/$name.$r.cpu"
   done
 done
 rejects=$(grep -c "reject:" "$pf/maillog" || true)
-python3 - "$work" "$rounds" "$messages" "$rcpts" "$sessions" "$rejects" <<'PY'
+python3 - "$work" "$rounds" "$messages" "$rcpts" "$sessions" "$rejects" "$(getconf CLK_TCK)" <<'PY'
 import sys, statistics as st
-d, rounds, messages, rcpts, sessions, rejects = sys.argv[1], *map(int, sys.argv[2:])
+d, rounds, messages, rcpts, sessions, rejects, tck = sys.argv[1], *map(int, sys.argv[2:])
 print(f"smtp-source -s {sessions} -m {messages} -r {rcpts} -> Postfix -> smtp-sink, {rounds} interleaved rounds; rejects logged: {rejects}")
-rate = {}
+rate, cpus = {}, {}
 for name in ["gate", "dunno", "none"]:
     t = [tuple(map(float, open(f"{d}/{name}.{r}.t").read().split())) for r in range(1, rounds + 1)]
     acc = [messages / (b - a) for a, b, c in t]
     e2e = [messages / (c - a) for a, b, c in t]
     rate[name] = acc
-    print(f"  {name:5s} accepted msgs/s {' '.join(f'{x:.0f}' for x in acc)} median {st.median(acc):.0f}"
-          f" ({st.median(acc) * rcpts:.0f} recipients/s); to the sink {st.median(e2e):.0f} msgs/s")
+    cpus[name] = cpu = [int(open(f"{d}/{name}.{r}.cpu").read()) / tck / messages * 1e6 for r in range(1, rounds + 1)]
+    rates = " ".join("%.0f" % x for x in acc)
+    print(f"  {name:5s} accepted msgs/s {rates} median {st.median(acc):.0f}"
+          f" ({st.median(acc) * rcpts:.0f} recipients/s); to the sink {st.median(e2e):.0f} msgs/s;"
+          f" Postfix CPU per message (receive, queue, deliver) median {st.median(cpu):.0f}us")
 ratios = [g / x for g, x in zip(rate["gate"], rate["dunno"])]
 print(f"  gate/dunno per round {' '.join(f'{x:.3f}' for x in ratios)}; median {st.median(ratios):.3f};"
       f" ratio of medians {st.median(rate['gate']) / st.median(rate['dunno']):.3f}")
+ratios = [g / x for g, x in zip(cpus["gate"], cpus["dunno"])]
+print(f"  Postfix CPU per message gate/dunno per round {' '.join(f'{x:.3f}' for x in ratios)}; median {st.median(ratios):.3f}")
 ratios = [g / x for g, x in zip(rate["gate"], rate["none"])]
 print(f"  gate/none  per round {' '.join(f'{x:.3f}' for x in ratios)}; median {st.median(ratios):.3f}")
 PY

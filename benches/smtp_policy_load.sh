@@ -30,13 +30,17 @@ taskset -c 1 "$bin" smtp-policy-load --serve-dunno 127.0.0.1:10141 2> "$work/dun
 dunno_pid=$!
 wait_port 10140; wait_port 10141
 recipients="$work/consented.txt"; [ "$mix" = mixed ] && recipients="$work/mixed.txt"
+# The load generator's own CPU time (user, system), when GNU time is there.
+timer=""
+[ -x /usr/bin/time ] && timer="/usr/bin/time -f %U_%S -o"
 for r in $(seq "$rounds"); do
   for side in gate:10140:$gate_pid dunno:10141:$dunno_pid; do
     IFS=: read -r name port pid <<< "$side"
     before=$(cpu_ticks "$pid")
-    taskset -c 0 "$bin" smtp-policy-load --target 127.0.0.1:$port --connections "$conns" \
+    $timer ${timer:+"$work/$name.$r.load"} taskset -c 0 "$bin" smtp-policy-load --target 127.0.0.1:$port --connections "$conns" \
       --pipeline "$pipeline" --warmup 1s --duration "${seconds}s" \
       --recipient-file "$recipients" --json > "$work/$name.$r.json"
+    [ -n "$timer" ] || echo "0 0" > "$work/$name.$r.load"
     echo $(( $(cpu_ticks "$pid") - before )) > "$work/$name.$r.cpu"
   done
 done
@@ -55,4 +59,9 @@ for name in ["gate", "dunno"]:
           f" p50 {st.median(x['latency_p50_us'] for x in runs):.0f}us p99 {st.median(x['latency_p99_us'] for x in runs):.0f}us;"
           f" server CPU {st.median(util):.2f} of a core, {st.median(per_req):.2f}us per request"
           f" (= {1e6 / st.median(per_req):.0f}/s per core); answers {runs[-1]['answers']}")
+    load = [sum(map(float, open(f"{d}/{name}.{r}.load").read().replace("_", " ").split())) for r in range(1, rounds + 1)]
+    if any(load):
+        lper = [c / (x["requests"] * (secs + 1) / secs) * 1e6 for c, x in zip(load, runs)]
+        print(f"         load generator CPU {st.median(c / (secs + 1) for c in load):.2f} of a core,"
+              f" {st.median(lper):.2f}us per request (= {1e6 / st.median(lper):.0f}/s per core)")
 PY
