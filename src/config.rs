@@ -839,6 +839,7 @@ mod tests {
         let text = include_str!("../config/iys-gate.toml");
         let c = Config::from_toml(text, "iys-gate.toml").unwrap();
         assert!(c.registry.is_some());
+        assert_eq!(c.admin_tokens().unwrap().len(), 2);
     }
 
     #[test]
@@ -909,5 +910,58 @@ mod tests {
         );
         // Roles nest.
         assert!(Role::Admin > Role::Read && Role::Read > Role::Metrics);
+    }
+
+    #[test]
+    fn admin_tokens_are_read_from_the_config_the_environment_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "file-token-0123456789abcdef\n").unwrap();
+        std::env::set_var("IYS_GATE_TEST_ADMIN_TOKEN", "env-token-0123456789abcdef");
+        let text = format!(
+            "[admin]\ncheck_rate_limit = {{ per_second = 10, burst = 20 }}\n\
+             [[admin.tokens]]\nname = \"a\"\ntoken = \"inline-token-0123456789\"\nrole = \"metrics\"\n\
+             [[admin.tokens]]\nname = \"b\"\ntoken_env = \"IYS_GATE_TEST_ADMIN_TOKEN\"\nrole = \"read\"\n\
+             [[admin.tokens]]\nname = \"c\"\ntoken_file = {:?}\nrole = \"admin\"\n\
+             check_rate_limit = {{ per_second = 0.5, burst = 1 }}\n",
+            file.display().to_string()
+        );
+        let t = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap();
+        let got: Vec<(&str, Role, &str, f64)> = t
+            .iter()
+            .map(|t| {
+                let l = t.check_rate_limit.unwrap();
+                (t.name.as_str(), t.role, t.secret.as_str(), l.per_second)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Role::Metrics, "inline-token-0123456789", 10.0),
+                ("b", Role::Read, "env-token-0123456789abcdef", 10.0),
+                ("c", Role::Admin, "file-token-0123456789abcdef", 0.5),
+            ]
+        );
+        // A short token in a file is refused, naming the key, not the token.
+        std::fs::write(&file, "tiny\n").unwrap();
+        let e = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("admin.tokens[2].token_file") && !e.contains("tiny"),
+            "{e}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        let e = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("admin.tokens[2].token_file"), "{e}");
     }
 }

@@ -100,8 +100,8 @@ async fn route(
 enum Denied {
     /// No token, or an unknown one: 401 with `WWW-Authenticate: Bearer`.
     Unauthorized(String),
-    /// A token whose role is too small: 403.
-    Forbidden(String),
+    /// A token (its name) whose role is too small: 403.
+    Forbidden(String, String),
 }
 
 impl Denied {
@@ -115,7 +115,7 @@ impl Denied {
                 );
                 r
             }
-            Denied::Forbidden(message) => error(StatusCode::FORBIDDEN, message),
+            Denied::Forbidden(_, message) => error(StatusCode::FORBIDDEN, message),
         }
     }
 }
@@ -147,11 +147,14 @@ fn authorize<'a>(
         ))),
         Caller::Unknown => Err(Denied::Unauthorized("unknown bearer token".into())),
         Caller::Known(t) if t.role >= need => Ok(t),
-        Caller::Known(t) => Err(Denied::Forbidden(format!(
-            "token {:?} has role {}; {path} needs role {needs}",
-            t.name,
-            t.role.as_str()
-        ))),
+        Caller::Known(t) => Err(Denied::Forbidden(
+            t.name.clone(),
+            format!(
+                "token {:?} has role {}; {path} needs role {needs}",
+                t.name,
+                t.role.as_str()
+            ),
+        )),
     }
 }
 
@@ -165,13 +168,13 @@ fn check_access(
     let query = req.uri().query().unwrap_or("");
     let (response, mut record) = match authorize(state, req.headers(), Role::Read, "/v1/check") {
         Err(d) => {
+            let name = match &d {
+                Denied::Forbidden(name, _) => Some(name.clone()),
+                Denied::Unauthorized(_) => None,
+            };
             let r = d.response();
             let mut record = AccessRecord::now("/v1/check", r.status().as_u16());
-            if r.status() == StatusCode::FORBIDDEN {
-                if let Caller::Known(t) = state.tokens.caller(req.headers()) {
-                    record.token = Some(t.name.clone());
-                }
-            }
+            record.token = name;
             (r, record)
         }
         Ok(token) => {
