@@ -396,7 +396,8 @@ async fn tls_gate(
 ) -> (RunningGate, std::path::PathBuf, std::path::PathBuf) {
     let (cert_path, key_path) = (dir.join("admin.crt"), dir.join("admin.key"));
     let admin = format!(
-        "{}[admin.tls]\ncert = {:?}\nkey = {:?}\nreload_check = \"{reload_check}\"\n",
+        "access_log = {:?}\n{}[admin.tls]\ncert = {:?}\nkey = {:?}\nreload_check = \"{reload_check}\"\n",
+        dir.join("access.jsonl").display().to_string(),
         roles(),
         cert_path.display().to_string(),
         key_path.display().to_string()
@@ -484,6 +485,11 @@ async fn tls_certificate_is_reloaded_on_sighup() {
     let (g, cert_path, key_path) = tls_gate(dir.path(), "0s").await;
     let addr = g.admin_addr;
     assert_eq!(tls_get(addr, &a_cert).await, Ok(200));
+    let log = dir.path().join("access.jsonl");
+    assert_eq!(tls_check(addr, &a_cert).await, 200);
+    assert_eq!(access_lines(&log, 1).await.len(), 1);
+    // logrotate moves the access log away, then sends SIGHUP.
+    std::fs::rename(&log, dir.path().join("access.jsonl.1")).unwrap();
     replace(&key_path, &b_key);
     replace(&cert_path, &b_cert);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -496,5 +502,27 @@ async fn tls_certificate_is_reloaded_on_sighup() {
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);
     until_served(addr, &b_cert).await;
     assert!(tls_get(addr, &a_cert).await.is_err());
+    // The access log was reopened: the next lookup is in a new file.
+    assert_eq!(tls_check(addr, &b_cert).await, 200);
+    let lines = access_lines(&log, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["token"], "noc");
     g.shutdown().await;
+}
+
+/// A `/v1/check` over TLS with the read token.
+async fn tls_check(addr: SocketAddr, ca_pem: &str) -> u16 {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", addr)
+        .build()
+        .unwrap()
+        .get(format!("https://localhost:{}{CHECK}", addr.port()))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
