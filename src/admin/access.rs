@@ -109,9 +109,12 @@ impl AccessLog {
 
 fn open(path: &PathBuf) -> anyhow::Result<std::fs::File> {
     use anyhow::Context;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // Who looked up whom is for the operator's staff, not every local user.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    options
         .open(path)
         .with_context(|| format!("admin.access_log {}", path.display()))
 }
