@@ -55,12 +55,36 @@ pub struct AdminConfig {
     /// Address of the admin listener.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// Bearer tokens and their roles (`[[admin.tokens]]`). Without any,
+    /// `/v1/check` and `/v1/status` answer 401 (and say to configure one).
+    #[serde(default)]
+    pub tokens: Vec<AdminTokenConfig>,
+    /// `/metrics` answers without a token (for Prometheus). Default true;
+    /// false: a token with role `metrics` (or above) is needed.
+    #[serde(default = "default_true")]
+    pub metrics_open: bool,
+    /// The `/v1/check` rate limit of each token without its own
+    /// `check_rate_limit`. Default: none (no limit).
+    #[serde(default)]
+    pub check_rate_limit: Option<RateLimitConfig>,
+    /// JSON-lines file of `/v1/check` requests (who looked up whom); none:
+    /// they go to the log (target `iys_gate::access`). Reopened on SIGHUP.
+    #[serde(default)]
+    pub access_log: Option<PathBuf>,
+    /// TLS on the admin listener; none: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<AdminTlsConfig>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_admin_listen(),
+            tokens: Vec::new(),
+            metrics_open: true,
+            check_rate_limit: None,
+            access_log: None,
+            tls: None,
         }
     }
 }
@@ -68,6 +92,122 @@ impl Default for AdminConfig {
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9090))
 }
+
+fn default_true() -> bool {
+    true
+}
+
+/// What a bearer token may do. Roles nest: `admin` ⊃ `read` ⊃ `metrics`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Scrape `/metrics`.
+    Metrics,
+    /// Also `/v1/check` and `/v1/status`.
+    Read,
+    /// Also anything that changes state.
+    Admin,
+}
+
+impl Role {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Metrics => "metrics",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// `[[admin.tokens]]`: one of `token`, `token_env`, `token_file`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenConfig {
+    /// Who holds it: written to the access log, never the token itself.
+    pub name: String,
+    /// The token (at least 16 characters; prefer `token_env` or `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding the token (surrounding whitespace ignored).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `metrics`, `read` or `admin`.
+    pub role: Role,
+    /// This token's `/v1/check` rate limit (overrides `admin.check_rate_limit`).
+    #[serde(default)]
+    pub check_rate_limit: Option<RateLimitConfig>,
+}
+
+impl std::fmt::Debug for AdminTokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminTokenConfig")
+            .field("name", &self.name)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .field("role", &self.role)
+            .field("check_rate_limit", &self.check_rate_limit)
+            .finish()
+    }
+}
+
+/// A token bucket: `per_second` requests a second on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second (> 0).
+    pub per_second: f64,
+    /// Requests allowed at once (>= 1).
+    pub burst: u32,
+}
+
+/// `[admin.tls]`: PEM files, reloaded on SIGHUP and when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// How often the files' modification times are checked; `0s`: only on
+    /// SIGHUP. Default "5s".
+    #[serde(default = "default_tls_reload_check", with = "humantime_serde")]
+    pub reload_check: Duration,
+}
+
+fn default_tls_reload_check() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A configured admin token with its value read (from the file, the
+/// environment or a file).
+#[derive(Clone)]
+pub struct ResolvedToken {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The token.
+    pub secret: String,
+    /// Its `/v1/check` rate limit.
+    pub check_rate_limit: Option<RateLimitConfig>,
+}
+
+impl std::fmt::Debug for ResolvedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shortest token or secret accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// What to do with a CSV row that does not parse.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -464,10 +604,137 @@ impl Config {
             sip.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }
+        self.validate_admin()?;
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));
         }
         Ok(())
+    }
+
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let a = &self.admin;
+        let check_limit = |key: &str, l: &RateLimitConfig| {
+            if !(l.per_second.is_finite() && l.per_second > 0.0) {
+                return Err(invalid(
+                    &format!("{key}.per_second"),
+                    "must be a number above 0",
+                ));
+            }
+            if l.burst == 0 {
+                return Err(invalid(&format!("{key}.burst"), "must be at least 1"));
+            }
+            Ok(())
+        };
+        if let Some(l) = &a.check_rate_limit {
+            check_limit("admin.check_rate_limit", l)?;
+        }
+        let mut names = std::collections::HashMap::new();
+        for (i, t) in a.tokens.iter().enumerate() {
+            let key = format!("admin.tokens[{i}]");
+            if t.name.trim().is_empty() {
+                return Err(invalid(&format!("{key}.name"), "must not be empty"));
+            }
+            if let Some(first) = names.insert(t.name.as_str(), i) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!(
+                        "{:?} is also the name of admin.tokens[{first}]; names must be unique (the access log names the token)",
+                        t.name
+                    ),
+                ));
+            }
+            let sources = [
+                t.token.is_some(),
+                t.token_env.is_some(),
+                t.token_file.is_some(),
+            ];
+            match sources.iter().filter(|s| **s).count() {
+                0 => {
+                    return Err(invalid(
+                        &format!("{key}.token"),
+                        "set one of token, token_env or token_file",
+                    ))
+                }
+                1 => {}
+                _ => {
+                    return Err(invalid(
+                        &format!("{key}.token"),
+                        "set only one of token, token_env or token_file",
+                    ))
+                }
+            }
+            if t.token
+                .as_ref()
+                .is_some_and(|v| v.trim().len() < MIN_TOKEN_LEN)
+            {
+                return Err(invalid(
+                    &format!("{key}.token"),
+                    format!("must be at least {MIN_TOKEN_LEN} characters"),
+                ));
+            }
+            if let Some(l) = &t.check_rate_limit {
+                check_limit(&format!("{key}.check_rate_limit"), l)?;
+            }
+        }
+        if !a.metrics_open && a.tokens.is_empty() {
+            return Err(invalid(
+                "admin.metrics_open",
+                "is false but no [[admin.tokens]] are configured: every scrape would be refused",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The admin tokens with their values read from the config, the
+    /// environment or their files. Errors name the key, never the token.
+    pub fn admin_tokens(&self) -> Result<Vec<ResolvedToken>, ConfigError> {
+        let mut out: Vec<ResolvedToken> = Vec::new();
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            let key = format!("admin.tokens[{i}]");
+            let (secret, from) = if let Some(v) = &t.token {
+                (v.trim().to_string(), format!("{key}.token"))
+            } else if let Some(var) = &t.token_env {
+                let v = std::env::var(var).map_err(|_| {
+                    invalid(
+                        &format!("{key}.token_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?;
+                (v.trim().to_string(), format!("{key}.token_env"))
+            } else if let Some(path) = &t.token_file {
+                let v = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        &format!("{key}.token_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                (v.trim().to_string(), format!("{key}.token_file"))
+            } else {
+                return Err(invalid(
+                    &format!("{key}.token"),
+                    "set one of token, token_env or token_file",
+                ));
+            };
+            if secret.len() < MIN_TOKEN_LEN {
+                return Err(invalid(
+                    &from,
+                    format!("the token must be at least {MIN_TOKEN_LEN} characters"),
+                ));
+            }
+            if let Some(j) = out.iter().position(|o| o.secret == secret) {
+                return Err(invalid(
+                    &from,
+                    format!("the same token as admin.tokens[{j}]; each token must be different"),
+                ));
+            }
+            out.push(ResolvedToken {
+                name: t.name.clone(),
+                role: t.role,
+                secret,
+                check_rate_limit: t.check_rate_limit.or(self.admin.check_rate_limit),
+            });
+        }
+        Ok(out)
     }
 
     /// The registry password, from the file or the environment.
@@ -578,6 +845,7 @@ mod tests {
         let text = include_str!("../config/iys-gate.toml");
         let c = Config::from_toml(text, "iys-gate.toml").unwrap();
         assert!(c.registry.is_some());
+        assert_eq!(c.admin_tokens().unwrap().len(), 2);
     }
 
     #[test]
@@ -604,5 +872,102 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("webhook.secret"), "{e}");
+    }
+
+    #[test]
+    fn admin_token_errors_name_the_key_and_never_the_token() {
+        let t = |body: &str| {
+            Config::from_toml(&format!("[admin]\n{body}"), "t")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = t("[[admin.tokens]]\nname = \"a\"\ntoken = \"short-secret\"\nrole = \"read\"\n");
+        assert!(
+            e.contains("admin.tokens[0].token") && e.contains("16"),
+            "{e}"
+        );
+        assert!(!e.contains("short-secret"), "{e}");
+        let two = "[[admin.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef-1\"\nrole = \"read\"\n\
+                   [[admin.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef-2\"\nrole = \"read\"\n";
+        let e = t(two);
+        assert!(
+            e.contains("admin.tokens[1].name") && e.contains("unique"),
+            "{e}"
+        );
+        let e =
+            t("[[admin.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef-1\"\nrole = \"root\"\n");
+        assert!(e.contains("role") && e.contains("root"), "{e}");
+        let e = t("[[admin.tokens]]\nname = \"a\"\nrole = \"read\"\n");
+        assert!(e.contains("admin.tokens[0].token"), "{e}");
+        let e = t("metrics_open = false\n");
+        assert!(e.contains("admin.metrics_open"), "{e}");
+        let e = t("check_rate_limit = { per_second = 0, burst = 5 }\n");
+        assert!(e.contains("admin.check_rate_limit.per_second"), "{e}");
+        // The same token under two names.
+        let same = "[[admin.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef-1\"\nrole = \"read\"\n\
+                    [[admin.tokens]]\nname = \"b\"\ntoken = \"0123456789abcdef-1\"\nrole = \"admin\"\n";
+        let c = Config::from_toml(&format!("[admin]\n{same}"), "t").unwrap();
+        let e = c.admin_tokens().unwrap_err().to_string();
+        assert!(e.contains("admin.tokens[1].token"), "{e}");
+        assert!(!e.contains("0123456789abcdef"), "{e}");
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "Debug redacts tokens"
+        );
+        // Roles nest.
+        assert!(Role::Admin > Role::Read && Role::Read > Role::Metrics);
+    }
+
+    #[test]
+    fn admin_tokens_are_read_from_the_config_the_environment_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "file-token-0123456789abcdef\n").unwrap();
+        std::env::set_var("IYS_GATE_TEST_ADMIN_TOKEN", "env-token-0123456789abcdef");
+        let text = format!(
+            "[admin]\ncheck_rate_limit = {{ per_second = 10, burst = 20 }}\n\
+             [[admin.tokens]]\nname = \"a\"\ntoken = \"inline-token-0123456789\"\nrole = \"metrics\"\n\
+             [[admin.tokens]]\nname = \"b\"\ntoken_env = \"IYS_GATE_TEST_ADMIN_TOKEN\"\nrole = \"read\"\n\
+             [[admin.tokens]]\nname = \"c\"\ntoken_file = {:?}\nrole = \"admin\"\n\
+             check_rate_limit = {{ per_second = 0.5, burst = 1 }}\n",
+            file.display().to_string()
+        );
+        let t = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap();
+        let got: Vec<(&str, Role, &str, f64)> = t
+            .iter()
+            .map(|t| {
+                let l = t.check_rate_limit.unwrap();
+                (t.name.as_str(), t.role, t.secret.as_str(), l.per_second)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Role::Metrics, "inline-token-0123456789", 10.0),
+                ("b", Role::Read, "env-token-0123456789abcdef", 10.0),
+                ("c", Role::Admin, "file-token-0123456789abcdef", 0.5),
+            ]
+        );
+        // A short token in a file is refused, naming the key, not the token.
+        std::fs::write(&file, "tiny\n").unwrap();
+        let e = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("admin.tokens[2].token_file") && !e.contains("tiny"),
+            "{e}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        let e = Config::from_toml(&text, "t")
+            .unwrap()
+            .admin_tokens()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("admin.tokens[2].token_file"), "{e}");
     }
 }

@@ -183,7 +183,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
 
     tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
     if demo.is_some() {
-        print_demo_hints(&brands, &tasks, &demo_sinks);
+        print_demo_hints(&brands, &tasks, &demo_sinks, demo_read_token(&config));
     }
     let (emulator_url, emulator_handle, emulator_server) = match emulator {
         Some(e) => (Some(e.server.url()), Some(e.emulator), Some(e.server)),
@@ -314,6 +314,11 @@ async fn start_admin(
         .with_context(|| format!("admin.listen {}", config.admin.listen))?;
     let mut started = Started::default();
     started.listening.push(("admin", listener.local_addr()?));
+    admin::describe_metrics();
+    let tokens = config.admin_tokens()?;
+    if tokens.is_empty() {
+        tracing::warn!("no [[admin.tokens]] configured: /v1/check and /v1/status answer 401 until one with role read is");
+    }
     let state = Arc::new(AdminState {
         store: store.clone(),
         policy: config.policy(),
@@ -321,10 +326,35 @@ async fn start_admin(
         webhook_secret: config.webhook_secret()?,
         brands: brands.to_vec(),
         decisions: DecisionCounters::for_check_api(),
+        tokens: admin::auth::Tokens::new(&tokens),
+        metrics_open: config.admin.metrics_open,
+        access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
     });
-    started
-        .tasks
-        .push(tokio::spawn(admin::serve(listener, state, stop.clone())));
+    let tls = match &config.admin.tls {
+        Some(t) => {
+            let tls = Arc::new(admin::tls::AdminTls::load(t)?);
+            if !t.reload_check.is_zero() {
+                started.tasks.push(tokio::spawn(admin::tls::watch(
+                    tls.clone(),
+                    t.reload_check,
+                    stop.clone(),
+                )));
+            }
+            Some(tls)
+        }
+        None => None,
+    };
+    if tls.is_some() || config.admin.access_log.is_some() {
+        started
+            .tasks
+            .push(admin::on_hangup(state.clone(), tls.clone(), stop.clone())?);
+    }
+    started.tasks.push(tokio::spawn(admin::serve(
+        listener,
+        state,
+        tls,
+        stop.clone(),
+    )));
     Ok(started)
 }
 
@@ -458,18 +488,37 @@ async fn log_sms(stats: Arc<crate::smpp::tools::sink::SinkStats>, mut stop: Stop
     }
 }
 
+/// The demo's read token (written in the demo config, so it may be printed).
+fn demo_read_token(config: &Config) -> Option<&str> {
+    config
+        .admin
+        .tokens
+        .iter()
+        .find(|t| t.role >= crate::config::Role::Read)
+        .and_then(|t| t.token.as_deref())
+}
+
 /// What the demo prints for a newcomer to try.
-fn print_demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) {
-    if let Some(hints) = demo_hints(brands, started, sinks) {
+fn print_demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks, token: Option<&str>) {
+    if let Some(hints) = demo_hints(brands, started, sinks, token) {
         eprintln!("{hints}");
     }
 }
 
-/// The commands [`print_demo_hints`] prints, for the listeners that run.
-fn demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) -> Option<String> {
+/// The commands [`print_demo_hints`] prints, for the listeners that run;
+/// `token` is the demo config's read token, which `/v1/check` needs.
+fn demo_hints(
+    brands: &[Brand],
+    started: &Started,
+    sinks: &DemoSinks,
+    token: Option<&str>,
+) -> Option<String> {
     let (Some(b), Some(admin)) = (brands.first(), started.addr("admin")) else {
         return None;
     };
+    let auth = token
+        .map(|t| format!("-H 'Authorization: Bearer {t}' "))
+        .unwrap_or_default();
     let check = |channel: &str| {
         format!(
             "http://{admin}/v1/check?iys_code={}&brand_code={}&channel={channel}",
@@ -478,7 +527,7 @@ fn demo_hints(brands: &[Brand], started: &Started, sinks: &DemoSinks) -> Option<
     };
     let base = check("MESAJ");
     let mut hints = format!(
-        "\nDemo: try\n  curl '{base}&recipient=05300000001'   # consent: allow\n  curl '{base}&recipient=05300000002'   # withdrawn: refuse\n  curl '{base}&recipient=05300000009'   # never given: refuse\n  curl '{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl '{}&recipient=demo@example.com'   # e-mail consent: allow\n",
+        "\nDemo: try (/v1/check needs a token with role read; the demo config has one)\n  curl {auth}'{base}&recipient=05300000001'   # consent: allow\n  curl {auth}'{base}&recipient=05300000002'   # withdrawn: refuse\n  curl {auth}'{base}&recipient=05300000009'   # never given: refuse\n  curl {auth}'{base}&recipient=05300000009&message_type=0'   # informational: allow\n  curl {auth}'{}&recipient=demo@example.com'   # e-mail consent: allow\n",
         check("EPOSTA")
     );
     if let Some(smpp) = started.addr("smpp") {
@@ -552,6 +601,7 @@ mod tests {
             &[Brand::new(700001, 100001)],
             &started,
             &DemoSinks::default(),
+            Some("demo-token-0123456789"),
         )
         .expect("hints");
         for want in [
@@ -560,6 +610,7 @@ mod tests {
             "printf 'Subject: demo\\r\\n\\r\\nhello\\r\\n' | curl -v smtp://127.0.0.1:2525 --mail-from news@shop.example \\\n      --mail-rcpt demo@example.com --mail-rcpt withdrawn@example.com --mail-rcpt-allowfails --upload-file - 2>&1 | grep '^[<>]'",
             "| curl -s --max-time 1 telnet://127.0.0.1:10040",
             "channel=EPOSTA&recipient=demo@example.com",
+            "curl -H 'Authorization: Bearer demo-token-0123456789' 'http://127.0.0.1:9090/v1/check?",
         ] {
             assert!(h.contains(want), "{want:?} in:\n{h}");
         }
@@ -572,6 +623,7 @@ mod tests {
             &[Brand::new(700001, 100001)],
             &started,
             &DemoSinks::default(),
+            None,
         )
         .unwrap();
         assert!(!h.contains("smtp://") && !h.contains("smpp-send"), "{h}");

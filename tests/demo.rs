@@ -112,6 +112,29 @@ async fn the_demo_lets_consented_sms_and_mail_through_and_refuses_the_rest() {
         .collect();
     assert_eq!(arrived, ["905300000001"]);
 
+    // The admin API's consent check, as the printed hints run it: with the
+    // demo config's read token (without one: 401).
+    let demo_token = Config::from_toml(DEMO_CONFIG, "demo").unwrap().admin.tokens[0]
+        .token
+        .clone()
+        .expect("the demo config's read token");
+    let url = format!(
+        "http://{}/v1/check?iys_code=700001&brand_code=100001&channel=MESAJ&recipient=05300000002",
+        gate.admin_addr
+    );
+    let http = reqwest::Client::new();
+    let r = http.get(&url).send().await.expect("the admin API answers");
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(&url)
+        .bearer_auth(&demo_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["reason"], "withdrawn", "{v}");
+
     // Mail through the hop: one transaction, one recipient with consent, one
     // withdrawn, one never asked; only the first gets the message.
     let hop = gate.smtp_hop_addr.expect("the demo's SMTP hop");

@@ -13,6 +13,18 @@ use serde_json::{json, Value};
 const IYS: u32 = 700001;
 const BRAND: u32 = 100001;
 const SECRET: &str = "test-webhook-secret-0123456789";
+/// The `read` token the test configs carry: `/v1/check` and `/v1/status` need one.
+const READ_TOKEN: &str = "gate-core-read-token-0123456789";
+
+/// GET an admin URL with the read token.
+async fn get(url: String) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap()
+}
 
 fn csv(dir: &Path, rows: &[&str]) -> PathBuf {
     let path = dir.join("export.csv");
@@ -60,7 +72,7 @@ struct Opts<'a> {
 }
 
 fn config(o: &Opts<'_>) -> Config {
-    let mut text = String::from("[admin]\nlisten = \"127.0.0.1:0\"\n[store]\n");
+    let mut text = format!("[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.tokens]]\nname = \"gate-core\"\ntoken = \"{READ_TOKEN}\"\nrole = \"read\"\n[store]\n");
     if let Some(c) = o.csv {
         text += &format!("bootstrap_csv = [{:?}]\n", c.display().to_string());
     }
@@ -87,7 +99,7 @@ async fn check(gate: &RunningGate, query: &str) -> Value {
         "http://{}/v1/check?iys_code={IYS}&brand_code={BRAND}&{query}",
         gate.admin_addr
     );
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    get(url).await.json().await.unwrap()
 }
 
 async fn verdict(gate: &RunningGate, query: &str) -> (String, String) {
@@ -234,13 +246,13 @@ async fn every_rule_through_the_check_api() {
         "http://{}/v1/check?iys_code={IYS}&brand_code=100002&channel=MESAJ&recipient=05321111111",
         gate.admin_addr
     );
-    let v: Value = reqwest::get(other).await.unwrap().json().await.unwrap();
+    let v: Value = get(other).await.json().await.unwrap();
     assert_eq!(v["reason"], "no_consent");
     let unknown = format!(
         "http://{}/v1/check?iys_code={IYS}&brand_code=999&channel=MESAJ&recipient=05321111111",
         gate.admin_addr
     );
-    let v: Value = reqwest::get(unknown).await.unwrap().json().await.unwrap();
+    let v: Value = get(unknown).await.json().await.unwrap();
     assert_eq!(
         (v["decision"].as_str(), v["reason"].as_str()),
         (Some("refuse"), Some("unknown_brand"))
@@ -260,12 +272,11 @@ async fn every_rule_through_the_check_api() {
             "message_type",
         ),
     ] {
-        let resp = reqwest::get(format!(
+        let resp = get(format!(
             "http://{}/v1/check?iys_code={IYS}&brand_code={BRAND}&{q}",
             gate.admin_addr
         ))
-        .await
-        .unwrap();
+        .await;
         assert_eq!(resp.status(), 400, "{q}");
         let body = resp.text().await.unwrap();
         assert!(body.contains(needle), "{q}: {body}");
@@ -461,9 +472,8 @@ async fn restart_with_the_registry_down_answers_from_the_snapshot_file() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let status: Value = reqwest::get(format!("http://{}/v1/status", second.admin_addr))
+    let status: Value = get(format!("http://{}/v1/status", second.admin_addr))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

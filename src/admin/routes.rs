@@ -2,6 +2,8 @@
 //! address in clear.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -10,7 +12,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use metrics::{counter, gauge};
 use serde_json::json;
 
+use super::access::AccessRecord;
+use super::auth::{Caller, Token};
 use super::AdminState;
+use crate::config::Role;
 use crate::consent::{
     address_key, mask_text, Address, Brand, Channel, ConsentTime, MessageClass, RecipientType,
 };
@@ -20,15 +25,63 @@ use crate::sync::push;
 
 const MAX_WEBHOOK_BODY: usize = 8 << 20;
 
-/// Route one request.
-pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Route one request (`peer`: the client, for the access log). Each is
+/// counted in `iys_gate_admin_requests_total{path,result}`.
+pub async fn handle(
+    state: &AdminState,
+    req: Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/metrics") => metrics_page(state),
+    let label = match path.as_str() {
+        "/metrics" => "/metrics",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/v1/check" => "/v1/check",
+        "/v1/status" => "/v1/status",
+        "/v1/webhook" => "/v1/webhook",
+        _ => "other",
+    };
+    let response = route(state, req, &path, peer).await;
+    let result = match response.status() {
+        StatusCode::OK => "ok",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "other",
+    };
+    counter!("iys_gate_admin_requests_total", "path" => label, "result" => result).increment(1);
+    response
+}
+
+async fn route(
+    state: &AdminState,
+    req: Request<Incoming>,
+    path: &str,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    match (req.method(), path) {
+        (&Method::GET, "/metrics") => {
+            if !state.metrics_open {
+                if let Err(d) = authorize(state, req.headers(), Role::Metrics, "/metrics") {
+                    return d.response();
+                }
+            }
+            metrics_page(state)
+        }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") => readyz(state),
-        (&Method::GET, "/v1/check") => check(state, req.uri().query().unwrap_or("")),
-        (&Method::GET, "/v1/status") => status(state),
+        (&Method::GET, "/v1/check") => check_access(state, &req, peer),
+        (&Method::GET, "/v1/status") => {
+            match authorize(state, req.headers(), Role::Read, "/v1/status") {
+                Ok(_) => status(state),
+                Err(d) => d.response(),
+            }
+        }
         (&Method::POST, "/v1/webhook") => webhook(state, req).await,
         (_, "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook") => {
             error(
@@ -43,6 +96,136 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full
     }
 }
 
+/// Why a request was refused access.
+enum Denied {
+    /// No token, or an unknown one: 401 with `WWW-Authenticate: Bearer`.
+    Unauthorized(String),
+    /// A token (its name) whose role is too small: 403.
+    Forbidden(String, String),
+}
+
+impl Denied {
+    fn response(self) -> Response<Full<Bytes>> {
+        match self {
+            Denied::Unauthorized(message) => {
+                let mut r = error(StatusCode::UNAUTHORIZED, message);
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            Denied::Forbidden(_, message) => error(StatusCode::FORBIDDEN, message),
+        }
+    }
+}
+
+/// The token these headers carry when its role is `need` or above; else
+/// why not: no or an unknown token (401), a token whose role is below
+/// `need` (403).
+fn authorize<'a>(
+    state: &'a AdminState,
+    headers: &hyper::HeaderMap,
+    need: Role,
+    path: &str,
+) -> Result<&'a Token, Denied> {
+    let needs = match need {
+        Role::Metrics => "metrics, read or admin",
+        Role::Read => "read or admin",
+        Role::Admin => "admin",
+    };
+    if state.tokens.is_empty() {
+        return Err(Denied::Unauthorized(format!(
+            "{path} needs a bearer token with role {needs}, and none is configured: \
+             add an [[admin.tokens]] entry (name, token_file or token_env, role = \"read\") \
+             to the config and send it as Authorization: Bearer <token>"
+        )));
+    }
+    match state.tokens.caller(headers) {
+        Caller::Anonymous => Err(Denied::Unauthorized(format!(
+            "{path} needs Authorization: Bearer <token> with role {needs}"
+        ))),
+        Caller::Unknown => Err(Denied::Unauthorized("unknown bearer token".into())),
+        Caller::Known(t) if t.role >= need => Ok(t),
+        Caller::Known(t) => Err(Denied::Forbidden(
+            t.name.clone(),
+            format!(
+                "token {:?} has role {}; {path} needs role {needs}",
+                t.name,
+                t.role.as_str()
+            ),
+        )),
+    }
+}
+
+/// `/v1/check` behind its token and the token's rate limit; every request
+/// gets one access-log line, whatever the answer.
+fn check_access(
+    state: &AdminState,
+    req: &Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("");
+    let (response, mut record) = match authorize(state, req.headers(), Role::Read, "/v1/check") {
+        Err(d) => {
+            let name = match &d {
+                Denied::Forbidden(name, _) => Some(name.clone()),
+                Denied::Unauthorized(_) => None,
+            };
+            let r = d.response();
+            let mut record = AccessRecord::now("/v1/check", r.status().as_u16());
+            record.token = name;
+            (r, record)
+        }
+        Ok(token) => {
+            let (response, mut record) = match token.take_check(Instant::now()) {
+                Ok(()) => check(state, query),
+                Err(wait) => {
+                    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                    let mut r = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "token {:?} is over its /v1/check rate limit; retry in {secs}s",
+                            token.name
+                        ),
+                    );
+                    if let Ok(v) = secs.to_string().parse() {
+                        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                    }
+                    (r, AccessRecord::now("/v1/check", 429))
+                }
+            };
+            record.token = Some(token.name.clone());
+            (response, record)
+        }
+    };
+    if record.recipient.is_none() {
+        // Not decided: what was asked, as far as it reads (masked).
+        let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let short = |k: &str| {
+            q.get(k)
+                .map(|v| v.trim().chars().take(32).collect::<String>())
+        };
+        let channel = q
+            .get("channel")
+            .and_then(|c| c.trim().parse::<Channel>().ok());
+        record.recipient = q.get("recipient").map(|r| {
+            channel
+                .and_then(|c| Address::parse_for(c, r).ok())
+                .map(|a| a.masked())
+                .unwrap_or_else(|| mask_text(r))
+        });
+        record.channel = short("channel");
+        if let (Some(i), Some(b)) = (short("iys_code"), short("brand_code")) {
+            record.brand = Some(format!("{i}/{b}"));
+        }
+    }
+    record.peer = peer.map(|p| p.ip().to_string());
+    state.access.write(&record);
+    response
+}
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -117,7 +300,7 @@ fn readiness(state: &AdminState) -> Result<u64, serde_json::Value> {
     }
 }
 
-fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+fn check(state: &AdminState, query: &str) -> (Response<Full<Bytes>>, AccessRecord) {
     let q: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -166,14 +349,26 @@ fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
     })();
     let (req, masked) = match parsed {
         Ok(p) => p,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(message) => {
+            return (
+                error(StatusCode::BAD_REQUEST, message),
+                AccessRecord::now("/v1/check", 400),
+            )
+        }
     };
     let snapshot = state.store.guard();
     let d = decide(snapshot.as_deref(), &state.policy, ConsentTime::now(), &req);
     let mut tally = crate::observe::metrics::DecisionTally::default();
     tally.record(req.channel, &d);
     state.decisions.add(&mut tally);
-    json_response(
+    let mut record = AccessRecord::now("/v1/check", 200);
+    record.brand = Some(req.brand.to_string());
+    record.channel = Some(req.channel.to_string());
+    record.recipient = Some(masked.clone());
+    record.decision = Some(d.verdict.as_str());
+    record.reason = Some(d.reason.as_str());
+    record.snapshot_version = Some(d.snapshot_version);
+    let response = json_response(
         StatusCode::OK,
         json!({
             "decision": d.verdict,
@@ -187,7 +382,8 @@ fn check(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
             "message_type": req.class.code(),
             "recipient": masked,
         }),
-    )
+    );
+    (response, record)
 }
 
 fn status(state: &AdminState) -> Response<Full<Bytes>> {
