@@ -70,6 +70,34 @@ pub struct TurnRecord {
 }
 
 impl TurnRecord {
+    /// Count a decision, and add it to the audit batch unless it allowed
+    /// the message: one record for every message (or recipient, or call)
+    /// refused, deferred, or let through only by monitor mode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decided(
+        &mut self,
+        at: TurnClock,
+        protocol: &'static str,
+        channel: crate::consent::Channel,
+        account: &str,
+        brand: Brand,
+        recipient: &str,
+        d: &crate::policy::Decision,
+    ) {
+        self.decisions.record(channel, d);
+        if d.verdict != crate::policy::Verdict::Allow {
+            self.audit.refusal(
+                at.wall,
+                protocol,
+                channel,
+                brand,
+                recipient,
+                d,
+                Some(account),
+            );
+        }
+    }
+
     /// Hand everything over to the shared counters and the audit writer.
     pub fn hand_over(&mut self, ctx: &GateContext) {
         ctx.decisions.add(&mut self.decisions);
@@ -130,5 +158,91 @@ impl<'de> serde::Deserialize<'de> for Network {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The values of the İYS fields a message carries (SMTP and SIP headers
+/// `X-IYS-Message-Type`, `X-IYS-Brand-Code`, `X-IYS-Retailer-Code`), as found
+/// and trimmed, not yet checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IysFields<'a> {
+    /// `X-IYS-Message-Type`.
+    pub message_type: Option<&'a str>,
+    /// `X-IYS-Brand-Code`.
+    pub brand_code: Option<&'a str>,
+    /// `X-IYS-Retailer-Code`.
+    pub retailer_code: Option<&'a str>,
+}
+
+impl Classified {
+    /// Apply a message's İYS fields to what its sender's account gives:
+    /// a class `0`/`11`/`12`, another brand of the same İYS code when
+    /// `may_name` allows it, a dealer. An unreadable value, or a brand the
+    /// sender may not name, is an error whose text names the field; `sender`
+    /// ("account", "trunk") words it.
+    pub fn with_iys_fields(
+        mut self,
+        fields: IysFields<'_>,
+        may_name: impl Fn(u32) -> bool,
+        sender: &str,
+    ) -> Result<Classified, String> {
+        if let Some(t) = fields.message_type {
+            self.class = t
+                .parse::<u8>()
+                .ok()
+                .and_then(MessageClass::from_code)
+                .ok_or_else(|| format!("X-IYS-Message-Type {t:?} is not 0, 11 or 12"))?;
+        }
+        if let Some(b) = fields.brand_code {
+            let code: u32 = b
+                .parse()
+                .map_err(|_| format!("X-IYS-Brand-Code {b:?} is not a brand code"))?;
+            if !may_name(code) {
+                return Err(format!(
+                    "X-IYS-Brand-Code {code} is not a brand this {sender} may send for"
+                ));
+            }
+            self.brand = Brand::new(self.brand.iys_code, code);
+        }
+        if let Some(r) = fields.retailer_code {
+            self.retailer = Some(
+                r.parse()
+                    .map_err(|_| format!("X-IYS-Retailer-Code {r:?} is not a retailer code"))?,
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// Configured networks mapped to an index (an account, a trunk), matched by
+/// the longest prefix; IPv4-mapped IPv6 peers match their IPv4 networks.
+#[derive(Debug, Default)]
+pub struct NetworkIndex {
+    /// Longest prefix first once [`NetworkIndex::finish`] ran.
+    entries: Vec<(ipnet::IpNet, usize)>,
+}
+
+impl NetworkIndex {
+    /// Map `network` to `index`.
+    pub fn insert(&mut self, network: Network, index: usize) {
+        self.entries.push((network.0, index));
+    }
+
+    /// Order the entries for matching (call once after the inserts).
+    pub fn finish(&mut self) {
+        self.entries
+            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+    }
+
+    /// The index of the longest network holding `ip`.
+    pub fn find(&self, ip: std::net::IpAddr) -> Option<usize> {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.entries
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|&(_, i)| i)
     }
 }

@@ -14,12 +14,10 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use super::codec::{uri, IysSpans, Message};
 use super::config::{AnswerConfig, SipConfig, TrunkConfig, Unmatched};
-use crate::consent::{AddressKey, Brand, Channel, MessageClass, Phone};
-use crate::gate::{Classified, TurnClock, TurnRecord};
+use crate::consent::{AddressKey, Brand, Channel, Phone};
+use crate::gate::{Classified, IysFields, NetworkIndex, TurnClock, TurnRecord};
 use crate::policy::{decide, Decision, Policy, Reason, Request, Verdict};
 use crate::store::Snapshot;
 
@@ -36,7 +34,7 @@ pub struct Trunk {
 #[derive(Debug, Default)]
 pub struct Trunks {
     list: Vec<Trunk>,
-    networks: Vec<(IpNet, usize)>,
+    networks: NetworkIndex,
 }
 
 impl Trunks {
@@ -45,7 +43,7 @@ impl Trunks {
         let mut t = Trunks::default();
         for (i, c) in configs.iter().enumerate() {
             for n in &c.networks {
-                t.networks.push((n.0, i));
+                t.networks.insert(*n, i);
             }
             let callers = c
                 .callers
@@ -57,21 +55,13 @@ impl Trunks {
                 callers,
             });
         }
-        t.networks
-            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        t.networks.finish();
         t
     }
 
     /// The trunk whose networks hold `ip`.
     pub fn find(&self, ip: IpAddr) -> Option<&Trunk> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.networks
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|&(_, i)| &self.list[i])
+        self.networks.find(ip).map(|i| &self.list[i])
     }
 
     /// Every trunk.
@@ -114,35 +104,18 @@ pub fn classify(
     if let Some(code) = caller.and_then(|p| trunk.callers.get(&p)) {
         c.brand = Brand::new(cfg.iys_code, *code);
     }
-    let text = |s: crate::sip::codec::Span| String::from_utf8_lossy(s.of(buf)).into_owned();
-    if let Some(t) = iys.message_type {
-        let t = text(t);
-        c.class = t
-            .parse::<u8>()
-            .ok()
-            .and_then(MessageClass::from_code)
-            .ok_or_else(|| format!("X-IYS-Message-Type {t:?} is not 0, 11 or 12"))?;
-    }
-    if let Some(b) = iys.brand_code {
-        let b = text(b);
-        let code: u32 = b
-            .parse()
-            .map_err(|_| format!("X-IYS-Brand-Code {b:?} is not a brand code"))?;
-        if !cfg.may_name(code) {
-            return Err(format!(
-                "X-IYS-Brand-Code {code} is not a brand this trunk may call for"
-            ));
-        }
-        c.brand = Brand::new(cfg.iys_code, code);
-    }
-    if let Some(r) = iys.retailer_code {
-        let r = text(r);
-        c.retailer = Some(
-            r.parse()
-                .map_err(|_| format!("X-IYS-Retailer-Code {r:?} is not a retailer code"))?,
-        );
-    }
-    Ok(c)
+    let text = |s: Option<crate::sip::codec::Span>| s.map(|s| String::from_utf8_lossy(s.of(buf)));
+    let (message_type, brand_code, retailer_code) = (
+        text(iys.message_type),
+        text(iys.brand_code),
+        text(iys.retailer_code),
+    );
+    let fields = IysFields {
+        message_type: message_type.as_deref(),
+        brand_code: brand_code.as_deref(),
+        retailer_code: retailer_code.as_deref(),
+    };
+    c.with_iys_fields(fields, |code| cfg.may_name(code), "trunk")
 }
 
 /// Decide one call.
@@ -176,18 +149,7 @@ pub fn record(
     at: TurnClock,
     d: &Decision,
 ) {
-    turn.decisions.record(Channel::Arama, d);
-    if d.verdict != Verdict::Allow {
-        turn.audit.refusal(
-            at.wall,
-            protocol,
-            Channel::Arama,
-            what.brand,
-            callee,
-            d,
-            Some(trunk),
-        );
-    }
+    turn.decided(at, protocol, Channel::Arama, trunk, what.brand, callee, d);
 }
 
 /// An answer the gate gives itself instead of forwarding.
@@ -318,6 +280,7 @@ pub fn write_answer_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consent::MessageClass;
     use crate::sip::codec::scan;
 
     fn trunks(trusted: bool) -> Trunks {

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use anyhow::Context;
-use ipnet::IpNet;
 
 use super::config::SmtpAccountConfig;
+use crate::gate::NetworkIndex;
 
 /// A configured account as the SMTP gate uses it.
 #[derive(Debug)]
@@ -50,8 +50,8 @@ impl MatchedBy {
 pub struct Accounts {
     list: Vec<Account>,
     by_name: HashMap<String, usize>,
-    /// (network, account), longest prefix first.
-    networks: Vec<(IpNet, usize)>,
+    /// Client networks → account.
+    networks: NetworkIndex,
     /// Lower-cased address or domain → account.
     senders: HashMap<String, usize>,
 }
@@ -70,7 +70,7 @@ impl Accounts {
             };
             a.by_name.insert(c.name.clone(), i);
             for n in &c.client_networks {
-                a.networks.push((n.0, i));
+                a.networks.insert(*n, i);
             }
             for s in &c.senders {
                 let key = s.trim().trim_start_matches('@').to_lowercase();
@@ -87,8 +87,7 @@ impl Accounts {
                 password,
             });
         }
-        a.networks
-            .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        a.networks.finish();
         Ok(a)
     }
 
@@ -99,14 +98,7 @@ impl Accounts {
 
     /// The account whose networks hold `ip` (longest prefix wins).
     pub fn by_client(&self, ip: IpAddr) -> Option<&Account> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.networks
-            .iter()
-            .find(|(n, _)| n.contains(&ip))
-            .map(|&(_, i)| &self.list[i])
+        self.networks.find(ip).map(|i| &self.list[i])
     }
 
     /// The account for an envelope sender: the whole address, else its

@@ -13,8 +13,8 @@ use std::fmt;
 
 use super::accounts::Account;
 use super::config::{ReplyConfig, Unmatched};
-use crate::consent::{Brand, Channel, Email};
-use crate::gate::{Classified, TurnClock, TurnRecord};
+use crate::consent::{Channel, Email};
+use crate::gate::{Classified, IysFields, TurnClock, TurnRecord};
 use crate::policy::{decide, Decision, Policy, Reason, Request, Verdict};
 use crate::store::Snapshot;
 
@@ -98,33 +98,17 @@ impl IysHeaders {
     /// unreadable value, or a brand the account may not name, is an error
     /// whose text says which header and why.
     pub fn apply(&self, account: &Account) -> Result<Classified, String> {
-        let mut c = classify(account);
-        if let Some(t) = &self.message_type {
-            c.class = t
-                .parse::<u8>()
-                .ok()
-                .and_then(crate::consent::MessageClass::from_code)
-                .ok_or_else(|| format!("X-IYS-Message-Type {t:?} is not 0, 11 or 12"))?;
-        }
-        if let Some(b) = &self.brand_code {
-            let code: u32 = b
-                .parse()
-                .map_err(|_| format!("X-IYS-Brand-Code {b:?} is not a brand code"))?;
-            let cfg = &account.config;
-            if code != cfg.brand_code && !cfg.override_brands.contains(&code) {
-                return Err(format!(
-                    "X-IYS-Brand-Code {code} is not a brand this account may send for"
-                ));
-            }
-            c.brand = Brand::new(cfg.iys_code, code);
-        }
-        if let Some(r) = &self.retailer_code {
-            c.retailer = Some(
-                r.parse()
-                    .map_err(|_| format!("X-IYS-Retailer-Code {r:?} is not a retailer code"))?,
-            );
-        }
-        Ok(c)
+        let cfg = &account.config;
+        let fields = IysFields {
+            message_type: self.message_type.as_deref(),
+            brand_code: self.brand_code.as_deref(),
+            retailer_code: self.retailer_code.as_deref(),
+        };
+        classify(account).with_iys_fields(
+            fields,
+            |code| code == cfg.brand_code || cfg.override_brands.contains(&code),
+            "account",
+        )
     }
 }
 
@@ -159,18 +143,15 @@ pub fn record(
     at: TurnClock,
     d: &Decision,
 ) {
-    turn.decisions.record(Channel::Eposta, d);
-    if d.verdict != Verdict::Allow {
-        turn.audit.refusal(
-            at.wall,
-            protocol,
-            Channel::Eposta,
-            what.brand,
-            recipient,
-            d,
-            Some(account),
-        );
-    }
+    turn.decided(
+        at,
+        protocol,
+        Channel::Eposta,
+        account,
+        what.brand,
+        recipient,
+        d,
+    );
 }
 
 /// The reply a decision is answered with; `None`: let the recipient through.
