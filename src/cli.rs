@@ -43,6 +43,10 @@ pub enum Command {
     SmppRelay(crate::smpp::tools::relay::RelayArgs),
     /// Send one SMS (bind, submit_sm, unbind) and print the answer.
     SmppSend(crate::smpp::tools::send::SendArgs),
+    /// SIP UAS answering every call (demos and tests).
+    SipUas(crate::sip::tools::uas::UasArgs),
+    /// Place one SIP call over UDP and print how it ended.
+    SipCall(crate::sip::tools::call::CallArgs),
     /// SMTP sink for demos, tests and throughput runs: accepts and counts mail.
     SmtpSink(crate::smtp::tools::sink::SinkArgs),
     /// SMTP load generator: sessions, pipelining, recipients per message.
@@ -176,6 +180,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .map(|_| ()),
         Command::SmppRelay(args) => runtime()?.block_on(crate::smpp::tools::relay::run(args)),
         Command::SmppSend(args) => runtime()?.block_on(crate::smpp::tools::send::run(args)),
+        Command::SipUas(args) => runtime()?.block_on(crate::sip::tools::uas::run(args)),
+        Command::SipCall(args) => runtime()?.block_on(crate::sip::tools::call::run(args)),
         Command::SmtpSink(args) => runtime()?.block_on(crate::smtp::tools::sink::run(args)),
         Command::SmtpLoad(args) => runtime()?
             .block_on(crate::smtp::tools::load::run(*args))

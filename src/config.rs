@@ -591,6 +591,14 @@ impl Config {
                     ));
                 }
             }
+            if let Some(hop) = self.sip.as_ref().and_then(|s| s.next_hop.as_ref()) {
+                if hop.parse::<SocketAddr>().is_err() {
+                    return Err(invalid(
+                        "sip.next_hop",
+                        "must be an ip:port with demo.sinks = true (the answering UAS listens there)",
+                    ));
+                }
+            }
             if let Some(hop) = self.smtp.as_ref().and_then(|s| s.hop.as_ref()) {
                 if hop.next_hop.parse::<SocketAddr>().is_err() {
                     return Err(invalid(
@@ -601,6 +609,13 @@ impl Config {
             }
         }
         if let Some(sip) = &self.sip {
+            let demo_sinks = self.demo.as_ref().is_some_and(|d| d.sinks);
+            if sip.next_hop.as_deref().is_some_and(|h| h.ends_with(":0")) && !demo_sinks {
+                return Err(invalid(
+                    "sip.next_hop",
+                    "port 0 is only for the demo's answering UAS (demo.sinks = true)",
+                ));
+            }
             sip.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         }

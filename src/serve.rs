@@ -48,6 +48,8 @@ pub fn demo_fixed_records(brand: Brand) -> Vec<ConsentRecord> {
         "+905300000003,TACIR,MESAJ,ONAY,,,,",
         "+905300000004,BIREYSEL,MESAJ,ONAY,2024-05-01 10:00:00,HS_FIZIKSEL_ORTAM,501,501;502",
         "+905300000001,BIREYSEL,ARAMA,ONAY,2024-05-01 10:00:00,HS_CAGRI_MERKEZI,,",
+        "+905300000002,BIREYSEL,ARAMA,ONAY,2024-05-01 10:00:00,HS_CAGRI_MERKEZI,,",
+        "+905300000002,BIREYSEL,ARAMA,RET,2024-06-01 10:00:00,IYS_MOBIL,,",
         "demo@example.com,BIREYSEL,EPOSTA,ONAY,2024-05-01 10:00:00,HS_WEB,,",
         "withdrawn@example.com,BIREYSEL,EPOSTA,ONAY,2024-05-01 10:00:00,HS_WEB,,",
         "withdrawn@example.com,BIREYSEL,EPOSTA,RET,2024-06-01 10:00:00,IYS_WEB,,",
@@ -410,10 +412,12 @@ pub struct DemoSinks {
     pub smsc: Option<crate::smpp::tools::sink::SinkHandle>,
     /// The SMTP sink the SMTP hop relays to.
     pub smtp: Option<crate::smtp::tools::sink::SinkHandle>,
+    /// The answering UAS the SIP gate forwards calls to.
+    pub uas: Option<crate::sip::tools::uas::UasHandle>,
 }
 
-/// With `[demo] sinks = true`: the SMSC sink on `smpp.upstream` and the SMTP
-/// sink on `smtp.hop.next_hop`, started before the listeners that relay to
+/// With `[demo] sinks = true`: the SMSC sink on `smpp.upstream`, the SMTP
+/// sink on `smtp.hop.next_hop` and the answering SIP UAS on `sip.next_hop`, started before the listeners that relay to
 /// them, which are then pointed at the addresses the sinks got (port 0 in the
 /// config: any free port). Also a task that logs each SMS the SMSC sink takes.
 async fn start_demo_sinks(
@@ -457,6 +461,15 @@ async fn start_demo_sinks(
         hop.next_hop = sink.local_addr().to_string();
         tracing::info!(addr = %sink.local_addr(), "demo SMTP sink running in this process");
         sinks.smtp = Some(sink);
+    }
+    if let Some(hop) = config.sip.as_mut().and_then(|s| s.next_hop.as_mut()) {
+        let socket = tokio::net::UdpSocket::bind(hop.as_str())
+            .await
+            .with_context(|| format!("demo SIP UAS on sip.next_hop {hop}"))?;
+        let uas = crate::sip::tools::uas::spawn(socket)?;
+        *hop = uas.addr.to_string();
+        tracing::info!(addr = %uas.addr, "demo SIP UAS answering in this process");
+        sinks.uas = Some(uas);
     }
     Ok(sinks)
 }
@@ -553,6 +566,16 @@ fn demo_hints(
     if let Some(policy) = started.addr("smtp_policy") {
         hints += &format!(
             "\nPostfix policy service on {policy} (smtpd_recipient_restrictions = check_policy_service inet:{policy}); by hand:\n  printf 'request=smtpd_access_policy\\nprotocol_state=RCPT\\nclient_address=127.0.0.1\\nsender=news@shop.example\\nrecipient=nobody@example.com\\n\\n' | curl -s --max-time 1 telnet://{policy}\n    # action=550 5.7.1 ... (no_consent); recipient=demo@example.com: action=DUNNO\n"
+        );
+    }
+    if let Some(sip) = started.addr("sip_udp") {
+        let uas = sinks
+            .uas
+            .as_ref()
+            .map(|u| format!(" to the answering UAS on {}", u.addr))
+            .unwrap_or_default();
+        hints += &format!(
+            "\nCalls through the SIP gate on udp {sip}{uas} (the log shows each call answered):\n  cargo run -q -- sip-call --target {sip} --to 05300000001   # 200 OK (answered); BYE 200\n  cargo run -q -- sip-call --target {sip} --to 05300000002   # 608 Rejected (withdrawn): the UAS never sees it\n"
         );
     }
     hints += &format!("\n  curl http://{admin}/metrics\n");

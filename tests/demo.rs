@@ -1,7 +1,8 @@
 //! The embedded demo (`iys-gate serve` without --config) as a newcomer meets
 //! it: the same config, with every port moved to a free one, runs the SMPP
 //! gate, the SMTP policy service and the SMTP hop in front of the in-process
-//! sinks. One SMS and one mail with consent arrive; the refused ones never do.
+//! sinks, and the SIP gate in front of an answering UAS. One SMS, one mail and
+//! one call with consent arrive; the refused ones never do.
 //! `iys-gate smpp-send`, which the demo tells newcomers to run, is tested here too.
 
 use std::net::SocketAddr;
@@ -249,4 +250,58 @@ async fn smpp_send_submits_one_message_and_prints_the_answer() {
         "{stdout}"
     );
     assert_eq!(smsc.stats().counts().submit_sm, 2);
+}
+
+/// The demo's voice path: a call with consent is answered by the in-process
+/// UAS (and hung up), a withdrawn one and one never given get `608` with the
+/// İYS reason and never reach it, an informational one passes; as printed by
+/// `iys-gate sip-call`, which the demo tells newcomers to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_completes_a_consented_call_and_refuses_the_rest() {
+    use iys_gate::sip::tools::call::{call, CallArgs};
+    let gate = demo().await;
+    let sip = gate.sip_udp_addr.expect("the demo's SIP gate");
+    let uas = gate.demo_sinks.uas.as_ref().expect("the demo's UAS");
+    let args = |to: &str, message_type: Option<u8>| CallArgs {
+        target: sip,
+        to: to.into(),
+        from: "02120000000".into(),
+        message_type,
+        timeout: Duration::from_secs(10),
+    };
+    let ok = call(&args("05300000001", None)).await.expect("a call");
+    assert_eq!((ok.code, ok.bye), (200, Some(200)), "{ok:?}");
+    for (to, reason) in [("05300000002", "withdrawn"), ("05300000009", "no_consent")] {
+        let refused = call(&args(to, None)).await.expect("a call");
+        assert_eq!(refused.code, 608, "{to}: {refused:?}");
+        assert!(
+            refused
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains(reason)),
+            "{to}: {refused:?}"
+        );
+    }
+    let info = call(&args("05300000009", Some(0))).await.expect("a call");
+    assert_eq!(info.code, 200, "informational passes: {info:?}");
+    let answered = uas.answered();
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    assert!(answered[0].contains("05300000001"), "{answered:?}");
+    assert!(answered[1].contains("05300000009"), "{answered:?}");
+    // From the command line, as the demo prints it.
+    let target = sip.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_iys-gate"))
+            .args(["sip-call", "--target", &target, "--to", "05300000002"])
+            .output()
+            .expect("run iys-gate sip-call")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("608 Rejected") && text.contains("withdrawn"),
+        "{text}"
+    );
+    gate.shutdown().await;
 }

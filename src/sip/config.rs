@@ -247,7 +247,9 @@ impl SipConfig {
             return bad("listen_udp", "set listen_udp, listen_tcp or both");
         }
         if let Some(h) = &self.next_hop {
-            if !is_host_port(h) {
+            // Port 0 only for the demo's in-process UAS (checked by Config).
+            let demo_port = h.strip_suffix(":0").map(|host| format!("{host}:1"));
+            if !is_host_port(demo_port.as_deref().unwrap_or(h)) {
                 return bad("next_hop", "must be host:port");
             }
         }

@@ -78,6 +78,12 @@ impl SipMetrics {
             "iys_gate_sip_unmatched_total",
             "Initial INVITEs from an address that matches no trunk"
         );
+        // Failure series exist from the start at 0, so the first failure
+        // shows in `increase()` and a scrape lists them.
+        for reason in ["no_route", "send", "connect", "queue_full", "not_ours"] {
+            counter!("iys_gate_sip_forward_errors_total", "reason" => reason).increment(0);
+        }
+        counter!("iys_gate_sip_invalid_total", "field" => "message").increment(0);
         let codes = code_labels();
         SipMetrics {
             methods: METHODS

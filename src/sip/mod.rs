@@ -18,6 +18,7 @@ pub mod config;
 pub mod gating;
 pub mod metrics;
 pub mod proxy;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
