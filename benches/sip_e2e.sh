@@ -56,18 +56,19 @@ iys_code = 700001
 brand_code = 100001
 TOML
 
+# Starts the middle box (not in a subshell: PIDS must be kept) and sets ADDR.
 start_middle() {
   case "$1" in
-    direct) echo "127.0.0.1:$UAS_PORT" ;;
+    direct) ADDR="127.0.0.1:$UAS_PORT" ;;
     kamailio)
       kamailio -f "$ROOT/deploy/kamailio/forward.cfg" -DD -E -A "LISTEN=udp:127.0.0.1:$KAM_PORT" \
         -A 'NEXT_IP="127.0.0.1"' -A "NEXT_PORT=$UAS_PORT" -P "$WORK/kam.pid" >"$WORK/kamailio.log" 2>&1 &
       PIDS+=($!)
-      echo "127.0.0.1:$KAM_PORT" ;;
+      ADDR="127.0.0.1:$KAM_PORT" ;;
     gate)
       "$GATE_BIN" serve --config "$WORK/gate.toml" >"$WORK/gate.log" 2>&1 &
       PIDS+=($!)
-      echo "127.0.0.1:$GATE_PORT" ;;
+      ADDR="127.0.0.1:$GATE_PORT" ;;
   esac
 }
 
@@ -86,7 +87,8 @@ printf "%-9s %6s %9s %7s %8s %10s\n" target rate completed failed retrans median
 for t in $TARGETS; do
   best=0
   for r in $RATES; do
-    addr=$(start_middle "$t")
+    start_middle "$t"
+    addr=$ADDR
     sleep 1
     run="$WORK/$t-$r"; mkdir -p "$run"; cd "$run"
     sipp -sf "$ROOT/benches/sip/uas_bench.xml" -i 127.0.0.1 -p $UAS_PORT -nostdin >/dev/null 2>&1 &

@@ -970,3 +970,101 @@ async fn kamailio_proxying_through_the_gate() {
 async fn kamailio_dipping_into_the_gate_in_redirect_mode() {
     kamailio_in_front("dip-redirect.cfg", "redirect").await;
 }
+
+/// SIPp retransmitting for real: a relay between SIPp and the gate loses the
+/// first 608 of every call, SIPp retransmits its INVITE (timer A), and the
+/// gate answers the retransmission with the identical bytes from its
+/// transaction cache; the ACK is absorbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_retransmissions_get_identical_answers() {
+    sipp_bin();
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = gate(far.local_addr().unwrap().port(), "").await;
+    let relay = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let relay_addr = relay.local_addr().unwrap();
+    let gate_addr = g.udp;
+    let answers: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let seen = answers.clone();
+    let r = relay.clone();
+    let task = tokio::spawn(async move {
+        let mut sipp: Option<SocketAddr> = None;
+        let mut lost = std::collections::HashSet::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, from)) = r.recv_from(&mut buf).await else {
+                return;
+            };
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            if from == gate_addr {
+                let call = header(&msg, "call-id").first().map(|s| s.to_string());
+                if msg.starts_with("SIP/2.0 608") {
+                    seen.lock().unwrap().push(msg.clone());
+                    if lost.insert(call) {
+                        continue; // the first 608 of each call is lost
+                    }
+                }
+                if let Some(s) = sipp {
+                    let _ = r.send_to(&buf[..n], s).await;
+                }
+            } else {
+                sipp = Some(from);
+                let _ = r.send_to(&buf[..n], gate_addr).await;
+            }
+        }
+    });
+    let dir = g.dir.path().to_path_buf();
+    let mut cmd = Command::new(sipp_bin());
+    cmd.arg("-sf")
+        .arg(scenario("uac_refused.xml"))
+        .arg(relay_addr.to_string())
+        .args(["-i", "127.0.0.1", "-s", UNKNOWN, "-key", "msgtype", "11"])
+        .args(["-m", "3", "-r", "3", "-nostdin", "-trace_stat", "-fd", "1"])
+        .arg("-stf")
+        .arg(dir.join("retrans.csv"))
+        .args(["-timeout", "30", "-timeout_error"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    task.abort();
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 6, "two 608s per call: {answers:#?}");
+    let mut by_call: std::collections::HashMap<String, Vec<&String>> = Default::default();
+    for a in &answers {
+        by_call
+            .entry(header(a, "call-id")[0].to_string())
+            .or_default()
+            .push(a);
+    }
+    assert_eq!(by_call.len(), 3, "{answers:#?}");
+    for pair in by_call.values() {
+        assert_eq!(pair.len(), 2);
+        assert_eq!(
+            pair[0], pair[1],
+            "a retransmission gets the identical answer"
+        );
+    }
+    let stats = std::fs::read_to_string(dir.join("retrans.csv")).unwrap();
+    let (head, last) = (stats.lines().next().unwrap(), stats.lines().last().unwrap());
+    let col = head
+        .split(';')
+        .position(|c| c == "Retransmissions(C)")
+        .unwrap();
+    let retrans: u64 = last.split(';').nth(col).unwrap().parse().unwrap();
+    assert!(retrans >= 3, "SIPp retransmitted each INVITE: {retrans}");
+    assert!(
+        g.metric("iys_gate_sip_retransmissions_absorbed_total")
+            .await
+            >= 3.0
+    );
+    nothing(&far, "refused calls").await;
+    g.gate.shutdown().await;
+}

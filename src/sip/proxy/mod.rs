@@ -1,6 +1,4 @@
-//! The SIP gate's sockets: one UDP socket read by a few worker threads
-//! (blocking receive and send, like Kamailio's UDP children: no reactor
-//! round trip per datagram), a TCP
+//! The SIP gate's sockets: one UDP socket read by a few worker tasks, a TCP
 //! listener with one task per connection, and outbound TCP connections to
 //! next hops (opened on first use, reused, and read like inbound ones: what
 //! comes back on them is handled like any other message). Every message goes
@@ -33,8 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Proxy {
     /// The message handler.
     pub core: Core,
-    udp: OnceLock<Arc<std::net::UdpSocket>>,
-    rt: tokio::runtime::Handle,
+    udp: OnceLock<Arc<UdpSocket>>,
     conns: DashMap<u64, mpsc::Sender<Vec<u8>>>,
     outbound: DashMap<SocketAddr, u64>,
     next_id: AtomicU64,
@@ -48,7 +45,6 @@ impl Proxy {
         Arc::new(Proxy {
             core,
             udp: OnceLock::new(),
-            rt: tokio::runtime::Handle::current(),
             conns: DashMap::new(),
             outbound: DashMap::new(),
             next_id: AtomicU64::new(1),
@@ -56,7 +52,7 @@ impl Proxy {
         })
     }
 
-    /// Read datagrams from `socket` with `workers` threads; `"sip_udp"` in `started`.
+    /// Read datagrams from `socket` with `workers` tasks; `"sip_udp"` in `started`.
     pub fn serve_udp(
         self: &Arc<Self>,
         socket: UdpSocket,
@@ -64,17 +60,12 @@ impl Proxy {
         started: &mut Started,
     ) -> anyhow::Result<()> {
         started.listening.push(("sip_udp", socket.local_addr()?));
-        let socket = socket.into_std()?;
-        socket.set_nonblocking(false)?;
-        // Wake up now and then to notice the stop signal.
-        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         let socket = Arc::new(socket);
         let _ = self.udp.set(socket.clone());
         for _ in 0..workers.max(1) {
-            let (p, s) = (self.clone(), socket.clone());
             started
                 .tasks
-                .push(tokio::task::spawn_blocking(move || udp_loop(p, s)));
+                .push(tokio::spawn(udp_loop(self.clone(), socket.clone())));
         }
         Ok(())
     }
@@ -92,14 +83,13 @@ impl Proxy {
         Ok(())
     }
 
-    /// Send what one message produced (a UDP send does not wait: a full
-    /// socket buffer is an error, counted).
-    fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
+    /// Send what one message produced.
+    async fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
         for (dest, bytes) in out.items.drain(..) {
             match dest {
                 Dest::Udp(addr) => match self.udp.get() {
                     Some(s) => {
-                        if let Err(e) = s.send_to(&bytes, addr) {
+                        if let Err(e) = s.send_to(&bytes, addr).await {
                             tracing::debug!(%addr, error = %e, "SIP datagram not sent");
                             self.core.metrics.forward_error("send");
                         }
@@ -130,7 +120,7 @@ impl Proxy {
     fn outbound_conn(self: &Arc<Self>, addr: SocketAddr) -> u64 {
         *self.outbound.entry(addr).or_insert_with(|| {
             let (id, rx) = self.register();
-            self.rt.spawn(connection(self.clone(), None, addr, id, rx));
+            tokio::spawn(connection(self.clone(), None, addr, id, rx));
             id
         })
     }
@@ -143,23 +133,22 @@ impl Proxy {
     }
 }
 
-fn udp_loop(p: Arc<Proxy>, socket: Arc<std::net::UdpSocket>) {
-    let stop = p.stop.clone();
+async fn udp_loop(p: Arc<Proxy>, socket: Arc<UdpSocket>) {
+    let mut stop = p.stop.clone();
     let mut buf = vec![0u8; 65536];
     let mut w = Work::default();
     let mut out = Outbox::default();
     loop {
-        if *stop.borrow() {
-            break;
-        }
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e) => {
-                // The read timeout, ICMP port unreachable from an earlier
-                // send, and the like.
-                tracing::trace!(error = %e, "SIP UDP receive");
-                continue;
-            }
+        let (n, from) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP port unreachable from an earlier send, and the like.
+                    tracing::trace!(error = %e, "SIP UDP receive error");
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
         };
         let src = Source {
             transport: Transport::Udp,
@@ -169,7 +158,7 @@ fn udp_loop(p: Arc<Proxy>, socket: Arc<std::net::UdpSocket>) {
         p.core
             .handle(&buf[..n], &src, Instant::now(), &mut w, &mut out);
         w.turn.hand_over(&p.core.ctx);
-        p.dispatch(&mut out);
+        p.dispatch(&mut out).await;
     }
 }
 
@@ -255,7 +244,7 @@ async fn connection(
                     let msg = buf.split_to(n);
                     p.core.handle(&msg, &src, Instant::now(), &mut w, &mut out);
                     w.turn.hand_over(&p.core.ctx);
-                    p.dispatch(&mut out);
+                    p.dispatch(&mut out).await;
                 }
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = %e, "SIP stream broken; closing");
