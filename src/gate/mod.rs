@@ -246,3 +246,45 @@ impl NetworkIndex {
             .map(|&(_, i)| i)
     }
 }
+
+/// A server a tool runs in this process (the SMSC and SMTP sinks): where it
+/// listens, its shared counters, and its task; dropping it stops the server
+/// and its connections.
+#[derive(Debug)]
+pub struct ServerHandle<S> {
+    addr: std::net::SocketAddr,
+    stats: Arc<S>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<S> ServerHandle<S> {
+    /// A handle for the server `task` listening on `addr`.
+    pub fn new(
+        addr: std::net::SocketAddr,
+        stats: Arc<S>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        ServerHandle { addr, stats, task }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Its counters and what it keeps of recent traffic.
+    pub fn stats(&self) -> &Arc<S> {
+        &self.stats
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+impl<S> Drop for ServerHandle<S> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::conn::{self, FrameBuf};
 use crate::smpp::codec::{
@@ -215,35 +215,7 @@ impl SinkStats {
 }
 
 /// A running in-process sink; dropping it stops the sink and its connections.
-#[derive(Debug)]
-pub struct SinkHandle {
-    addr: SocketAddr,
-    stats: Arc<SinkStats>,
-    task: JoinHandle<()>,
-}
-
-impl SinkHandle {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its counters and recent submissions.
-    pub fn stats(&self) -> &Arc<SinkStats> {
-        &self.stats
-    }
-
-    /// Stops accepting and closes every connection.
-    pub async fn shutdown(self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for SinkHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type SinkHandle = crate::gate::ServerHandle<SinkStats>;
 
 /// A session that takes deliver_sm: its connection id and its queue.
 type Receiver = (u64, mpsc::UnboundedSender<Pdu>);
@@ -275,7 +247,7 @@ pub async fn spawn(listener: TcpListener, config: SinkConfig) -> SinkHandle {
         next_receiver: AtomicU64::new(0),
     });
     let task = tokio::spawn(accept_loop(listener, shared));
-    SinkHandle { addr, stats, task }
+    SinkHandle::new(addr, stats, task)
 }
 
 /// Runs the sink until Ctrl-C, printing its totals every few seconds while they change.

@@ -21,7 +21,7 @@ use anyhow::Context;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 /// Longest command line accepted (RFC 5321 asks for 512 with extensions).
 const MAX_COMMAND_LINE: usize = 4096;
@@ -264,35 +264,7 @@ impl SinkStats {
 }
 
 /// A running in-process sink; dropping it stops the sink and its connections.
-#[derive(Debug)]
-pub struct SinkHandle {
-    addr: SocketAddr,
-    stats: Arc<SinkStats>,
-    task: JoinHandle<()>,
-}
-
-impl SinkHandle {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its counters and recent messages.
-    pub fn stats(&self) -> &Arc<SinkStats> {
-        &self.stats
-    }
-
-    /// Stops accepting and closes every connection.
-    pub async fn shutdown(self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for SinkHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type SinkHandle = crate::gate::ServerHandle<SinkStats>;
 
 struct Shared {
     config: SinkConfig,
@@ -315,7 +287,7 @@ pub fn spawn(listener: TcpListener, config: SinkConfig) -> SinkHandle {
         next_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(accept_loop(listener, shared));
-    SinkHandle { addr, stats, task }
+    SinkHandle::new(addr, stats, task)
 }
 
 /// Runs the sink until Ctrl-C, printing its totals while they change and at exit.
