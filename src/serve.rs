@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
 use crate::gate::{Started, Stop};
 use crate::gen::{GenParams, Generator};
@@ -25,19 +25,6 @@ use crate::store::SnapshotBuilder;
 use crate::sync::{bootstrap, follow, persist, StoreHandle};
 
 pub use crate::gate::GateContext;
-
-/// Set up tracing from the config (`RUST_LOG` overrides the level).
-pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
 
 /// The fixed demo records, so a newcomer has known addresses to try.
 pub fn demo_fixed_records(brand: Brand) -> Vec<ConsentRecord> {
@@ -132,7 +119,7 @@ impl RunningGate {
 
 /// Run the gate until Ctrl-C / SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    init_logging(config.log.format, &config.log.level);
+    crate::observe::init_logging(config.log.format, &config.log.level);
     let gate = start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

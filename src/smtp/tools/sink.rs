@@ -293,7 +293,7 @@ pub fn spawn(listener: TcpListener, config: SinkConfig) -> SinkHandle {
 /// Runs the sink until Ctrl-C, printing its totals while they change and at exit.
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     if args.log {
-        crate::serve::init_logging(crate::config::LogFormat::Text, "info");
+        crate::observe::init_logging(crate::config::LogFormat::Text, "info");
     }
     let mut entries = args.refuse.clone();
     if let Some(path) = &args.refuse_file {
