@@ -142,7 +142,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
 
-    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx).await?;
+    let recent = crate::observe::recent::RecentRefusals::default();
+    let mut tasks = start_admin(
+        &config,
+        &store,
+        prometheus,
+        &brands,
+        &stop_rx,
+        recent.clone(),
+    )
+    .await?;
     let admin_addr = tasks.addr("admin").context("admin listener")?;
     tasks.tasks.extend(start_sync(
         &config,
@@ -157,7 +166,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         store,
         policy: config.policy(),
         decisions: DecisionCounters::new(),
-        audit: Audit::start(config.audit.path.clone(), config.audit.unmasked)?,
+        audit: Audit::start_with_recent(config.audit.path.clone(), config.audit.unmasked, recent)?,
     };
     let demo_sinks = start_demo_sinks(&mut config, &stop_rx, &mut tasks).await?;
     if let Some(smpp) = &config.smpp {
@@ -297,6 +306,7 @@ async fn start_admin(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     brands: &[Brand],
     stop: &Stop,
+    recent: crate::observe::recent::RecentRefusals,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
         .await
@@ -318,6 +328,7 @@ async fn start_admin(
         tokens: admin::auth::Tokens::new(&tokens),
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
+        console: admin::console::ConsoleState::new(recent),
     });
     let tls = match &config.admin.tls {
         Some(t) => {

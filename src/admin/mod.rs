@@ -7,9 +7,14 @@
 //! `read` or above (`Authorization: Bearer <token>`); the webhook checks its
 //! own secret. Optional TLS (`[admin.tls]`), reloaded on SIGHUP and when the
 //! files change.
+//!
+//! The web console (`console.rs`): its files at `/` and `/console/...` are
+//! open (they hold no data); the JSON it polls (`/v1/rates`, `/v1/sessions`,
+//! `/v1/refusals`) needs a token with role `read` or above.
 
 pub mod access;
 pub mod auth;
+pub mod console;
 mod routes;
 pub mod tls;
 
@@ -55,6 +60,8 @@ pub struct AdminState {
     pub metrics_open: bool,
     /// Where each `/v1/check` is written.
     pub access: access::AccessLog,
+    /// The web console's state (latest refusals, rate samples).
+    pub console: console::ConsoleState,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

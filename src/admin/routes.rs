@@ -40,11 +40,15 @@ pub async fn handle(
         "/v1/check" => "/v1/check",
         "/v1/status" => "/v1/status",
         "/v1/webhook" => "/v1/webhook",
+        "/v1/rates" => "/v1/rates",
+        "/v1/sessions" => "/v1/sessions",
+        "/v1/refusals" => "/v1/refusals",
+        p if super::console::is_asset(p) => "console",
         _ => "other",
     };
     let response = route(state, req, &path, peer).await;
     let result = match response.status() {
-        StatusCode::OK => "ok",
+        StatusCode::OK | StatusCode::NOT_MODIFIED => "ok",
         StatusCode::BAD_REQUEST => "bad_request",
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::FORBIDDEN => "forbidden",
@@ -83,6 +87,21 @@ async fn route(
             }
         }
         (&Method::POST, "/v1/webhook") => webhook(state, req).await,
+        (&Method::GET | &Method::HEAD, p) if super::console::is_asset(p) => {
+            super::console::asset(p, req.headers())
+        }
+        (&Method::GET, "/v1/rates" | "/v1/sessions") => {
+            match authorize(state, req.headers(), Role::Read, path) {
+                Ok(_) if path == "/v1/rates" => super::console::rates(state),
+                Ok(_) => super::console::sessions(state),
+                Err(d) => d.response(),
+            }
+        }
+        (&Method::GET, "/v1/refusals") => refusals_access(state, &req, peer),
+        (_, "/v1/rates" | "/v1/sessions" | "/v1/refusals") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this path",
+        ),
         (_, "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook") => {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -91,7 +110,8 @@ async fn route(
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook",
+            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook, \
+             /v1/rates, /v1/sessions, /v1/refusals, or / for the web console",
         ),
     }
 }
@@ -226,6 +246,31 @@ fn check_access(
     state.access.write(&record);
     response
 }
+/// `/v1/refusals` behind its token; the latest refusals carry (masked)
+/// recipients, so each read gets an access-log line naming the token.
+fn refusals_access(
+    state: &AdminState,
+    req: &Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    let (response, token) = match authorize(state, req.headers(), Role::Read, "/v1/refusals") {
+        Ok(t) => (
+            super::console::refusals(state, req.uri().query()),
+            Some(t.name.clone()),
+        ),
+        Err(Denied::Forbidden(name, message)) => (
+            Denied::Forbidden(name.clone(), message).response(),
+            Some(name),
+        ),
+        Err(d) => (d.response(), None),
+    };
+    let mut record = AccessRecord::now("/v1/refusals", response.status().as_u16());
+    record.token = token;
+    record.peer = peer.map(|p| p.ip().to_string());
+    state.access.write(&record);
+    response
+}
+
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::recent::RecentRefusals;
 use crate::consent::{mask_into, Brand, Channel};
 use crate::policy::Decision;
 
@@ -339,6 +340,16 @@ impl AuditBatch {
 impl Audit {
     /// Start the writer thread: to `path` (append) or to the log when `None`.
     pub fn start(path: Option<PathBuf>, unmasked: bool) -> std::io::Result<Audit> {
+        Self::start_with_recent(path, unmasked, RecentRefusals::new(0))
+    }
+
+    /// As [`Audit::start`], and the writer also keeps the latest refusals
+    /// (masked) in `recent`, for the web console.
+    pub fn start_with_recent(
+        path: Option<PathBuf>,
+        unmasked: bool,
+        recent: RecentRefusals,
+    ) -> std::io::Result<Audit> {
         let mut out: Box<dyn Write + Send> = match &path {
             Some(p) => {
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -391,6 +402,11 @@ impl Audit {
                         }
                         let _ = out.write_all(&line);
                     }
+                    let keep = batch.len().min(recent.capacity());
+                    recent.record(
+                        batch.len(),
+                        batch[batch.len() - keep..].iter().map(|e| e.record(false)),
+                    );
                     batch.clear();
                     let _ = out.flush();
                     // Let entries gather: each wake-up costs the data path a

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub mod recent;
 
 use crate::config::LogFormat;
 
