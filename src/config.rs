@@ -74,6 +74,11 @@ pub struct AdminConfig {
     /// TLS on the admin listener; none: plain HTTP.
     #[serde(default)]
     pub tls: Option<AdminTlsConfig>,
+    /// Serve the web console at `/` (its files need no token; the data it
+    /// shows needs one with role `read`). Default true; false: `/` answers
+    /// 404 and only the API is served.
+    #[serde(default = "default_true")]
+    pub console: bool,
 }
 
 impl Default for AdminConfig {
@@ -85,6 +90,7 @@ impl Default for AdminConfig {
             check_rate_limit: None,
             access_log: None,
             tls: None,
+            console: true,
         }
     }
 }

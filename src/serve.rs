@@ -329,6 +329,7 @@ async fn start_admin(
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
         console: admin::console::ConsoleState::new(recent),
+        console_enabled: config.admin.console,
     });
     let tls = match &config.admin.tls {
         Some(t) => {
@@ -577,6 +578,10 @@ fn demo_hints(
         );
     }
     hints += &format!("\n  curl http://{admin}/metrics\n");
+    let sign_in = token
+        .map(|t| format!("the demo token {t}"))
+        .unwrap_or_else(|| "a token with role read".into());
+    hints += &format!("\nWeb console: http://{admin}/ (sign in with {sign_in})\n");
     Some(hints)
 }
 

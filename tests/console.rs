@@ -412,3 +412,32 @@ async fn the_console_in_headless_chromium() {
     drop(bound);
     gate.shutdown().await;
 }
+
+/// `admin.console = false`: no page, the API as before; a wrong value names the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_can_be_turned_off() {
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\nconsole = false\n[[admin.tokens]]\nname = \"t\"\n\
+         token = \"{READ_TOKEN}\"\nrole = \"read\"\n[[brands]]\niys_code = 700001\nbrand_code = 100001\n"
+    );
+    let gate = start(Config::from_toml(&text, "console off").unwrap())
+        .await
+        .expect("the gate starts");
+    let base = format!("http://{}", gate.admin_addr);
+    for path in ["/", "/console/app.js"] {
+        let r = get(&format!("{base}{path}"), None).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(r.text().await.unwrap().contains("admin.console"), "{path}");
+    }
+    let r = get(&format!("{base}/v1/refusals"), Some(READ_TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    let latest: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(latest["total_seen"], 0, "{latest}");
+    assert_eq!(latest["refusals"].as_array().unwrap().len(), 0);
+    gate.shutdown().await;
+
+    let e = Config::from_toml("[admin]\nconsole = \"yes\"\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("console"), "{e}");
+}

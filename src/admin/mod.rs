@@ -62,6 +62,8 @@ pub struct AdminState {
     pub access: access::AccessLog,
     /// The web console's state (latest refusals, rate samples).
     pub console: console::ConsoleState,
+    /// Serve the console's files (`admin.console`).
+    pub console_enabled: bool,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

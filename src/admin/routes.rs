@@ -88,7 +88,14 @@ async fn route(
         }
         (&Method::POST, "/v1/webhook") => webhook(state, req).await,
         (&Method::GET | &Method::HEAD, p) if super::console::is_asset(p) => {
-            super::console::asset(p, req.headers())
+            if state.console_enabled {
+                super::console::asset(p, req.headers())
+            } else {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "the web console is off (admin.console = false)",
+                )
+            }
         }
         (&Method::GET, "/v1/rates" | "/v1/sessions") => {
             match authorize(state, req.headers(), Role::Read, path) {
