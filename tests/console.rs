@@ -333,6 +333,20 @@ async fn the_console_in_headless_chromium() {
             .await
             .unwrap();
         assert_eq!(again.status(), 304, "{path}");
+        let head = reqwest::Client::new()
+            .head(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert!(head.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path} has a body"
+        );
     }
     // The console's JSON: read role, never cached.
     for path in ["/v1/rates", "/v1/sessions", "/v1/refusals"] {
@@ -378,9 +392,9 @@ async fn the_console_in_headless_chromium() {
         .kill_on_drop(true)
         .spawn()
         .expect("starting node");
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
         .await
-        .expect("the browser script did not finish within 180 s")
+        .expect("the browser script did not finish within 300 s")
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -29,6 +29,7 @@ const step = (s) => console.log("console: " + s);
 const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
   executablePath: env("CHROMIUM"),
   headless: true,
+  timeout: 120000,
   args: [
     "--headless",
     "--no-sandbox",

@@ -270,11 +270,11 @@ function renderSessions(s) {
     rows.push(tr);
   };
   const off = "not running here";
-  if (s.smpp) row("SMPP", number(s.smpp.sessions), "bound senders; " + number(s.smpp.in_flight) + " submits in flight");
+  if (s.smpp) row("SMPP", number(s.smpp.sessions), "sender connections; " + number(s.smpp.in_flight || 0) + " submits in flight");
   else row("SMPP", "—", off);
   if (s.smtp_policy) row("SMTP policy", number(s.smtp_policy.connections), "Postfix policy connections");
   else row("SMTP policy", "—", off);
-  if (s.smtp_hop) row("SMTP hop", number(s.smtp_hop.sessions), "SMTP sessions relayed");
+  if (s.smtp_hop) row("SMTP hop", number(s.smtp_hop.sessions), "SMTP sessions open");
   else row("SMTP hop", "—", off);
   if (s.sip) row("SIP", "stateless", number(s.sip.invites_received) + " INVITEs received, " +
     number(s.sip.refusal_answers) + " refused (4xx/6xx)");
