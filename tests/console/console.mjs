@@ -51,7 +51,7 @@ try {
     // A fetch answered 4xx is logged as a failed resource; the responses
     // are judged below. Anything else (a CSP violation, a script error) is
     // a problem.
-    if (m.type() === "error" && !/status of 40[0134]/.test(m.text())) {
+    if (m.type() === "error" && !/status of (40[0134]|503)/.test(m.text())) {
       problems.push("console error: " + m.text());
     }
   });
@@ -61,6 +61,7 @@ try {
     const path = new URL(r.url()).pathname;
     if (r.status() >= 400 && ![401, 403].includes(r.status()) &&
         !(r.status() === 404 && path === "/v1/report") &&
+        !(r.status() === 503 && path === "/readyz") &&
         !(r.status() === 400 && path === "/v1/check")) {
       problems.push(`HTTP ${r.status()} for ${r.url()}`);
     }
@@ -106,14 +107,19 @@ try {
   const staleRow = page.locator(`#brands tr[data-brand="${STALE}"]`);
   const freshRow = page.locator(`#brands tr[data-brand="${FRESH}"]`);
   await staleRow.waitFor();
-  assert.match(await staleRow.getAttribute("class"), /\bstale\b/);
-  assert.match(await staleRow.textContent(), /stale/);
+  assert.match((await staleRow.getAttribute("class")) || "", /\bstale\b/, "the stale brand's row is marked stale");
+  assert.match(await staleRow.textContent(), /stale/, "the stale brand's row says stale");
   assert.match(await staleRow.locator("td.age").textContent(), /^1[01] d /);
   const red = await staleRow.locator("td").first().evaluate((td) => getComputedStyle(td).backgroundColor);
   assert.equal(red, "rgb(253, 232, 230)", "the stale row's background");
   assert.doesNotMatch((await freshRow.getAttribute("class")) || "", /stale/);
   assert.match(await freshRow.textContent(), /fresh/);
-  step(`brand ${STALE} shown stale, ${FRESH} fresh`);
+  // The gate is not ready while a followed brand is stale, and says why.
+  const ready = page.locator("#ready");
+  await ready.waitFor({ state: "visible" });
+  assert.equal(await ready.textContent(), "not ready");
+  assert.match(await ready.getAttribute("title"), /max_data_age/);
+  step(`brand ${STALE} shown stale, ${FRESH} fresh; the gate shown not ready`);
 
   // Consent checks: a consented and a withdrawn number.
   async function check(recipient) {
@@ -161,12 +167,12 @@ try {
   }
   step(`${await refusals.count()} refusals listed, masked`);
 
-  // Sessions: the sender the test keeps bound.
+  // Sessions: the sender the test keeps connected (and bound).
   await page.waitForFunction(() => {
     const td = document.querySelector('#sessions tr[data-gate="SMPP"] td.now');
     return td && td.textContent === "1";
   });
-  step("SMPP: 1 bound session");
+  step("SMPP: 1 sender connection");
 
   // Rates: the checks above show as a rate once the next poll compares.
   await page.waitForFunction(() => {

@@ -129,6 +129,7 @@ function signOut(message) {
   show($("signout"), false);
   text($("snapshot"), "");
   text($("updated"), "");
+  show($("ready"), false);
   show($("signin-panel"), true);
   const err = $("signin-error");
   if (message) {
@@ -161,13 +162,16 @@ async function refresh() {
       api("/v1/rates"),
       api("/v1/sessions"),
       api("/v1/refusals?limit=50"),
+      api("/readyz"),
     ]);
   } catch (e) {
     text(err, "Cannot reach the gate: " + e.message);
     show(err, true);
     return;
   }
+  const ready = answers.pop();
   const [status, rates, sessions, refusals] = answers;
+  renderReady(ready);
   for (const r of answers) {
     if (r.status === 401) {
       signOut(refusal(r.status, r.body));
@@ -235,6 +239,16 @@ function renderStatus(s) {
     if (!form.brand_code.value) form.brand_code.value = first.brand_code;
     brandsPrefilled = true;
   }
+}
+
+// /readyz: 200 ready, 503 with the reason (no snapshot, stale brands).
+function renderReady(r) {
+  const b = $("ready");
+  const ok = r.status === 200;
+  b.className = "badge " + (ok ? "fresh" : "stale");
+  text(b, ok ? "ready" : "not ready");
+  b.title = ok ? "" : (r.body && r.body.reason) || "HTTP " + r.status;
+  show(b, true);
 }
 
 function renderRates(r) {
