@@ -117,8 +117,7 @@ async fn route(
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook, \
-             /v1/rates, /v1/sessions, /v1/refusals, or / for the web console",
+            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook",
         ),
     }
 }
@@ -253,6 +252,7 @@ fn check_access(
     state.access.write(&record);
     response
 }
+
 /// `/v1/refusals` behind its token; the latest refusals carry (masked)
 /// recipients, so each read gets an access-log line naming the token.
 fn refusals_access(
