@@ -79,9 +79,10 @@ impl<const N: usize> Text<N> {
     }
 }
 
-/// A refusal as the data path queues it; the writer turns it into a line.
+/// A refusal as the data path queues it; the writer turns it into a line
+/// (and keeps a copy in the console's ring, [`RecentRefusals`]).
 #[derive(Debug, Clone)]
-struct Entry {
+pub struct Entry {
     at: SystemTime,
     protocol: &'static str,
     channel: Channel,
@@ -95,6 +96,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// The record with the recipient masked (the console's refusals).
+    pub fn masked(&self) -> AuditRecord {
+        self.record(false)
+    }
+
     /// The record as [`AuditRecord`] describes it (tests, log output).
     fn record(&self, unmasked: bool) -> AuditRecord {
         let mut recipient = String::new();
@@ -403,10 +409,7 @@ impl Audit {
                         let _ = out.write_all(&line);
                     }
                     let keep = batch.len().min(recent.capacity());
-                    recent.record(
-                        batch.len(),
-                        batch[batch.len() - keep..].iter().map(|e| e.record(false)),
-                    );
+                    recent.record(batch.len(), &batch[batch.len() - keep..]);
                     batch.clear();
                     let _ = out.flush();
                     // Let entries gather: each wake-up costs the data path a

@@ -1,13 +1,14 @@
-//! The latest refusals, in memory: a bounded ring of audit records (always
-//! masked, whatever `audit.unmasked` says) for the web console's
-//! `/v1/refusals`. The audit writer thread feeds it once per batch, after
-//! writing the batch, so the data path never touches it; when a batch holds
-//! more refusals than the ring keeps, only its newest ones are formatted.
+//! The latest refusals, in memory: a bounded ring of audit entries for the
+//! web console's `/v1/refusals`, shown masked whatever `audit.unmasked`
+//! says. The audit writer thread feeds it once per batch, after writing the
+//! batch, so the data path never touches it; it copies at most the ring's
+//! capacity of entries per batch (the newest), and the entries are only
+//! formatted when someone reads them.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use super::audit::AuditRecord;
+use super::audit::{AuditRecord, Entry};
 
 /// How many refusals the gate keeps for the console.
 pub const RECENT_REFUSALS: usize = 200;
@@ -25,7 +26,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Ring {
-    records: VecDeque<AuditRecord>,
+    entries: VecDeque<Entry>,
     /// Refusals offered since start (kept or not).
     seen: u64,
 }
@@ -37,7 +38,7 @@ pub struct Latest {
     pub capacity: usize,
     /// Refusals recorded since the gate started (also those no longer kept).
     pub total_seen: u64,
-    /// The newest first.
+    /// The newest first, recipients masked.
     pub refusals: Vec<AuditRecord>,
 }
 
@@ -48,7 +49,7 @@ impl RecentRefusals {
             inner: Arc::new(Inner {
                 capacity,
                 ring: Mutex::new(Ring {
-                    records: VecDeque::with_capacity(capacity),
+                    entries: VecDeque::with_capacity(capacity),
                     seen: 0,
                 }),
             }),
@@ -61,28 +62,31 @@ impl RecentRefusals {
     }
 
     /// Count `offered` refusals and keep `newest` (the last of them, oldest
-    /// first; at most [`capacity`](Self::capacity) are kept).
-    pub fn record(&self, offered: usize, newest: impl IntoIterator<Item = AuditRecord>) {
+    /// first; only the last [`capacity`](Self::capacity) stay).
+    pub fn record(&self, offered: usize, newest: &[Entry]) {
         let mut ring = self.inner.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.seen += offered as u64;
-        if self.inner.capacity == 0 {
+        let cap = self.inner.capacity;
+        if cap == 0 {
             return;
         }
-        for r in newest {
-            if ring.records.len() == self.inner.capacity {
-                ring.records.pop_front();
-            }
-            ring.records.push_back(r);
-        }
+        let newest = &newest[newest.len().saturating_sub(cap)..];
+        let overflow = (ring.entries.len() + newest.len()).saturating_sub(cap);
+        ring.entries.drain(..overflow);
+        ring.entries.extend(newest.iter().cloned());
     }
 
-    /// Up to `limit` of the kept refusals, the newest first.
+    /// Up to `limit` of the kept refusals, the newest first, masked.
     pub fn latest(&self, limit: usize) -> Latest {
-        let ring = self.inner.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let (picked, seen) = {
+            let ring = self.inner.ring.lock().unwrap_or_else(|e| e.into_inner());
+            let picked: Vec<Entry> = ring.entries.iter().rev().take(limit).cloned().collect();
+            (picked, ring.seen)
+        };
         Latest {
             capacity: self.inner.capacity,
-            total_seen: ring.seen,
-            refusals: ring.records.iter().rev().take(limit).cloned().collect(),
+            total_seen: seen,
+            refusals: picked.iter().map(Entry::masked).collect(),
         }
     }
 }
@@ -103,38 +107,75 @@ impl std::fmt::Debug for RecentRefusals {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::consent::Channel;
+    use std::time::{Duration, Instant, SystemTime};
 
-    fn rec(n: u64) -> AuditRecord {
-        AuditRecord {
-            ts: format!("t{n}"),
-            protocol: "smpp",
-            channel: Channel::Mesaj,
-            brand: "700001/100001".into(),
-            recipient: "905300****01".into(),
-            decision: "refuse",
-            reason: "no_consent",
+    use super::*;
+    use crate::consent::{Brand, Channel};
+    use crate::observe::audit::{Audit, AuditBatch};
+    use crate::policy::{Decision, Reason, Verdict};
+
+    fn refusals(recipients: &[&str]) -> AuditBatch {
+        let d = Decision {
+            verdict: Verdict::Refuse,
+            reason: Reason::Withdrawn,
             monitor: false,
-            snapshot_version: n,
-            account: None,
+            snapshot_version: 9,
+            data_age_seconds: Some(1),
+        };
+        let mut b = AuditBatch::new();
+        for (i, r) in recipients.iter().enumerate() {
+            let brand = Brand::new(700001, 100001 + i as u32);
+            b.refusal(
+                SystemTime::now(),
+                "smpp",
+                Channel::Mesaj,
+                brand,
+                r,
+                &d,
+                Some("acme"),
+            );
+        }
+        b
+    }
+
+    /// Wait for the audit writer to have handed over `n` refusals.
+    fn seen(r: &RecentRefusals, n: u64) -> Latest {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let l = r.latest(10);
+            if l.total_seen >= n {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "the writer never fed the ring");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     #[test]
-    fn keeps_the_newest_up_to_its_capacity_and_counts_all() {
-        let r = RecentRefusals::new(3);
-        r.record(2, [rec(1), rec(2)]);
-        r.record(5, [rec(6), rec(7)]);
-        let l = r.latest(10);
-        assert_eq!(l.capacity, 3);
-        assert_eq!(l.total_seen, 7);
-        let versions: Vec<u64> = l.refusals.iter().map(|x| x.snapshot_version).collect();
-        assert_eq!(versions, [7, 6, 2]);
-        assert_eq!(r.latest(1).refusals.len(), 1);
+    fn the_audit_writer_keeps_the_newest_masked_and_counts_all() {
+        let recent = RecentRefusals::new(3);
+        // Unmasked audit file: the ring still masks.
+        let audit = Audit::start_with_recent(None, true, recent.clone()).unwrap();
+        audit.submit(&mut refusals(&["905300000001", "905300000002"]));
+        seen(&recent, 2);
+        audit.submit(&mut refusals(&[
+            "905300000003",
+            "905300000004",
+            "905300000005",
+            "905300000006",
+        ]));
+        let l = seen(&recent, 6);
+        assert_eq!((l.capacity, l.total_seen), (3, 6));
+        let got: Vec<&str> = l.refusals.iter().map(|r| r.recipient.as_str()).collect();
+        assert_eq!(got, ["905300****06", "905300****05", "905300****04"]);
+        assert_eq!(l.refusals[0].reason, "withdrawn");
+        assert_eq!(l.refusals[0].account.as_deref(), Some("acme"));
+        assert_eq!(recent.latest(1).refusals.len(), 1);
+
         let none = RecentRefusals::new(0);
-        none.record(4, [rec(1)]);
-        assert_eq!(none.latest(10).refusals.len(), 0);
-        assert_eq!(none.latest(10).total_seen, 4);
+        let audit = Audit::start_with_recent(None, false, none.clone()).unwrap();
+        audit.submit(&mut refusals(&["905300000001"]));
+        let l = seen(&none, 1);
+        assert!(l.refusals.is_empty());
     }
 }
