@@ -162,9 +162,10 @@ struct RateSample {
 
 /// `/v1/rates`: per (channel, decision, reason, source) the total since the
 /// gate started and the rate per second over about the last minute. The
-/// rate compares the counters with a sample kept from an earlier request
-/// (every request samples; samples older than the window are dropped but
-/// one), so the first request after a quiet spell answers `null` rates.
+/// rate compares the counters with the oldest sample of the last minute
+/// kept from earlier requests (every request samples, at most one a
+/// second; after a longer pause, the newest sample before it), so the
+/// first request answers `null` rates.
 pub fn rates(state: &AdminState) -> Response<Full<Bytes>> {
     let text = state.metrics.render();
     let mut totals: HashMap<SeriesKey, f64> = HashMap::new();
@@ -180,18 +181,33 @@ pub fn rates(state: &AdminState) -> Response<Full<Bytes>> {
         );
         *totals.entry(key).or_default() += s.value;
     }
-    let now = Instant::now();
     let mut samples = state
         .console
         .rates
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    let body = rates_body(&mut samples, Instant::now(), totals);
+    drop(samples);
+    json(StatusCode::OK, body)
+}
+
+/// The `/v1/rates` answer for `totals` read at `now`, against the kept
+/// `samples` (which it updates).
+fn rates_body(
+    samples: &mut VecDeque<RateSample>,
+    now: Instant,
+    totals: HashMap<SeriesKey, f64>,
+) -> Value {
     while samples.len() >= 2 && now.duration_since(samples[1].at) > RATE_WINDOW {
         samples.pop_front();
     }
+    // The oldest sample of the window; after a longer pause between
+    // requests, the newest one before it.
+    let age = |s: &RateSample| now.duration_since(s.at);
     let reference = samples
-        .front()
-        .filter(|s| now.duration_since(s.at) >= SAMPLE_SPACING);
+        .iter()
+        .find(|s| (SAMPLE_SPACING..=RATE_WINDOW).contains(&age(s)))
+        .or_else(|| samples.iter().rev().find(|s| age(s) >= SAMPLE_SPACING));
     let span = reference.map(|r| now.duration_since(r.at).as_secs_f64());
     let mut series: Vec<(&SeriesKey, f64)> = totals
         .iter()
@@ -242,8 +258,7 @@ pub fn rates(state: &AdminState) -> Response<Full<Bytes>> {
     {
         samples.push_back(RateSample { at: now, totals });
     }
-    drop(samples);
-    json(StatusCode::OK, body)
+    body
 }
 
 /// `/v1/sessions`: what each protocol gate holds open now, from its gauges.
@@ -428,6 +443,86 @@ mod tests {
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert!(!page.contains("<script>"), "inline script breaks the CSP");
         assert!(!page.contains("style="), "inline style breaks the CSP");
+    }
+
+    fn totals(v: &[(&str, &str, f64)]) -> HashMap<SeriesKey, f64> {
+        v.iter()
+            .map(|(channel, reason, n)| {
+                let key = (
+                    channel.to_string(),
+                    "refuse".to_string(),
+                    reason.to_string(),
+                    "traffic".to_string(),
+                );
+                (key, *n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rates_compare_with_a_sample_about_a_window_old() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut samples = VecDeque::new();
+        // First request: totals, no rate yet; series at 0 are left out.
+        let b = rates_body(
+            &mut samples,
+            t0,
+            totals(&[("MESAJ", "withdrawn", 10.0), ("ARAMA", "withdrawn", 0.0)]),
+        );
+        assert_eq!(b["window_seconds"], Value::Null);
+        assert_eq!(b["series"].as_array().unwrap().len(), 1);
+        assert_eq!(b["series"][0]["total"], 10.0);
+        assert_eq!(b["series"][0]["per_second"], Value::Null);
+        assert_eq!(b["per_channel"]["MESAJ"]["per_second"], Value::Null);
+        // Half a second later: still too close to compare, and not kept.
+        let b = rates_body(
+            &mut samples,
+            ms(500),
+            totals(&[("MESAJ", "withdrawn", 11.0)]),
+        );
+        assert_eq!(b["window_seconds"], Value::Null);
+        assert_eq!(samples.len(), 1);
+        // 10 s on, 20 more: 2 per second; a new series counts from 0.
+        let b = rates_body(
+            &mut samples,
+            at(10),
+            totals(&[("MESAJ", "withdrawn", 30.0), ("MESAJ", "no_consent", 5.0)]),
+        );
+        assert_eq!(b["window_seconds"], 10.0);
+        let rate = |b: &Value, reason: &str| {
+            b["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["reason"] == reason)
+                .map(|s| s["per_second"].as_f64().unwrap())
+                .unwrap()
+        };
+        assert_eq!(rate(&b, "withdrawn"), 2.0);
+        assert_eq!(rate(&b, "no_consent"), 0.5);
+        assert_eq!(b["per_channel"]["MESAJ"]["per_second"], 2.5);
+        assert_eq!(b["per_channel"]["MESAJ"]["total"], 35.0);
+        // 100 s on, nothing in the last minute: compared with the newest
+        // sample before it (10 s); the older one is dropped.
+        let b = rates_body(
+            &mut samples,
+            at(100),
+            totals(&[("MESAJ", "withdrawn", 120.0)]),
+        );
+        assert_eq!(b["window_seconds"], 90.0);
+        assert_eq!(rate(&b, "withdrawn"), 1.0);
+        assert_eq!(samples.len(), 2);
+        // The oldest sample of the window (100 s) now; a counter that went
+        // down (a restart) counts from 0.
+        let b = rates_body(
+            &mut samples,
+            at(110),
+            totals(&[("MESAJ", "withdrawn", 20.0)]),
+        );
+        assert_eq!(b["window_seconds"], 10.0);
+        assert_eq!(rate(&b, "withdrawn"), 2.0);
     }
 
     #[test]
