@@ -106,6 +106,8 @@ pub async fn serve(
         let tls = tls.clone();
         let sessions = sessions.clone();
         let shutdown = shutdown.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = shared.ctx.drain.session("smpp");
         tokio::spawn(async move {
             sessions.increment(1.0);
             match tls {
@@ -126,6 +128,7 @@ pub async fn serve(
             }
             sessions.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }

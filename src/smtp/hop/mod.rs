@@ -192,11 +192,14 @@ async fn serve(listener: TcpListener, hop: Arc<Hop>, limit: Arc<Semaphore>, mut 
         };
         let hop = hop.clone();
         let stop = stop.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = hop.shared.ctx.drain.session("smtp_hop");
         tokio::spawn(async move {
             hop.metrics.sessions.increment(1.0);
             session::run(Box::new(stream), peer, hop.clone(), stop).await;
             hop.metrics.sessions.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }

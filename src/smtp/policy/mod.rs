@@ -184,11 +184,14 @@ async fn serve(listener: TcpListener, service: Arc<PolicyService>, mut stop: Sto
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let stop = stop.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = service.smtp.ctx.drain.session("smtp_policy");
         tokio::spawn(async move {
             service.metrics.connections.increment(1.0);
             session::run(stream, peer, &service, stop).await;
             service.metrics.connections.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }
