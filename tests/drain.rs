@@ -38,6 +38,7 @@ struct GateProcess {
     log: Arc<Mutex<Vec<String>>>,
     smpp: SocketAddr,
     hop: SocketAddr,
+    policy: SocketAddr,
     admin: SocketAddr,
     dir: tempfile::TempDir,
 }
@@ -51,8 +52,8 @@ impl Drop for GateProcess {
 
 impl GateProcess {
     /// `iys-gate serve` relaying SMS to `smsc` and mail to `next_hop`, with a
-    /// snapshot file, JSON logs and `drain_timeout` = [`DRAIN_TIMEOUT`].
-    fn start(smsc: SocketAddr, next_hop: SocketAddr) -> GateProcess {
+    /// policy service, a snapshot file, JSON logs and `drain_timeout`.
+    fn start(smsc: SocketAddr, next_hop: SocketAddr, drain_timeout: Duration) -> GateProcess {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("export.csv");
         std::fs::write(
@@ -103,10 +104,12 @@ senders = ["shop.example"]
 listen = "127.0.0.1:0"
 next_hop = "{next_hop}"
 next_hop_starttls = false
+[smtp.policy]
+listen = "127.0.0.1:0"
 "#,
                 csv = csv.display().to_string(),
                 snap = dir.path().join("consents.snap").display().to_string(),
-                drain = DRAIN_TIMEOUT.as_secs(),
+                drain = drain_timeout.as_secs(),
             ),
         )
         .unwrap();
@@ -131,6 +134,7 @@ next_hop_starttls = false
             log,
             smpp: SocketAddr::from(([0, 0, 0, 0], 0)),
             hop: SocketAddr::from(([0, 0, 0, 0], 0)),
+            policy: SocketAddr::from(([0, 0, 0, 0], 0)),
             admin: SocketAddr::from(([0, 0, 0, 0], 0)),
             dir,
         };
@@ -138,6 +142,7 @@ next_hop_starttls = false
         gate.admin = addr_in(&ready["fields"]["admin"]);
         gate.smpp = addr_in(&gate.wait_log("SMPP gate listening")["fields"]["listen"]);
         gate.hop = addr_in(&gate.wait_log("SMTP hop listening")["fields"]["addr"]);
+        gate.policy = addr_in(&gate.wait_log("SMTP policy service listening")["fields"]["listen"]);
         gate
     }
 
@@ -361,7 +366,7 @@ async fn sigterm_under_smpp_load_answers_every_request_unbinds_and_exits_in_time
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
         smtp_sink::SinkConfig::default(),
     );
-    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr());
+    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr(), DRAIN_TIMEOUT);
     assert_eq!(
         readyz(gate.admin).await,
         Some(200),
@@ -518,7 +523,7 @@ async fn sigterm_lets_an_smtp_transaction_finish_and_answers_anything_else_421()
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
         smtp_sink::SinkConfig::default(),
     );
-    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr());
+    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr(), DRAIN_TIMEOUT);
 
     // One sender in the middle of a message, one idle between transactions.
     let mut busy = Smtp::connect(gate.hop).await;
@@ -600,4 +605,149 @@ async fn sigterm_lets_an_smtp_transaction_finish_and_answers_anything_else_421()
         gate.log_text()
     );
     assert!(Path::new(&gate.snapshot_path()).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_drain_timeout_each_request_still_waiting_gets_exactly_one_error_answer() {
+    // An SMSC slower than the whole drain: nothing it is asked is answered in time.
+    let sink = smsc::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smsc::SinkConfig {
+            delay: Duration::from_secs(6),
+            record_last: 0,
+            ..smsc::SinkConfig::default()
+        },
+    )
+    .await;
+    let next_hop = smtp_sink::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smtp_sink::SinkConfig::default(),
+    );
+    let drain = Duration::from_secs(1);
+    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr(), drain);
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let senders: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(sender(gate.smpp, 8, running.clone())))
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    while sink.stats().counts().submit_sm < 16 {
+        assert!(
+            Instant::now() < deadline,
+            "load never got going:\n{}",
+            gate.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let term = Instant::now();
+    gate.sigterm();
+    // The drain, at most 3 s of closing, and the snapshot write.
+    let status = gate.exited(drain + Duration::from_secs(5)).await;
+    let took = term.elapsed();
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        gate.log_text()
+    );
+    let mut failed = 0;
+    for s in senders {
+        let log = s.await.unwrap();
+        assert!(log.errors.is_empty(), "{:?}", log.errors);
+        assert!(log.got_unbind);
+        for (seq, (answers, st)) in &log.answers {
+            assert_eq!(*answers, 1, "submit_sm {seq} got {answers} answers");
+            assert_eq!(*st, status::ESME_RSYSERR, "submit_sm {seq}: {st:#x}");
+            failed += 1;
+        }
+    }
+    assert!(failed >= 16);
+    assert!(
+        gate.log_text().contains("server.drain_timeout ran out"),
+        "the sessions' end says why:\n{}",
+        gate.log_text()
+    );
+    eprintln!("drain_timeout {drain:?}: {failed} requests answered ESME_RSYSERR; SIGTERM to exit in {took:?}");
+}
+
+/// One policy request for `recipient`, as Postfix sends it.
+fn policy_request(recipient: &str) -> String {
+    format!(
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\n\
+         sender=news@shop.example\nrecipient={recipient}\n\n"
+    )
+}
+
+/// Read until the blank line that ends an answer, or "" once closed.
+async fn policy_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 512];
+    while !got.ends_with(b"\n\n") {
+        let n = tokio::time::timeout(WAIT, s.read(&mut b))
+            .await
+            .expect("an answer or a close in time")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_the_policy_request_in_progress_and_closes_idle_connections() {
+    let sink = smsc::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smsc::SinkConfig::default(),
+    )
+    .await;
+    let next_hop = smtp_sink::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smtp_sink::SinkConfig::default(),
+    );
+    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr(), DRAIN_TIMEOUT);
+    let mut busy = TcpStream::connect(gate.policy).await.unwrap();
+    let mut idle = TcpStream::connect(gate.policy).await.unwrap();
+    for s in [&mut busy, &mut idle] {
+        s.write_all(policy_request("demo@example.com").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(policy_answer(s).await, "action=DUNNO\n\n");
+    }
+    // Half a request, then SIGTERM, then the rest.
+    let request = policy_request("nobody@example.com");
+    let (first, rest) = request.split_at(40);
+    busy.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gate.sigterm();
+    // The idle connection is closed at once.
+    assert_eq!(
+        policy_answer(&mut idle).await,
+        "",
+        "the idle connection closes"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    busy.write_all(rest.as_bytes()).await.unwrap();
+    let answer = policy_answer(&mut busy).await;
+    assert!(
+        answer.starts_with("action=550 5.7.1 "),
+        "the request in progress is decided: {answer:?}"
+    );
+    assert_eq!(
+        policy_answer(&mut busy).await,
+        "",
+        "then the connection closes"
+    );
+    let status = gate.exited(DRAIN_TIMEOUT).await;
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        gate.log_text()
+    );
+    assert!(
+        gate.find_log("drained: sessions ended: smtp_policy=2; still open: none")
+            .is_some(),
+        "{}",
+        gate.log_text()
+    );
 }

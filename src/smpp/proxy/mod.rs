@@ -82,9 +82,11 @@ pub async fn serve(
         metrics::counter!("iys_gate_smpp_upstream_errors_total", "kind" => kind).increment(0);
     }
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = shutdown.changed() => return,
+            a = listener.accept() => a,
         };
         let connected = std::time::Instant::now();
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {

@@ -1593,22 +1593,8 @@ where
             let seq = self.up.seq();
             self.up.send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
         }
-        let flushed = tokio::time::timeout(UNBIND_GRACE, self.up.flush()).await;
-        if upstream_open && unbind_up && matches!(flushed, Ok(Ok(()))) && self.draining.is_some() {
-            // A clean end towards the SMSC too: wait briefly for its unbind_resp.
-            let deadline = Instant::now() + UNBIND_GRACE;
-            while let Ok(frame) = self
-                .up
-                .read_frame(self.shared.cfg.max_command_length, deadline)
-                .await
-            {
-                if Header::peek(&frame)
-                    .is_some_and(|h| h.command_id == CommandId::UnbindResp.as_u32())
-                {
-                    break;
-                }
-            }
-        }
+        // Nothing waits on the SMSC any more: its unbind_resp is not awaited.
+        let _ = tokio::time::timeout(UNBIND_GRACE, self.up.flush()).await;
         if sender_open && drain_unbind_sent {
             // It had its unbind and did not answer in time: just close.
             let _ = tokio::time::timeout(UNBIND_GRACE, self.down.flush()).await;

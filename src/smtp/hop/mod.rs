@@ -159,9 +159,11 @@ pub async fn start(
 
 async fn serve(listener: TcpListener, hop: Arc<Hop>, limit: Arc<Semaphore>, mut stop: Stop) {
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = stop.changed() => return,
+            a = listener.accept() => a,
         };
         let (mut stream, peer) = match accepted {
             Ok(a) => a,

@@ -196,6 +196,10 @@ pub async fn run(io: BoxIo, peer: SocketAddr, hop: Arc<Hop>, stop: Stop) {
 
 impl Session {
     async fn serve(&mut self) -> Result<(), End> {
+        if *self.stop.borrow_and_update() {
+            // Accepted just as the gate began to stop: no session.
+            return self.shut_down().await;
+        }
         match Upstream::connect(&self.hop.next).await {
             Ok(up) => {
                 self.caps = up.caps;

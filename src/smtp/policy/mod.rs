@@ -163,9 +163,11 @@ pub async fn start(
 async fn serve(listener: TcpListener, service: Arc<PolicyService>, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(service.cfg.max_connections));
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = stop.changed() => return,
+            a = listener.accept() => a,
         };
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
             Ok(a) => a,
