@@ -168,6 +168,11 @@ impl RunningGate {
 /// written).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::observe::init_logging(config.log.format, &config.log.level);
+    // From here on SIGHUP never ends the process, also while the snapshot
+    // loads (tokio keeps the handler; the admin listener's task acts on it).
+    #[cfg(unix)]
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let gate = start(config).await?;
     shutdown_signal().await;
     tokio::select! {
