@@ -246,6 +246,9 @@ struct SenderLog {
     got_unbind: bool,
     /// Responses to requests it never sent, or other surprises.
     errors: Vec<String>,
+    /// Its own unbind (sent when the gate's arrived, `cross`), and the
+    /// status of the unbind_resp it got.
+    own_unbind: Option<(u32, Option<u32>)>,
 }
 
 fn submit(dest: &str, n: u32) -> Body {
@@ -266,6 +269,17 @@ async fn sender(
     addr: SocketAddr,
     window: usize,
     running: Arc<std::sync::atomic::AtomicBool>,
+) -> SenderLog {
+    sender_crossing(addr, window, running, false).await
+}
+
+/// The same; with `cross`, it sends an unbind of its own just before it
+/// answers the gate's (as a sender stopping at that moment would).
+async fn sender_crossing(
+    addr: SocketAddr,
+    window: usize,
+    running: Arc<std::sync::atomic::AtomicBool>,
+    cross: bool,
 ) -> SenderLog {
     let mut log = SenderLog::default();
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -336,10 +350,24 @@ async fn sender(
             CommandId::Unbind => {
                 log.got_unbind = true;
                 unbound = true;
-                s.write_all(&Pdu::new(pdu.sequence_number, Body::UnbindResp).to_vec())
-                    .await
-                    .unwrap();
+                // With `cross`, its own unbind goes first, in the same write.
+                let mut out = Vec::new();
+                if cross {
+                    seq += 1;
+                    log.own_unbind = Some((seq, None));
+                    out = Pdu::new(seq, Body::Unbind).to_vec();
+                }
+                out.extend(Pdu::new(pdu.sequence_number, Body::UnbindResp).to_vec());
+                s.write_all(&out).await.unwrap();
             }
+            CommandId::UnbindResp => match &mut log.own_unbind {
+                Some((own, answer @ None)) if *own == pdu.sequence_number => {
+                    *answer = Some(pdu.command_status)
+                }
+                _ => log
+                    .errors
+                    .push(format!("unexpected unbind_resp {}", pdu.sequence_number)),
+            },
             CommandId::EnquireLink => {
                 s.write_all(&Pdu::new(pdu.sequence_number, Body::EnquireLinkResp).to_vec())
                     .await
@@ -750,4 +778,53 @@ async fn sigterm_answers_the_policy_request_in_progress_and_closes_idle_connecti
         "{}",
         gate.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_unbinding_as_the_gate_unbinds_it_still_gets_every_answer_and_its_unbind_resp() {
+    let sink = smsc::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smsc::SinkConfig {
+            delay: Duration::from_millis(500),
+            record_last: 0,
+            ..smsc::SinkConfig::default()
+        },
+    )
+    .await;
+    let next_hop = smtp_sink::spawn(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        smtp_sink::SinkConfig::default(),
+    );
+    let mut gate = GateProcess::start(sink.local_addr(), next_hop.local_addr(), DRAIN_TIMEOUT);
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let crossing = tokio::spawn(sender_crossing(gate.smpp, 8, running.clone(), true));
+    let deadline = Instant::now() + WAIT;
+    while sink.stats().counts().submit_sm < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "load never got going:\n{}",
+            gate.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gate.sigterm();
+    let status = gate.exited(DRAIN_TIMEOUT).await;
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        gate.log_text()
+    );
+    let log = crossing.await.unwrap();
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert!(log.got_unbind);
+    assert_eq!(
+        log.own_unbind.map(|(_, answer)| answer),
+        Some(Some(status::ESME_ROK)),
+        "its unbind was answered, after the SMSC answered the gate's:\n{}",
+        gate.log_text()
+    );
+    for (seq, (answers, st)) in &log.answers {
+        assert_eq!((*answers, *st), (1, status::ESME_ROK), "submit_sm {seq}");
+    }
 }

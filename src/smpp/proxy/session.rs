@@ -903,7 +903,11 @@ where
                     Some(_) => self.now,
                     None => Instant::now() - UNBIND_GRACE,
                 };
-                self.closing = Some((None, since));
+                // A sender unbinding itself as well keeps its unbind's
+                // sequence number: its unbind_resp is still owed.
+                if self.closing.is_none() {
+                    self.closing = Some((None, since));
+                }
             }
             Some(Waiting::Gate { .. }) => {}
             None => {
