@@ -46,6 +46,39 @@ pub struct Config {
     pub smtp: Option<crate::smtp::config::SmtpConfig>,
     /// The voice gate (SIP stateless proxy or redirect server).
     pub sip: Option<crate::sip::config::SipConfig>,
+    /// The process: how it drains on SIGTERM.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How long the graceful drain on SIGTERM (or Ctrl-C) may take: from the
+    /// signal until every SMPP sender is unbound with its requests answered,
+    /// every SMTP transaction in progress finished, every policy request
+    /// answered; whatever is left then is answered with a temporary error
+    /// and closed. `/readyz` answers 503 for the whole drain. The last
+    /// snapshot write and at most a few seconds of closing come after it,
+    /// so an orchestrator's grace period must exceed this (Kubernetes:
+    /// `terminationGracePeriodSeconds` > `preStop` pause + this + the
+    /// snapshot write; systemd: `TimeoutStopSec`). Default "15s" (below
+    /// Kubernetes' default 30 s grace); between 1s and 1h.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            drain_timeout: default_drain_timeout(),
+        }
+    }
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(15)
 }
 
 /// `[admin]`
@@ -629,6 +662,11 @@ impl Config {
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600))
+            .contains(&self.server.drain_timeout)
+        {
+            return Err(invalid("server.drain_timeout", "must be between 1s and 1h"));
+        }
         Ok(())
     }
 
@@ -990,5 +1028,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("admin.tokens[2].token_file"), "{e}");
+    }
+
+    #[test]
+    fn drain_timeout_has_a_default_and_a_range() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.server.drain_timeout, Duration::from_secs(15));
+        let c = Config::from_toml("[server]\ndrain_timeout = \"25s\"\n", "t").unwrap();
+        assert_eq!(c.server.drain_timeout, Duration::from_secs(25));
+        for bad in ["0s", "500ms", "2h"] {
+            let e = Config::from_toml(&format!("[server]\ndrain_timeout = \"{bad}\"\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("server.drain_timeout"), "{bad}: {e}");
+        }
+        let e = Config::from_toml("[server]\ndrain = \"5s\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("drain"), "{e}");
     }
 }

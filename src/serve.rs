@@ -3,7 +3,9 @@
 //! emulator, bootstrap (snapshot file, else CSV, else demo data, else empty),
 //! admin listener, change-feed follower, persister, then each protocol's
 //! `start` (SMPP, SMTP) with the one shared [`GateContext`]; Ctrl-C or SIGTERM
-//! stops everything and writes a last snapshot. This module only wires.
+//! drains the protocol sessions (see [`crate::gate::drain`] and
+//! docs/deploy.md), then stops everything else and writes a last snapshot.
+//! SIGHUP never ends the process. This module only wires.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
+use crate::gate::drain::{Drain, DrainReport};
 use crate::gate::{Started, Stop};
 use crate::gen::{GenParams, Generator};
 use crate::observe::audit::Audit;
@@ -102,11 +105,54 @@ pub struct RunningGate {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _emulator_server: Option<emulator::EmulatorServer>,
+    drain_timeout: std::time::Duration,
 }
 
+/// How long after `server.drain_timeout` the drain still waits for sessions
+/// winding down (their last unbind, flush and close are bounded by this).
+const DRAIN_CLOSE_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl RunningGate {
-    /// Stop every task; the persister writes a last snapshot first.
+    /// Drain, then stop every task; the persister writes a last snapshot.
     pub async fn shutdown(self) {
+        self.drain().await;
+        self.stop().await;
+    }
+
+    /// The graceful drain: `/readyz` turns 503, the protocol listeners stop
+    /// accepting, and each session winds down (SMPP senders unbound once
+    /// their requests in flight are answered, SMTP transactions in progress
+    /// finished and everything else answered `421 4.3.2`, policy requests
+    /// in progress answered, SIP stopped) within `server.drain_timeout`.
+    /// The admin listener, the sync tasks and the demo sinks keep running.
+    /// Returns once no session is left (or past the deadline).
+    pub async fn drain(&self) -> DrainReport {
+        let drain = &self.context.drain;
+        let open: Vec<String> = drain
+            .open()
+            .iter()
+            .map(|(p, n)| format!("{p}={n}"))
+            .collect();
+        if drain.begin(self.drain_timeout) {
+            tracing::info!(
+                drain_timeout = ?self.drain_timeout,
+                sessions = %if open.is_empty() { "none".to_string() } else { open.join(" ") },
+                "draining: /readyz answers 503, listeners closed, sessions winding down"
+            );
+        }
+        let until = drain.deadline().unwrap_or_else(std::time::Instant::now) + DRAIN_CLOSE_SLACK;
+        let report = drain.settled(until).await;
+        if report.still_open.is_empty() {
+            tracing::info!(took = ?report.took, "drained: {report}");
+        } else {
+            tracing::warn!(took = ?report.took, "drain incomplete past server.drain_timeout: {report}");
+        }
+        report
+    }
+
+    /// Stop what the drain left running (admin listener, sync, persister,
+    /// demo sinks, emulator); the persister writes a last snapshot first.
+    pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -117,13 +163,24 @@ impl RunningGate {
     }
 }
 
-/// Run the gate until Ctrl-C / SIGTERM.
+/// Run the gate until Ctrl-C / SIGTERM, then drain and stop; a second
+/// Ctrl-C / SIGTERM during the drain cuts it short (the snapshot is still
+/// written).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::observe::init_logging(config.log.format, &config.log.level);
+    // From here on SIGHUP never ends the process, also while the snapshot
+    // loads (tokio keeps the handler; the admin listener's task acts on it).
+    #[cfg(unix)]
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let gate = start(config).await?;
     shutdown_signal().await;
-    tracing::info!("shutting down");
-    gate.shutdown().await;
+    tokio::select! {
+        _ = gate.drain() => {}
+        _ = shutdown_signal() => tracing::warn!("second stop signal: ending the drain now"),
+    }
+    gate.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -133,6 +190,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let prometheus = metrics::install();
     let brands: Vec<Brand> = config.brands.iter().map(|b| b.brand()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The protocol listeners and sessions watch the drain's signal; the
+    // admin listener, sync and demo sinks the final stop.
+    let drain = Drain::new();
+    let drain_rx = drain.signal();
 
     let emulator = start_emulator(&config, &brands).await?;
     let registry_url = match &emulator {
@@ -150,6 +211,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         &brands,
         &stop_rx,
         recent.clone(),
+        &drain,
     )
     .await?;
     let admin_addr = tasks.addr("admin").context("admin listener")?;
@@ -167,16 +229,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         policy: config.policy(),
         decisions: DecisionCounters::new(),
         audit: Audit::start_with_recent(config.audit.path.clone(), config.audit.unmasked, recent)?,
+        drain,
     };
     let demo_sinks = start_demo_sinks(&mut config, &stop_rx, &mut tasks).await?;
     if let Some(smpp) = &config.smpp {
-        tasks.absorb(crate::smpp::start(&context, smpp, &stop_rx).await?);
+        tasks.absorb(crate::smpp::start(&context, smpp, &drain_rx).await?);
     }
     if let Some(smtp) = &config.smtp {
-        tasks.absorb(crate::smtp::start(&context, smtp, &stop_rx).await?);
+        tasks.absorb(crate::smtp::start(&context, smtp, &drain_rx).await?);
     }
     if let Some(sip) = &config.sip {
-        tasks.absorb(crate::sip::start(&context, sip, &stop_rx).await?);
+        tasks.absorb(crate::sip::start(&context, sip, &drain_rx).await?);
     }
 
     tracing::info!(admin = %admin_addr, monitor = config.policy.monitor, brands = brands.len(), "iys-gate ready");
@@ -202,6 +265,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         stop: stop_tx,
         tasks: tasks.tasks,
         _emulator_server: emulator_server,
+        drain_timeout: config.server.drain_timeout,
     })
 }
 
@@ -307,6 +371,7 @@ async fn start_admin(
     brands: &[Brand],
     stop: &Stop,
     recent: crate::observe::recent::RecentRefusals,
+    drain: &Drain,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
         .await
@@ -330,6 +395,7 @@ async fn start_admin(
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
         console: admin::console::ConsoleState::new(recent),
         console_enabled: config.admin.console,
+        drain: drain.clone(),
     });
     let tls = match &config.admin.tls {
         Some(t) => {
@@ -345,11 +411,10 @@ async fn start_admin(
         }
         None => None,
     };
-    if tls.is_some() || config.admin.access_log.is_some() {
-        started
-            .tasks
-            .push(admin::on_hangup(state.clone(), tls.clone(), stop.clone())?);
-    }
+    // Always: SIGHUP's default action ends the process, which it never should.
+    started
+        .tasks
+        .push(admin::on_hangup(state.clone(), tls.clone(), stop.clone())?);
     started.tasks.push(tokio::spawn(admin::serve(
         listener,
         state,

@@ -743,3 +743,247 @@ async fn data_age_and_readiness_move_at_each_scrape_without_a_registry() {
     assert_eq!(ready.status(), 503);
     gate.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Kubernetes and systemd: the manifests and the unit, checked offline with the
+// tools an operator's CI would use, and their timings against the drain.
+
+/// `python3` with `.ci/tools/python` on its path and `module` importable, or
+/// a failure that says how to get it.
+fn python_with(module: &str) -> Command {
+    let hint =
+        "run `bash .ci/run --install-only` (it installs kubernetes-validate into .ci/tools/python)";
+    let tools = repo(".ci/tools/python");
+    assert!(
+        tools.join(module).is_dir(),
+        "{module} not found in .ci/tools/python; {hint}"
+    );
+    let mut c = Command::new("python3");
+    c.env("PYTHONPATH", &tools)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// `python3 -m kubernetes_validate --strict FILE`: success and the output.
+fn kubernetes_validate(file: &Path) -> (bool, String) {
+    let out = python_with("kubernetes_validate")
+        .args(["-m", "kubernetes_validate", "--strict"])
+        .arg(file)
+        .output()
+        .expect("python3 runs (install python3)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The `server.drain_timeout` the gate waits past for sessions still closing
+/// (`serve::DRAIN_CLOSE_SLACK`).
+const DRAIN_CLOSE_SLACK: u64 = 3;
+/// What the timings leave at least for the last snapshot write.
+const SNAPSHOT_WRITE_MARGIN: u64 = 5;
+
+#[test]
+fn kubernetes_manifests_pass_kubernetes_validate_and_fit_the_drain() {
+    let manifests = repo("deploy/kubernetes.yaml");
+    let (ok, text) = kubernetes_validate(&manifests);
+    assert!(
+        ok,
+        "kubernetes-validate --strict deploy/kubernetes.yaml:\n{text}"
+    );
+    for kind in ["configmap", "statefulset", "service", "poddisruptionbudget"] {
+        assert!(
+            text.contains(&format!("resource {kind}/")),
+            "{kind} not validated:\n{text}"
+        );
+    }
+    // The validator does reject what Kubernetes would: a misspelt field.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        read("deploy/kubernetes.yaml").replace("readinessProbe:", "readinesProbe:"),
+    )
+    .unwrap();
+    let (ok, text) = kubernetes_validate(&bad);
+    assert!(
+        !ok && text.contains("readinesProbe"),
+        "a misspelt field passed:\n{text}"
+    );
+
+    // The resources, as JSON.
+    let out = python_with("yaml")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(&manifests)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k} in deploy/kubernetes.yaml"))
+    };
+
+    // The config in the ConfigMap is one the gate takes.
+    let toml = kind("ConfigMap")["data"]["iys-gate.toml"]
+        .as_str()
+        .expect("iys-gate.toml in the ConfigMap");
+    let config = Config::from_toml(toml, "deploy/kubernetes.yaml ConfigMap")
+        .unwrap_or_else(|e| panic!("the ConfigMap's config: {e}"));
+    let drain = config.server.drain_timeout.as_secs();
+
+    let pod = &kind("StatefulSet")["spec"]["template"]["spec"];
+    let gate = &pod["containers"][0];
+    let probe = |name: &str| {
+        gate[name]["httpGet"]["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} with an httpGet path"))
+            .to_string()
+    };
+    // Started = the snapshot is loaded (the admin listener comes up after it);
+    // ready = loaded, fresh and not draining; alive = the process answers.
+    assert_eq!(probe("startupProbe"), "/healthz");
+    assert_eq!(probe("readinessProbe"), "/readyz");
+    assert_eq!(probe("livenessProbe"), "/healthz");
+    let startup = &gate["startupProbe"];
+    let startup_budget =
+        startup["periodSeconds"].as_u64().unwrap() * startup["failureThreshold"].as_u64().unwrap();
+    // The standard 100 M-tuple snapshot reloads in under 2 s and builds from
+    // its CSV in under a minute (docs/benchmarks.md): twice that at least.
+    assert!(
+        startup_budget >= 120,
+        "startupProbe allows only {startup_budget} s"
+    );
+
+    // preStop pause + drain + closing + snapshot write fit in the grace period.
+    let pre_stop: u64 = gate["lifecycle"]["preStop"]["exec"]["command"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|s| s.as_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a preStop sleep of N seconds");
+    assert!(
+        pre_stop >= 5,
+        "preStop {pre_stop} s is too short for endpoint removal"
+    );
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace >= pre_stop + drain + DRAIN_CLOSE_SLACK + SNAPSHOT_WRITE_MARGIN,
+        "terminationGracePeriodSeconds {grace} < preStop {pre_stop} + drain_timeout {drain} + {DRAIN_CLOSE_SLACK} + {SNAPSHOT_WRITE_MARGIN}"
+    );
+
+    // Non-root, read-only root file system, no privileges.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["securityContext"]["runAsUser"].as_u64().unwrap() > 0);
+    let sc = &gate["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+
+    // A disruption budget over the same pods.
+    let pdb = kind("PodDisruptionBudget");
+    assert_eq!(
+        pdb["spec"]["selector"],
+        kind("StatefulSet")["spec"]["selector"],
+        "the PodDisruptionBudget selects the gates"
+    );
+    assert!(pdb["spec"]["maxUnavailable"].is_number() || pdb["spec"]["minAvailable"].is_number());
+}
+
+/// systemd-analyze, or a failure that says how to get it.
+fn systemd_analyze() -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join("systemd-analyze"))
+        .find(|p| p.is_file())
+        .expect("systemd-analyze not found: install systemd (bash .ci/run does)")
+}
+
+/// `systemd-analyze ARGS UNIT`: success, and the lines that name the unit
+/// (its warnings), with the rest of the output.
+fn analyze(args: &[&str], unit: &Path) -> (bool, Vec<String>, String) {
+    let out = Command::new(systemd_analyze())
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect("run systemd-analyze");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = unit.file_name().unwrap().to_string_lossy().to_string();
+    let about: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(&name))
+        .map(str::to_string)
+        .collect();
+    (out.status.success(), about, text)
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_and_stops_after_the_drain() {
+    let unit = read("deploy/systemd/iys-gate.service");
+    // Checked as installed, with this build's binary where ExecStart names it.
+    assert!(unit.contains("ExecStart=/usr/local/bin/iys-gate serve "));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iys-gate.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/iys-gate", env!("CARGO_BIN_EXE_iys-gate")),
+    )
+    .unwrap();
+    let (ok, warnings, text) = analyze(&["verify", "--man=no"], &path);
+    assert!(ok && warnings.is_empty(), "systemd-analyze verify:\n{text}");
+    // A misspelt key is a warning this check sees (so it cannot pass blindly).
+    let bad = dir.path().join("misspelt.service");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("ProtectSystem=", "ProtectSytem="),
+    )
+    .unwrap();
+    let (_, warnings, text) = analyze(&["verify", "--man=no"], &bad);
+    assert!(
+        warnings.iter().any(|w| w.contains("ProtectSytem")),
+        "the misspelt key went unnoticed:\n{text}"
+    );
+
+    // The sandboxing: systemd's own exposure score stays low (0-10 scale; 2.0 here).
+    let (ok, _, text) = analyze(&["security", "--offline=yes", "--threshold=20"], &path);
+    assert!(ok, "systemd-analyze security: exposure above 2.0:\n{text}");
+
+    // SIGTERM drains; systemd waits for the drain before it kills.
+    let key = |k: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in the unit"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(key("KillSignal"), "SIGTERM");
+    assert_eq!(key("StateDirectory"), "iys-gate");
+    let stop = humantime::parse_duration(&key("TimeoutStopSec"))
+        .unwrap()
+        .as_secs();
+    let drain = iys_gate::config::ServerConfig::default()
+        .drain_timeout
+        .as_secs();
+    assert!(
+        stop >= drain + DRAIN_CLOSE_SLACK + SNAPSHOT_WRITE_MARGIN,
+        "TimeoutStopSec {stop} s < default drain_timeout {drain} s + {DRAIN_CLOSE_SLACK} + {SNAPSHOT_WRITE_MARGIN}"
+    );
+}

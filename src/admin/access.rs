@@ -105,6 +105,11 @@ impl AccessLog {
             let _ = tx.try_send(Msg::Reopen);
         }
     }
+
+    /// Whether it writes to a file (something SIGHUP can reopen).
+    pub fn is_file(&self) -> bool {
+        self.tx.is_some()
+    }
 }
 
 fn open(path: &PathBuf) -> anyhow::Result<std::fs::File> {

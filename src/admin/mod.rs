@@ -64,6 +64,8 @@ pub struct AdminState {
     pub console: console::ConsoleState,
     /// Serve the console's files (`admin.console`).
     pub console_enabled: bool,
+    /// The graceful drain: `/readyz` answers 503 once it has begun.
+    pub drain: crate::gate::drain::Drain,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).
@@ -141,9 +143,10 @@ where
     }
 }
 
-/// On SIGHUP: reopen the access log and reload the TLS files. The handler
-/// is installed before this returns (a SIGHUP sent after start is never
-/// the default "terminate").
+/// On SIGHUP: reopen the access log and reload the TLS files (when
+/// configured; otherwise it is logged and ignored). The handler is
+/// installed before this returns (a SIGHUP sent after start is never the
+/// default "terminate"), and stays installed after `stop` (tokio keeps it).
 pub fn on_hangup(
     state: Arc<AdminState>,
     tls: Option<Arc<tls::AdminTls>>,
@@ -158,6 +161,10 @@ pub fn on_hangup(
                 tokio::select! {
                     r = hup.recv() => if r.is_none() { return },
                     _ = stop.changed() => return,
+                }
+                if !state.access.is_file() && tls.is_none() {
+                    tracing::info!("SIGHUP: nothing to reload (no admin.access_log file, no admin.tls); ignored");
+                    continue;
                 }
                 tracing::info!("SIGHUP: reopening the admin access log, reloading admin TLS");
                 state.access.reopen();

@@ -319,11 +319,16 @@ fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
     }
 }
 
-/// Ready (the snapshot version) when a snapshot is loaded and every followed
-/// brand's data is younger than `policy.max_data_age`; otherwise the body of
+/// Ready (the snapshot version) when the gate is not draining, a snapshot is
+/// loaded and every followed brand's data is younger than
+/// `policy.max_data_age`; otherwise the body of
 /// the 503 answer, saying why. `/readyz` answers with it and `/metrics`
 /// exports it as `iys_gate_ready` (1/0).
 fn readiness(state: &AdminState) -> Result<u64, serde_json::Value> {
+    if state.drain.is_draining() {
+        // Taken out of the load balancer while the sessions drain.
+        return Err(json!({"ready": false, "reason": "draining (shutting down)"}));
+    }
     let Some(s) = state.store.load() else {
         return Err(json!({"ready": false, "reason": "no snapshot loaded"}));
     };

@@ -4,6 +4,7 @@
 //! Protocols import from here; `serve` builds one context and hands it to
 //! each protocol's `start`.
 
+pub mod drain;
 pub mod tls;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct GateContext {
     pub decisions: DecisionCounters,
     /// Refusal audit trail.
     pub audit: Audit,
+    /// The graceful drain: its deadline and the sessions still open.
+    pub drain: drain::Drain,
 }
 
 /// Flips to `true` when the gate stops; every listener and session watches it.

@@ -82,9 +82,11 @@ pub async fn serve(
         metrics::counter!("iys_gate_smpp_upstream_errors_total", "kind" => kind).increment(0);
     }
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = shutdown.changed() => return,
+            a = listener.accept() => a,
         };
         let connected = std::time::Instant::now();
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
@@ -106,6 +108,8 @@ pub async fn serve(
         let tls = tls.clone();
         let sessions = sessions.clone();
         let shutdown = shutdown.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = shared.ctx.drain.session("smpp");
         tokio::spawn(async move {
             sessions.increment(1.0);
             match tls {
@@ -126,6 +130,7 @@ pub async fn serve(
             }
             sessions.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }

@@ -95,6 +95,12 @@ enum End {
     UpstreamLost(String),
     UpstreamUnbound,
     Shutdown,
+    /// The gate drained the session: the sender answered its unbind (or
+    /// did not within the grace) and every request was answered by the
+    /// SMSC; `timed_out`: `server.drain_timeout` ran out first.
+    Drained {
+        timed_out: bool,
+    },
 }
 
 impl std::fmt::Display for End {
@@ -110,6 +116,12 @@ impl std::fmt::Display for End {
             End::UpstreamLost(e) => write!(f, "SMSC link lost: {e}"),
             End::UpstreamUnbound => f.write_str("SMSC unbound"),
             End::Shutdown => f.write_str("gate shutting down"),
+            End::Drained { timed_out: false } => {
+                f.write_str("drained: sender unbound by the gate, every request answered")
+            }
+            End::Drained { timed_out: true } => f.write_str(
+                "drained: server.drain_timeout ran out, requests still waiting answered with ESME_RSYSERR",
+            ),
         }
     }
 }
@@ -160,6 +172,8 @@ pub async fn run<R, W>(
         up_out_limit: MAX_WRITE_BUFFER
             .max((2 * shared.cfg.window).saturating_mul(shared.cfg.max_command_length as usize)),
         rebind: None,
+        draining: None,
+        up_unbind_sent: false,
         held_refusals: 0,
         hold_over: false,
         counts,
@@ -311,6 +325,11 @@ struct Session<DR, DW> {
     concat: Arc<Mutex<ConcatMemory>>,
     /// Set while the SMSC link is being bound again.
     rebind: Option<Rebind>,
+    /// Set once the gate drains: when the drain must be over, and when the
+    /// gate sent the sender its unbind (if it did).
+    draining: Option<(Instant, Option<Instant>)>,
+    /// The gate has sent the SMSC an unbind (for the sender's own).
+    up_unbind_sent: bool,
     /// Bytes of refusals at the end of `down.out`, written since its last
     /// flush: when they are all it holds, they may wait (see `proxy`).
     held_refusals: usize,
@@ -592,6 +611,58 @@ where
         self.shared.cfg.window
     }
 
+    /// The gate drains (SIGTERM): unbind the sender unless it is unbinding
+    /// already. It may still send what it had queued (forwarded as usual)
+    /// until it answers; the session ends once every request is answered
+    /// ([`Session::drain_over`]).
+    fn begin_drain(&mut self, deadline: Instant) {
+        let mut unbind_at = None;
+        if self.closing.is_none() {
+            let seq = self.down.seq();
+            self.down
+                .send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
+            self.to_down.insert(
+                seq,
+                Waiting::Gate {
+                    command: CommandId::Unbind,
+                    sent: self.now,
+                },
+            );
+            unbind_at = Some(self.now);
+        }
+        tracing::debug!(peer = %self.peer, in_flight = self.requests_waiting(), "smpp session draining");
+        self.draining = Some((deadline, unbind_at));
+    }
+
+    /// The sender's requests not answered yet: sent to the SMSC, or parked.
+    fn requests_waiting(&self) -> usize {
+        self.to_up
+            .values()
+            .filter(|w| matches!(w, Waiting::Peer { .. }))
+            .count()
+            + self.down.parked.len()
+    }
+
+    /// While draining: the end, once the sender is done (it answered the
+    /// gate's unbind, or was unbinding itself and the SMSC answered that, or
+    /// gave no answer within `UNBIND_GRACE`) and every request of it is
+    /// answered and written; or once `server.drain_timeout` ran out.
+    fn drain_over(&self) -> Option<End> {
+        let (deadline, unbind_at) = self.draining?;
+        if self.now >= deadline {
+            return Some(End::Drained { timed_out: true });
+        }
+        let sender_done = match self.closing {
+            // It answered the gate's unbind.
+            Some((None, _)) => true,
+            // Its own unbind: the SMSC's unbind_resp is waited for too.
+            Some((Some(_), _)) => self.to_up.is_empty(),
+            None => self.down.eof || unbind_at.is_some_and(|t| self.now > t + UNBIND_GRACE),
+        };
+        (sender_done && self.requests_waiting() == 0 && self.down.out.is_empty())
+            .then_some(End::Drained { timed_out: false })
+    }
+
     /// Read the clock once for this turn of the loop.
     fn tick_clock(&mut self) {
         self.now = Instant::now();
@@ -621,9 +692,12 @@ where
             if let Err(end) = self.process_up(max) {
                 return end;
             }
+            if let Some(end) = self.drain_over() {
+                return end;
+            }
             if let Some((_, since)) = self.closing {
                 let done = self.to_up.is_empty() || since.elapsed() > UNBIND_GRACE;
-                if done && self.down.out.is_empty() {
+                if done && self.down.out.is_empty() && self.draining.is_none() {
                     return End::SenderUnbound;
                 }
             }
@@ -700,7 +774,12 @@ where
                 _ = tick.tick() => {
                     if let Err(end) = self.timers() { return end; }
                 },
-                _ = shutdown.changed() => return End::Shutdown,
+                _ = shutdown.changed(), if self.draining.is_none() => {
+                    match self.shared.ctx.drain.deadline() {
+                        Some(deadline) if self.rebind.is_none() => self.begin_drain(deadline),
+                        _ => return End::Shutdown,
+                    }
+                },
             }
         }
     }
@@ -816,7 +895,20 @@ where
             Some(Waiting::Gate {
                 command: CommandId::Unbind,
                 ..
-            }) => self.closing = Some((None, Instant::now() - UNBIND_GRACE)),
+            }) => {
+                // The sender answered the gate's unbind (sent as the gate
+                // drains): it sends nothing more; what it sent before is
+                // still answered (see `drain_over`).
+                let since = match self.draining {
+                    Some(_) => self.now,
+                    None => Instant::now() - UNBIND_GRACE,
+                };
+                // A sender unbinding itself as well keeps its unbind's
+                // sequence number: its unbind_resp is still owed.
+                if self.closing.is_none() {
+                    self.closing = Some((None, since));
+                }
+            }
             Some(Waiting::Gate { .. }) => {}
             None => {
                 tracing::debug!(peer = %self.peer, seq = header.sequence_number, "response from sender matches no request")
@@ -838,6 +930,7 @@ where
                 // Unbind upstream too; answer the sender once the SMSC answered (or the grace ran out).
                 let seq = self.up.seq();
                 self.up.send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
+                self.up_unbind_sent = true;
                 self.to_up.insert(
                     seq,
                     Waiting::Gate {
@@ -1489,16 +1582,27 @@ where
                     .send(&mut self.counts, &Pdu::new(seq, Body::UnbindResp));
             }
         }
+        // Draining, the gate has sent the sender its unbind already.
+        let drain_unbind_sent = self.draining.is_some_and(|(_, at)| at.is_some());
         let sender_open =
             !matches!(end, End::SenderClosed | End::SenderUnbound) && unbinding.is_none();
         let upstream_open =
             !matches!(end, End::UpstreamLost(_) | End::UpstreamUnbound) && !self.up.eof;
-        if upstream_open && !matches!(end, End::SenderUnbound) && unbinding.is_none() {
+        let unbind_up = if matches!(end, End::Drained { .. }) {
+            !self.up_unbind_sent
+        } else {
+            !matches!(end, End::SenderUnbound) && unbinding.is_none()
+        };
+        if upstream_open && unbind_up {
             let seq = self.up.seq();
             self.up.send(&mut self.counts, &Pdu::new(seq, Body::Unbind));
         }
+        // Nothing waits on the SMSC any more: its unbind_resp is not awaited.
         let _ = tokio::time::timeout(UNBIND_GRACE, self.up.flush()).await;
-        if sender_open {
+        if sender_open && drain_unbind_sent {
+            // It had its unbind and did not answer in time: just close.
+            let _ = tokio::time::timeout(UNBIND_GRACE, self.down.flush()).await;
+        } else if sender_open {
             let seq = self.down.seq();
             self.down
                 .send(&mut self.counts, &Pdu::new(seq, Body::Unbind));

@@ -49,6 +49,10 @@ pub struct SinkArgs {
     /// Largest PDU accepted, in octets; a longer one closes the connection.
     #[arg(long, default_value_t = DEFAULT_MAX_COMMAND_LENGTH)]
     pub max_command_length: u32,
+    /// Hold every answer this long before sending it ("200ms"), like a slow
+    /// SMSC: requests stay in flight (drain tests, window behaviour).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub delay: Duration,
 }
 
 /// How an in-process sink behaves.
@@ -61,6 +65,8 @@ pub struct SinkConfig {
     /// How many of the latest submissions [`SinkStats::recent`] keeps (0: none,
     /// which is what throughput runs want).
     pub record_last: usize,
+    /// How long every answer is held before it is sent (0: at once).
+    pub delay: Duration,
 }
 
 impl Default for SinkConfig {
@@ -69,6 +75,7 @@ impl Default for SinkConfig {
             receipts: false,
             max_command_length: DEFAULT_MAX_COMMAND_LENGTH,
             record_last: 1024,
+            delay: Duration::ZERO,
         }
     }
 }
@@ -259,12 +266,14 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
         receipts: args.receipts,
         max_command_length: args.max_command_length,
         record_last: 0,
+        delay: args.delay,
     };
     let sink = spawn(listener, config).await;
     println!(
-        "smpp sink listening on {} (receipts {})",
+        "smpp sink listening on {} (receipts {}, delay {:?})",
         sink.local_addr(),
-        if args.receipts { "on" } else { "off" }
+        if args.receipts { "on" } else { "off" },
+        args.delay
     );
     let mut last = SinkCounts::default();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -370,17 +379,29 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, id: u64) {
         closing: false,
     };
     let (mut rd, mut wr) = stream.split();
+    // With a delay: answers made at a read, and when they may be sent.
+    let delay = s.shared.config.delay;
+    let mut delayed: VecDeque<(tokio::time::Instant, BytesMut)> = VecDeque::new();
     loop {
-        if s.closing && out.is_empty() {
+        if s.closing && out.is_empty() && delayed.is_empty() {
             break;
         }
+        let next_due = delayed.front().map(|(due, _)| *due);
         tokio::select! {
             read = rd.read_buf(frames.read_space()), if !s.closing && out.len() < OUT_HIGH_WATER => {
                 match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                s.answer_all(&mut frames, &mut out);
+                if delay.is_zero() {
+                    s.answer_all(&mut frames, &mut out);
+                } else {
+                    let mut answers = BytesMut::new();
+                    s.answer_all(&mut frames, &mut answers);
+                    if !answers.is_empty() {
+                        delayed.push_back((tokio::time::Instant::now() + delay, answers));
+                    }
+                }
                 while let Ok(receipt) = routed.try_recv() {
                     s.push_deliver(receipt, &mut out);
                 }
@@ -394,6 +415,14 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, id: u64) {
             Some(receipt) = routed.recv(), if !s.closing => {
                 s.push_deliver(receipt, &mut out);
                 s.publish();
+            }
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)), if next_due.is_some() => {
+                let now = tokio::time::Instant::now();
+                while delayed.front().is_some_and(|(due, _)| *due <= now) {
+                    if let Some((_, answers)) = delayed.pop_front() {
+                        out.extend_from_slice(&answers);
+                    }
+                }
             }
         }
     }

@@ -159,9 +159,11 @@ pub async fn start(
 
 async fn serve(listener: TcpListener, hop: Arc<Hop>, limit: Arc<Semaphore>, mut stop: Stop) {
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = stop.changed() => return,
+            a = listener.accept() => a,
         };
         let (mut stream, peer) = match accepted {
             Ok(a) => a,
@@ -192,11 +194,14 @@ async fn serve(listener: TcpListener, hop: Arc<Hop>, limit: Arc<Semaphore>, mut 
         };
         let hop = hop.clone();
         let stop = stop.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = hop.shared.ctx.drain.session("smtp_hop");
         tokio::spawn(async move {
             hop.metrics.sessions.increment(1.0);
             session::run(Box::new(stream), peer, hop.clone(), stop).await;
             hop.metrics.sessions.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }

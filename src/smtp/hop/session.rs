@@ -98,6 +98,9 @@ enum Action {
     Quit,
     /// Too many errors: `421` and close.
     Close,
+    /// The gate drains and the sender is between transactions: `421 4.3.2`
+    /// and close.
+    ShutDown,
 }
 
 /// A reply owed to the sender, in command order.
@@ -157,6 +160,8 @@ struct Session {
     skipping: bool,
     turn: TurnRecord,
     stop: Stop,
+    /// Set once the gate drains: when the transaction in progress must be over.
+    draining: Option<Instant>,
 }
 
 /// Serve one sender until it quits, fails, or the gate stops.
@@ -179,6 +184,7 @@ pub async fn run(io: BoxIo, peer: SocketAddr, hop: Arc<Hop>, stop: Stop) {
         skipping: false,
         turn: TurnRecord::default(),
         stop,
+        draining: None,
     };
     let _ = s.serve().await;
     s.turn.hand_over(&s.hop.shared.ctx);
@@ -190,6 +196,10 @@ pub async fn run(io: BoxIo, peer: SocketAddr, hop: Arc<Hop>, stop: Stop) {
 
 impl Session {
     async fn serve(&mut self) -> Result<(), End> {
+        if *self.stop.borrow_and_update() {
+            // Accepted just as the gate began to stop: no session.
+            return self.shut_down().await;
+        }
         match Upstream::connect(&self.hop.next).await {
             Ok(up) => {
                 self.caps = up.caps;
@@ -236,6 +246,7 @@ impl Session {
                     self.flush().await?;
                     return Err(End::Done);
                 }
+                Action::ShutDown => return self.shut_down().await,
                 Action::Close => {
                     let h = self.hop.cfg.hostname.clone();
                     self.local(
@@ -272,25 +283,51 @@ impl Session {
         }
     }
 
+    /// `421 4.3.2 shutting down`, and the session ends.
+    async fn shut_down(&mut self) -> Result<(), End> {
+        let h = self.hop.cfg.hostname.clone();
+        self.local(421, format!("421 4.3.2 {h} shutting down\r\n"));
+        let _ = self.flush().await;
+        Err(End::Done)
+    }
+
+    /// Whether the gate drains and this session has no transaction in
+    /// progress (so it ends at its next command, or now if idle).
+    fn drained(&self) -> bool {
+        self.draining.is_some() && !self.txn.mail
+    }
+
     /// Read more from the sender within `limit`; `421` on timeout or stop.
+    /// When the gate drains, a transaction in progress (MAIL given) may go
+    /// on until `server.drain_timeout`; otherwise `421 4.3.2` at once.
     async fn read_more(&mut self, limit: Duration) -> Result<(), End> {
         if self.pos > 0 {
             self.inbuf.drain(..self.pos);
             self.pos = 0;
         }
         self.inbuf.reserve(8192);
-        let read = tokio::select! {
-            r = tokio::time::timeout(limit, self.io.read_buf(&mut self.inbuf)) => r,
-            _ = self.stop.changed() => {
-                let h = self.hop.cfg.hostname.clone();
-                self.local(421, format!("421 4.3.2 {h} shutting down\r\n"));
-                let _ = self.flush().await;
-                return Err(End::Done);
+        let read = loop {
+            if self.drained() {
+                return self.shut_down().await;
+            }
+            let limit = match self.draining {
+                Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
+                None => limit,
+            };
+            tokio::select! {
+                r = tokio::time::timeout(limit, self.io.read_buf(&mut self.inbuf)) => break r,
+                _ = self.stop.changed(), if self.draining.is_none() => {
+                    match self.hop.shared.ctx.drain.deadline() {
+                        Some(deadline) => self.draining = Some(deadline),
+                        None => return self.shut_down().await,
+                    }
+                }
             }
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => Err(End::Done),
             Ok(Ok(_)) => Ok(()),
+            Err(_) if self.draining.is_some() => self.shut_down().await,
             Err(_) => {
                 let h = self.hop.cfg.hostname.clone();
                 self.local(
@@ -322,6 +359,15 @@ impl Session {
             }
             let max = self.hop.cfg.max_line_length;
             match command::split_line(&self.inbuf[self.pos..], max) {
+                Line::Complete(n) if self.drained() && !is_quit(&self.inbuf[self.pos..][..n]) => {
+                    // Draining, between transactions: replies owed go out
+                    // first, then this command gets 421 (QUIT its 221).
+                    return Ok(if pending.is_empty() {
+                        Action::ShutDown
+                    } else {
+                        Action::Continue
+                    });
+                }
                 Line::Complete(n) => {
                     let start = self.pos;
                     self.pos += n;
@@ -1186,6 +1232,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[..3 - pad]);
     }
     Some(out)
+}
+
+/// Whether a command line is QUIT.
+fn is_quit(line: &[u8]) -> bool {
+    let verb = line
+        .split(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
+        .next();
+    verb.is_some_and(|v| v.eq_ignore_ascii_case(b"QUIT"))
 }
 
 #[cfg(test)]

@@ -163,9 +163,11 @@ pub async fn start(
 async fn serve(listener: TcpListener, service: Arc<PolicyService>, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(service.cfg.max_connections));
     loop {
+        // Stop first: once the drain began, nothing more is accepted.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = stop.changed() => return,
+            a = listener.accept() => a,
         };
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
             Ok(a) => a,
@@ -184,11 +186,14 @@ async fn serve(listener: TcpListener, service: Arc<PolicyService>, mut stop: Sto
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let stop = stop.clone();
+        // Counted until the session ends, so the drain can wait for it.
+        let open = service.smtp.ctx.drain.session("smtp_policy");
         tokio::spawn(async move {
             service.metrics.connections.increment(1.0);
             session::run(stream, peer, &service, stop).await;
             service.metrics.connections.decrement(1.0);
             drop(permit);
+            drop(open);
         });
     }
 }

@@ -1,6 +1,9 @@
 //! One Postfix connection: read requests, answer each in order, until Postfix
 //! closes, the connection idles past `idle_timeout`, a request is malformed,
-//! or the gate stops.
+//! or the gate stops. When the gate drains, a request in progress (partly
+//! read) is read to its end and answered before the connection closes (by
+//! `server.drain_timeout`); an idle connection closes at once, and Postfix
+//! opens a new one (to another gate) for its next request.
 //!
 //! Every request read in one turn of the loop (Postfix sends one at a time; a
 //! load generator may pipeline) is answered in order, with one clock reading
@@ -59,6 +62,10 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, svc: &PolicyService, m
     let mut last_rx = Instant::now();
     let sleep = tokio::time::sleep(idle);
     tokio::pin!(sleep);
+    // Set when the gate drains with a request partly read: when it must end.
+    let mut draining: Option<Instant> = None;
+    let drain_over = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(drain_over);
     // A stop that came between accept and here (`changed` waits for the next one).
     if *stop.borrow_and_update() {
         return;
@@ -78,7 +85,17 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, svc: &PolicyService, m
                 sleep.as_mut().reset(due.into());
                 continue;
             }
-            _ = stop.changed() => break End::Shutdown,
+            _ = stop.changed(), if draining.is_none() => {
+                match svc.smtp.ctx.drain.deadline() {
+                    Some(deadline) if !s.inbuf.is_empty() => {
+                        draining = Some(deadline);
+                        drain_over.as_mut().reset(deadline.into());
+                        continue;
+                    }
+                    _ => break End::Shutdown,
+                }
+            }
+            _ = &mut drain_over, if draining.is_some() => break End::Shutdown,
         };
         match read {
             Ok(0) => break End::Closed,
@@ -95,6 +112,9 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, svc: &PolicyService, m
         }
         if let Some(e) = bad {
             break End::Malformed(e);
+        }
+        if draining.is_some() && s.inbuf.is_empty() {
+            break End::Shutdown; // the request in progress is answered
         }
     };
     match end {
@@ -203,13 +223,26 @@ impl Session<'_> {
         }
         if done < self.out.len() {
             let rest = &self.out[done..];
-            tokio::select! {
-                r = tokio::time::timeout(self.svc.cfg.idle_timeout, stream.write_all(rest)) => match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(End::Io(e)),
-                    Err(_) => return Err(End::NotReading),
-                },
-                _ = stop.changed() => return Err(End::Shutdown),
+            let write = tokio::time::timeout(self.svc.cfg.idle_timeout, stream.write_all(rest));
+            tokio::pin!(write);
+            let mut stopping = false;
+            let r = loop {
+                tokio::select! {
+                    r = &mut write => break r,
+                    _ = stop.changed(), if !stopping => {
+                        // Draining: the answers already decided still go out
+                        // (bounded by idle_timeout); a plain stop drops them.
+                        if self.svc.smtp.ctx.drain.deadline().is_none() {
+                            return Err(End::Shutdown);
+                        }
+                        stopping = true;
+                    }
+                }
+            };
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) => return Err(End::NotReading),
             }
         }
         self.out.clear();
@@ -318,6 +351,7 @@ senders = ["tx.shop.example"]
             policy: crate::policy::Policy::default(),
             decisions: crate::observe::metrics::DecisionCounters::new(),
             audit: crate::observe::audit::Audit::start(None, false).unwrap(),
+            drain: Default::default(),
         };
         let policy = cfg.policy.clone().unwrap();
         PolicyService {
