@@ -150,6 +150,14 @@ impl RunningGate {
         report
     }
 
+    /// Stop at once, without the drain: sessions end where they are, then
+    /// [`RunningGate::stop`]. For tests whose peers are scripted and would
+    /// only make the drain wait out its deadline.
+    pub async fn halt(self) {
+        self.context.drain.halt();
+        self.stop().await;
+    }
+
     /// Stop what the drain left running (admin listener, sync, persister,
     /// demo sinks, emulator); the persister writes a last snapshot first.
     pub async fn stop(self) {

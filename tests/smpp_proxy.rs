@@ -714,7 +714,7 @@ async fn tls_listener_beside_plain_tcp() {
     // The TLS session outlives it (it is bound, the bind timer no longer applies).
     tls.enquire_link_works().await;
     tls.submit_ok(CONSENTED, "tls again").await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A request the SMSC never answers gets ESME_RSYSERR after
@@ -780,7 +780,7 @@ async fn response_timer_answers_once_and_drops_the_late_answer() {
     .await;
     smsc.quiet(Duration::from_millis(700), "the late deliver_sm_resp")
         .await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A bound sender silent past inactivity_timeout is unbound and disconnected,
@@ -822,7 +822,7 @@ async fn inactivity_timer_unbinds_a_silent_sender() {
     assert_eq!(unbinds, [1]);
     // The chatty one is still bound and works.
     chatty.submit_ok(CONSENTED, "still here").await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A connection that never binds is closed at bind_timeout, and enquire_link
@@ -872,7 +872,7 @@ async fn bind_timer_closes_connections_that_never_bind() {
         1,
         "only the bound session reached the SMSC"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// With an idle sender, the gate keeps the SMSC link alive with its own
@@ -929,7 +929,7 @@ async fn keepalive_probes_the_smsc_and_detects_a_dead_link() {
             .all(|p| matches!(p.command_id(), CommandId::EnquireLink | CommandId::Unbind)),
         "{rest:?}"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// window = 4 and an SMSC holding its answers: 50 pipelined submit_sm never
@@ -1035,7 +1035,7 @@ async fn window_applies_back_pressure_without_deadlock() {
             .await;
     };
     tokio::join!(smsc_side, sender_side);
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// The sender's sequence numbers collide with the gate's own on both legs:
@@ -1132,7 +1132,7 @@ async fn sequence_numbers_are_remapped_both_ways() {
     );
     s.quiet(Duration::from_millis(300), "everything answered once")
         .await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// From the SMSC: an MO deliver_sm, a data_sm and an alert_notification reach
@@ -1285,7 +1285,7 @@ async fn smsc_requests_and_query_cancel_replace_pass_through() {
         ),
         "the alert_notification is not answered by the gate or the sender"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// on_upstream_loss = "rebind": the SMSC drops the link; requests in flight
@@ -1349,7 +1349,7 @@ async fn rebind_after_upstream_loss_keeps_the_session() {
     assert_eq!((r.command_status, message_id(&r)), (0, "new1".to_string()));
     s.enquire_link_works().await;
     smsc.quiet(Duration::from_millis(200), "new link").await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A refusal made while the SMSC owes a response waits for it at most
@@ -1376,7 +1376,7 @@ async fn refusals_are_not_held_behind_a_slow_smsc() {
     smsc.send_pdu(&submit_resp(p.sequence_number, "late")).await;
     let r = s.response(held).await;
     assert_eq!((r.command_status, message_id(&r)), (0, "late".to_string()));
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// While the gate binds to the SMSC again, the sender is served: enquire_link
@@ -1437,7 +1437,7 @@ async fn the_sender_is_served_while_the_gate_rebinds() {
         .await;
     let r = s.response(c).await;
     assert_eq!((r.command_status, message_id(&r)), (0, "back1".to_string()));
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// Requests written in the same write right after the sender's unbind get
@@ -1471,7 +1471,7 @@ async fn requests_after_unbind_are_answered_not_forwarded() {
         .await;
     let texts = smsc.submitted_texts();
     assert_eq!(texts, ["before"], "the late submit never reached the SMSC");
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// max_sessions = 2: a third connection is closed at once (and never reaches
@@ -1528,7 +1528,7 @@ async fn connection_limit_refuses_the_third() {
     };
     d.submit_ok(CONSENTED, "d").await;
     b.submit_ok(CONSENTED, "b again").await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// The SMSC unbinds a bound session: it gets its unbind_resp (under its own
@@ -1584,7 +1584,7 @@ async fn smsc_unbind_is_answered_and_unbinds_the_sender() {
     smsc2.send_pdu(&submit_resp(p.sequence_number, "n1")).await;
     let r = again.response(seq).await;
     assert_eq!((r.command_status, message_id(&r)), (0, "n1".to_string()));
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// enquire_link from the SMSC is answered by the gate under the SMSC's own
@@ -1633,7 +1633,7 @@ async fn enquire_link_is_answered_by_the_gate_on_each_leg() {
     .await;
     s.quiet(Duration::from_millis(100), "nothing more for the sender")
         .await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// One account bound twice, as a transmitter and as a receiver: the gate
@@ -1740,7 +1740,7 @@ async fn transmitter_and_receiver_binds_get_links_of_their_own_kind() {
         .await;
     tx.quiet(Duration::from_millis(50), "the transmitter connection")
         .await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// An unconsented data_sm is answered by the gate with data_sm_resp 0x401
@@ -1775,7 +1775,7 @@ async fn unconsented_data_sm_is_refused_with_0x401_and_not_forwarded() {
     );
     smsc.quiet(Duration::from_millis(200), "only the consented data_sm")
         .await;
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// With no consent data at all the gate cannot decide a commercial message:
@@ -1828,7 +1828,7 @@ async fn without_consent_data_commercial_messages_get_0x58() {
         "only the informational one was forwarded"
     );
     assert!(smsc.of(CommandId::DataSm).is_empty());
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// max_data_age = "1s": a consented commercial submit passes while the data
@@ -1893,7 +1893,7 @@ async fn stale_consent_data_turns_commercial_messages_into_0x58() {
     want.push("fatura".into());
     assert_eq!(texts, want, "the deferred messages never reached the SMSC");
     assert!(smsc.of(CommandId::DataSm).is_empty());
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// The İYS TLVs (0x1400–0x1402) are for the gate: by default they are taken
@@ -1958,7 +1958,7 @@ async fn iys_tlvs_reach_the_smsc_only_with_strip_iys_tlvs_false() {
             let r = s.response(seq).await;
             assert_eq!(r.command_status, status::ESME_ROK, "{r:?}");
         }
-        g.gate.shutdown().await;
+        g.gate.halt().await;
     }
 }
 
@@ -2016,7 +2016,7 @@ async fn monitor_mode_forwards_the_unconsented_and_audits_it() {
         recipient.contains('*') && !recipient.contains("9999990"),
         "masked: {v}"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A sender that keeps sending but reads nothing: once a megabyte of answers
@@ -2075,7 +2075,7 @@ async fn a_sender_that_reads_nothing_is_held_back_then_cut_off() {
         .submit_ok(CONSENTED, "still served")
         .await;
     drop(smsc);
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// The inactivity timer counts whole PDUs: a sender that trickles a byte now
@@ -2116,7 +2116,7 @@ async fn a_sender_trickling_bytes_is_timed_out() {
         t > Duration::from_millis(700) && t < Duration::from_millis(2800),
         "unbound after {t:?}; inactivity_timeout is 800ms, the PDU would be whole at 3 s"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// Every refused part of a concatenated message is a refusal the sender sees,
@@ -2150,7 +2150,7 @@ async fn every_refused_part_of_a_concatenated_message_is_audited() {
         assert_eq!(v["reason"], "no_consent", "{v}");
     }
     assert!(smsc.of(CommandId::SubmitSm).is_empty(), "no part forwarded");
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// The parts of one concatenated message may travel over different binds of
@@ -2187,7 +2187,7 @@ async fn parts_on_another_session_of_the_account_get_the_first_parts_decision() 
     );
     let texts = smsc.submitted_texts();
     assert_eq!(texts, ["a new message: consent holds now"]);
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// A session decides each turn with the store's snapshot of that moment: a
@@ -2210,7 +2210,7 @@ async fn a_bound_session_decides_with_the_newest_snapshot() {
     assert_eq!(a.response(seq).await.command_status, 0x402, "withdrawn");
     let texts = smsc.submitted_texts();
     assert_eq!(texts, ["after the consent"]);
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }
 
 /// An SMSC that answers nothing and a sender that keeps submitting: past the
@@ -2249,5 +2249,5 @@ async fn requests_beyond_the_window_are_parked_only_up_to_a_bound() {
         4,
         "never more than the window"
     );
-    g.gate.shutdown().await;
+    g.gate.halt().await;
 }

@@ -92,6 +92,13 @@ impl Drain {
         true
     }
 
+    /// Stop the protocols without a drain: the signal flips with no
+    /// deadline, so every session ends at once (tests that do not exercise
+    /// the drain; a second stop signal cuts a drain short the same way).
+    pub fn halt(&self) {
+        self.inner.signal.send_replace(true);
+    }
+
     /// Whether the drain has begun (`/readyz` answers 503 from then on).
     pub fn is_draining(&self) -> bool {
         self.state().began.is_some()
