@@ -68,6 +68,7 @@ fn core() -> Core {
             policy: Policy::default(),
             decisions: DecisionCounters::new(),
             audit: Audit::start(None, false).unwrap(),
+            reports: Default::default(),
         },
         metrics: SipMetrics::new(),
         default_hop: Some("198.51.100.5:5060".parse().unwrap()),

@@ -46,6 +46,65 @@ pub struct Config {
     pub smtp: Option<crate::smtp::config::SmtpConfig>,
     /// The voice gate (SIP stateless proxy or redirect server).
     pub sip: Option<crate::sip::config::SipConfig>,
+    /// Daily reports (`iys-gate report`, `/v1/report`).
+    #[serde(default)]
+    pub reports: ReportsConfig,
+}
+
+/// `[reports]`: the daily counts by brand, channel, decision, reason and
+/// dealer (docs/compliance.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Directory of `reports.json`. Default: the directory of
+    /// `store.snapshot_path`; with neither, reports are kept in memory only
+    /// (lost at restart; the gate warns at start).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How often changed counts are written (and once at shutdown): a crash
+    /// loses at most this much. Default 60s; at least 1s.
+    #[serde(default = "default_reports_flush", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Days kept in the file (older ones are dropped when it is written).
+    /// Default 400; at least 1.
+    #[serde(default = "default_reports_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            state_dir: None,
+            flush_interval: default_reports_flush(),
+            retention_days: default_reports_retention(),
+        }
+    }
+}
+
+fn default_reports_flush() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_reports_retention() -> u32 {
+    400
+}
+
+impl Config {
+    /// Where the daily report file is: `reports.state_dir`, else beside the
+    /// snapshot file; `None`: in memory only.
+    pub fn reports_path(&self) -> Option<PathBuf> {
+        let dir = match &self.reports.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let snapshot = self.store.snapshot_path.as_ref()?;
+                match snapshot.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                }
+            }
+        };
+        Some(dir.join(crate::observe::report::FILE_NAME))
+    }
 }
 
 /// `[admin]`
@@ -369,14 +428,47 @@ pub struct WebhookConfig {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines file for refusals; none: audit records go to the log.
+    /// Each line carries `seq` and the previous line's SHA-256 (`prev`), a
+    /// chain `iys-gate audit verify` checks (docs/compliance.md).
     pub path: Option<PathBuf>,
     /// Write addresses in clear (off: masked, as KVKK asks).
     #[serde(default)]
     pub unmasked: bool,
+    /// Start a new file each day, Turkey time (UTC+3): the day's file is
+    /// renamed `path.YYYY-MM-DD` when the first record of the next day
+    /// comes. Default true.
+    #[serde(default = "default_true")]
+    pub rotate_daily: bool,
+    /// Delete rotated files older than this many days (checked at start and
+    /// at each rotation); 0 keeps every file. Default 0: deleting the
+    /// regulator's evidence is the operator's decision.
+    #[serde(default)]
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: None,
+            unmasked: false,
+            rotate_daily: true,
+            retention_days: 0,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// How the audit file is rotated and kept.
+    pub fn chain(&self) -> crate::observe::chain::ChainConfig {
+        crate::observe::chain::ChainConfig {
+            rotate_daily: self.rotate_daily,
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 /// Log format.
@@ -622,6 +714,18 @@ impl Config {
         self.validate_admin()?;
         if self.store.persist_interval < Duration::from_secs(1) {
             return Err(invalid("store.persist_interval", "must be at least 1s"));
+        }
+        if self.reports.flush_interval < Duration::from_secs(1) {
+            return Err(invalid("reports.flush_interval", "must be at least 1s"));
+        }
+        if self.reports.retention_days == 0 {
+            return Err(invalid("reports.retention_days", "must be at least 1"));
+        }
+        if self.audit.retention_days > 0 && !self.audit.rotate_daily {
+            return Err(invalid(
+                "audit.retention_days",
+                "needs audit.rotate_daily = true (retention deletes whole rotated days)",
+            ));
         }
         Ok(())
     }

@@ -142,7 +142,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
 
-    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx).await?;
+    let reports = open_reports(&config);
+    let mut tasks = start_admin(&config, &store, prometheus, &brands, &reports, &stop_rx).await?;
+    tasks.tasks.push(tokio::spawn(crate::observe::report::run(
+        reports.clone(),
+        config.reports.flush_interval,
+        stop_rx.clone(),
+    )));
     let admin_addr = tasks.addr("admin").context("admin listener")?;
     tasks.tasks.extend(start_sync(
         &config,
@@ -157,7 +163,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         store,
         policy: config.policy(),
         decisions: DecisionCounters::new(),
-        audit: Audit::start(config.audit.path.clone(), config.audit.unmasked)?,
+        audit: Audit::start_chained(
+            config.audit.path.clone(),
+            config.audit.unmasked,
+            config.audit.chain(),
+        )?,
+        reports,
     };
     let demo_sinks = start_demo_sinks(&mut config, &stop_rx, &mut tasks).await?;
     if let Some(smpp) = &config.smpp {
@@ -290,12 +301,26 @@ async fn load_store(
     Ok((store, persisted_version))
 }
 
+/// The daily report book, loaded from its file beside the snapshot.
+fn open_reports(config: &Config) -> crate::observe::report::ReportBook {
+    let path = config.reports_path();
+    match &path {
+        Some(p) => tracing::info!(file = %p.display(), "daily reports kept in"),
+        None => tracing::warn!("daily reports are kept in memory only (lost at restart): set store.snapshot_path or reports.state_dir"),
+    }
+    crate::observe::report::ReportBook::open(crate::observe::report::ReportConfig {
+        path,
+        retention_days: config.reports.retention_days,
+    })
+}
+
 /// The admin listener (`"admin"` in the result).
 async fn start_admin(
     config: &Config,
     store: &Arc<StoreHandle>,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     brands: &[Brand],
+    reports: &crate::observe::report::ReportBook,
     stop: &Stop,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
@@ -318,6 +343,7 @@ async fn start_admin(
         tokens: admin::auth::Tokens::new(&tokens),
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
+        reports: reports.clone(),
     });
     let tls = match &config.admin.tls {
         Some(t) => {

@@ -55,6 +55,8 @@ pub struct AdminState {
     pub metrics_open: bool,
     /// Where each `/v1/check` is written.
     pub access: access::AccessLog,
+    /// The daily counts `/v1/report` answers from.
+    pub reports: crate::observe::report::ReportBook,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

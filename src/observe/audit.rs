@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::chain::{ChainConfig, ChainWriter};
 use crate::consent::{mask_into, Brand, Channel};
 use crate::policy::Decision;
 
@@ -253,6 +254,9 @@ const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// Entries on their way to the writer thread.
 struct Queue {
     entries: Mutex<Vec<Entry>>,
+    /// Entries dropped since the writer last looked (it notes them in the
+    /// chain, so the trail says records are missing and how many).
+    dropped: std::sync::atomic::AtomicU64,
     /// The writer, woken when the queue stops being empty.
     writer: OnceLock<std::thread::Thread>,
 }
@@ -267,6 +271,11 @@ impl Queue {
         let offered = entries.len();
         q.extend(entries.take(room));
         drop(q);
+        let dropped = offered.saturating_sub(room);
+        if dropped > 0 {
+            self.dropped
+                .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         if was_empty {
             if let Some(w) = self.writer.get() {
                 w.unpark();
@@ -337,25 +346,27 @@ impl AuditBatch {
 }
 
 impl Audit {
-    /// Start the writer thread: to `path` (append) or to the log when `None`.
+    /// Start the writer thread: to `path` (append) or to the log when `None`;
+    /// the file is a hash chain rotated daily with no retention limit (see
+    /// [`Audit::start_chained`]).
     pub fn start(path: Option<PathBuf>, unmasked: bool) -> std::io::Result<Audit> {
-        let mut out: Box<dyn Write + Send> = match &path {
-            Some(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Box::new(std::io::BufWriter::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)?,
-                ))
-            }
-            None => Box::new(std::io::sink()),
+        Self::start_chained(path, unmasked, ChainConfig::default())
+    }
+
+    /// Start the writer thread: to `path`, a hash chain rotated and pruned
+    /// as `chain` says ([`crate::observe::chain`]), or to the log when `None`.
+    pub fn start_chained(
+        path: Option<PathBuf>,
+        unmasked: bool,
+        chain: ChainConfig,
+    ) -> std::io::Result<Audit> {
+        let mut out = match &path {
+            Some(p) => Some(ChainWriter::open(p, chain, SystemTime::now())?),
+            None => None,
         };
-        let to_log = path.is_none();
         let queue = Arc::new(Queue {
             entries: Mutex::new(Vec::new()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
             writer: OnceLock::new(),
         });
         let theirs = queue.clone();
@@ -369,30 +380,45 @@ impl Audit {
                     // Only this thread holds the queue: every gate is gone.
                     let last = Arc::strong_count(&queue) == 1;
                     queue.take(&mut batch);
-                    if batch.is_empty() {
+                    let dropped = queue.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if batch.is_empty() && dropped == 0 {
                         if last {
                             break;
                         }
                         std::thread::park_timeout(IDLE_CHECK);
                         continue;
                     }
-                    if to_log {
-                        // Formatted only when the log takes them.
-                        if tracing::enabled!(target: "iys_gate::audit", tracing::Level::INFO) {
-                            for entry in &batch {
-                                let r = entry.record(unmasked);
-                                tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
+                    match &mut out {
+                        None => {
+                            // Formatted only when the log takes them.
+                            if tracing::enabled!(target: "iys_gate::audit", tracing::Level::INFO) {
+                                for entry in &batch {
+                                    let r = entry.record(unmasked);
+                                    tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
+                                }
                             }
                         }
-                    } else {
-                        line.clear();
-                        for entry in &batch {
-                            entry.write_line(unmasked, &mut line, &mut formatting);
+                        Some(chain) => {
+                            for entry in &batch {
+                                line.clear();
+                                entry.write_line(unmasked, &mut line, &mut formatting);
+                                chain.append(entry.at, &line);
+                            }
+                            if dropped > 0 {
+                                // Said in the chain itself, so the gap is on record.
+                                let now = SystemTime::now();
+                                line.clear();
+                                let _ = writeln!(
+                                    line,
+                                    "{{\"ts\":\"{}\",\"event\":\"records_dropped\",\"count\":{dropped}}}",
+                                    humantime::format_rfc3339_millis(now)
+                                );
+                                chain.append(now, &line);
+                            }
+                            chain.flush();
                         }
-                        let _ = out.write_all(&line);
                     }
                     batch.clear();
-                    let _ = out.flush();
                     // Let entries gather: each wake-up costs the data path a
                     // futex call, so it should come once per batch, not per entry.
                     std::thread::sleep(GATHER);

@@ -318,6 +318,7 @@ senders = ["tx.shop.example"]
             policy: crate::policy::Policy::default(),
             decisions: crate::observe::metrics::DecisionCounters::new(),
             audit: crate::observe::audit::Audit::start(None, false).unwrap(),
+            reports: Default::default(),
         };
         let policy = cfg.policy.clone().unwrap();
         PolicyService {
