@@ -121,9 +121,12 @@ impl Setup {
     }
 }
 
-/// Bind as `acme` and send each (destination, class, dealer); returns the
-/// command_status of each answer.
-async fn send(gate: &RunningGate, messages: &[(&str, &[u8], Option<&[u8]>)]) -> Vec<u32> {
+/// One SMS: destination, `iys_message_type`, dealer.
+type Sms<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+/// Bind as `acme` and send each message; returns the command_status of each
+/// answer.
+async fn send(gate: &RunningGate, messages: &[Sms<'_>]) -> Vec<u32> {
     let mut s = TcpStream::connect(gate.smpp_addr.unwrap()).await.unwrap();
     let mut buf = BytesMut::new();
     let bind = Bind {
