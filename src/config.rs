@@ -294,6 +294,25 @@ pub struct StoreConfig {
     /// How often a changed snapshot is written.
     #[serde(default = "default_persist_interval", with = "humantime_serde")]
     pub persist_interval: Duration,
+    /// Export rows (and snapshot-file brands) of brands not in `[[brands]]`:
+    /// `skip` (default: nothing keeps them current, so the gate does not
+    /// answer from them; counted in
+    /// `iys_gate_bootstrap_rows_skipped_total{reason="unfollowed_brand"}`
+    /// and logged) or `load` (answered from the export as it was). Without
+    /// any `[[brands]]` every brand is loaded.
+    #[serde(default)]
+    pub unfollowed_brands: UnfollowedBrands,
+}
+
+/// What bootstrap does with brands the config does not follow.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnfollowedBrands {
+    /// Leave them out (counted and logged).
+    #[default]
+    Skip,
+    /// Load them; nothing keeps them current.
+    Load,
 }
 
 impl Default for StoreConfig {
@@ -303,6 +322,7 @@ impl Default for StoreConfig {
             bootstrap_csv: Vec::new(),
             bad_rows: BadRows::default(),
             persist_interval: default_persist_interval(),
+            unfollowed_brands: UnfollowedBrands::default(),
         }
     }
 }

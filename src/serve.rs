@@ -270,10 +270,17 @@ async fn load_store(
     let csv: Vec<std::path::PathBuf> = config.store.bootstrap_csv.clone();
     let bootstrap_brands = brands.to_vec();
     let bad_rows = config.store.bad_rows;
+    let unfollowed = config.store.unfollowed_brands;
     let path = snapshot_path.clone();
     let (mut snapshot, origin) = tokio::task::spawn_blocking(move || {
         let csv: Vec<&Path> = csv.iter().map(|p| p.as_path()).collect();
-        bootstrap::initial(path.as_deref(), &csv, &bootstrap_brands, bad_rows)
+        bootstrap::initial(
+            path.as_deref(),
+            &csv,
+            &bootstrap_brands,
+            bad_rows,
+            unfollowed,
+        )
     })
     .await??;
     if origin == bootstrap::Origin::Empty {

@@ -435,3 +435,71 @@ fn a_missing_file_in_the_middle_of_the_chain_is_found() {
         text(&out)
     );
 }
+
+/// A gate with an export holding a followed and an unfollowed brand.
+async fn gate_with_two_brands(dir: &Path, unfollowed: &str) -> RunningGate {
+    let csv = dir.join("export.csv");
+    std::fs::write(
+        &csv,
+        "iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n\
+         700001,100001,+905321111111,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n\
+         700002,1,+905321111111,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n\
+         700002,1,+905322222222,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.tokens]]\nname = \"noc\"\ntoken = \"{READ_TOKEN}\"\nrole = \"read\"\n\
+         [store]\nbootstrap_csv = [{:?}]\n{unfollowed}\n[policy]\nmax_data_age = \"0s\"\n\
+         [[brands]]\niys_code = 700001\nbrand_code = 100001\n",
+        p(&csv)
+    );
+    iys_gate::serve::start(Config::from_toml(&text, "test").unwrap())
+        .await
+        .unwrap()
+}
+
+async fn check_reason(gate: &RunningGate, iys: u32, brand: u32) -> String {
+    let (status, body) = get(
+        gate,
+        &format!(
+            "/v1/check?iys_code={iys}&brand_code={brand}&channel=MESAJ&recipient=905321111111"
+        ),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["reason"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brands_the_config_does_not_follow_are_not_answered_from_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = gate_with_two_brands(dir.path(), "").await;
+    assert_eq!(check_reason(&gate, 700001, 100001).await, "consent");
+    // Its rows were left out: the brand is unknown to the gate.
+    assert_eq!(check_reason(&gate, 700002, 1).await, "unknown_brand");
+    let metrics = reqwest::get(format!("http://{}/metrics", gate.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("iys_gate_bootstrap_rows_skipped_total{reason=\"unfollowed_brand\"}")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no unfollowed_brand series: {metrics}"));
+    // Process-wide; only this test's gates load rows of unfollowed brands,
+    // and the one with `load` below starts after this read.
+    assert_eq!(skipped, 2.0, "{metrics}");
+    gate.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let gate = gate_with_two_brands(dir.path(), "unfollowed_brands = \"load\"").await;
+    assert_eq!(check_reason(&gate, 700002, 1).await, "consent");
+    gate.shutdown().await;
+}
