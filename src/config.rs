@@ -1003,6 +1003,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("brands"), "{e}");
+        for (text, key) in [
+            (
+                "[reports]\nflush_interval = \"0s\"\n",
+                "reports.flush_interval",
+            ),
+            ("[reports]\nretention_days = 0\n", "reports.retention_days"),
+            (
+                "[audit]\nrotate_daily = false\nretention_days = 7\n",
+                "audit.retention_days",
+            ),
+            (
+                "[store]\nunfollowed_brands = \"keep\"\n",
+                "unfollowed_brands",
+            ),
+        ] {
+            let e = Config::from_toml(text, "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
         let e = Config::from_toml("[policy]\nmax_data_age = \"soon\"\n", "t")
             .unwrap_err()
             .to_string();
