@@ -61,6 +61,16 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mut reports = ReportTally::default();
+    // The turn's tally alone, emptied into a book that keeps nothing.
+    let nothing = ReportBook::default();
+    group.bench_function("report_tally_only", |b| {
+        b.iter(|| {
+            for d in black_box(&turn) {
+                reports.record(now, one_brand[0], Channel::Mesaj, None, d);
+            }
+            nothing.add(&mut reports);
+        })
+    });
     for (name, brands, dealers) in [
         ("with_reports_one_brand", &one_brand[..], false),
         ("with_reports_8_brands_dealers", &brands[..], true),

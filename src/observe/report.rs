@@ -12,12 +12,13 @@
 //! `/v1/check` lookups are not traffic and are not counted here (they are
 //! in `iys_gate_decisions_total{source="check_api"}`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::day::Day;
@@ -42,6 +43,9 @@ struct Key {
 #[derive(Debug, Default)]
 pub struct ReportTally {
     counts: Vec<(Key, u64)>,
+    /// The day of the last time seen: a turn's decisions share one clock
+    /// reading, so the day is worked out once per turn, not per message.
+    day_of: Option<(SystemTime, Day)>,
 }
 
 impl ReportTally {
@@ -56,8 +60,16 @@ impl ReportTally {
         dealer: Option<u32>,
         d: &Decision,
     ) {
+        let day = match self.day_of {
+            Some((t, day)) if t == at => day,
+            _ => {
+                let day = Day::of(at);
+                self.day_of = Some((at, day));
+                day
+            }
+        };
         let key = Key {
-            day: Day::of(at),
+            day,
             brand,
             channel: channel.index() as u8,
             reason: d.reason.index() as u8,
@@ -166,7 +178,7 @@ impl ReportBook {
     /// that cannot be read is moved aside (`reports.json.unreadable`) and
     /// the book starts empty, so the gate still starts; the error is logged.
     pub fn open(cfg: ReportConfig) -> ReportBook {
-        let mut counts = HashMap::new();
+        let mut counts = HashMap::default();
         if let Some(path) = cfg.path.as_deref().filter(|p| p.exists()) {
             match read_file(path) {
                 Ok(c) => counts = c,
@@ -267,7 +279,7 @@ fn read_file(path: &Path) -> Result<HashMap<Key, u64>, String> {
             file.format
         ));
     }
-    let mut counts = HashMap::new();
+    let mut counts = HashMap::default();
     for (date, rows) in &file.days {
         let day = Day::parse(date)?;
         for (i, r) in rows.iter().enumerate() {
