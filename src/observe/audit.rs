@@ -477,6 +477,43 @@ mod tests {
     }
 
     #[test]
+    fn records_dropped_for_a_full_queue_are_noted_in_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::start(Some(path.clone()), false).unwrap();
+        let queue = audit.queue.clone().unwrap();
+        // As `Queue::push` counts entries that found no room.
+        queue
+            .dropped
+            .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        let mut batch = AuditBatch::new();
+        let mut e = entry("905321234567", Some("acme"));
+        // Today, like the marker: an older day would rotate the file between them.
+        e.at = SystemTime::now();
+        batch.entries.push(e);
+        audit.submit(&mut batch);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() >= 2 {
+                break text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["reason"], "no_consent");
+        assert_eq!(lines[1]["event"], "records_dropped");
+        assert_eq!(lines[1]["count"], 5);
+        assert_eq!(lines[1]["seq"], 2);
+        let v = super::super::chain::verify(&[path]).unwrap();
+        assert_eq!((v.first_seq, v.last_seq), (1, 2));
+    }
+
+    #[test]
     fn the_written_line_is_the_record_as_json() {
         let long = format!("{}@example.com", "a\"b".repeat(40));
         // One formatter for all, as the writer thread keeps it: what it
