@@ -69,6 +69,7 @@ fn core() -> Core {
             decisions: DecisionCounters::new(),
             audit: Audit::start(None, false).unwrap(),
             drain: Default::default(),
+            reports: Default::default(),
         },
         metrics: SipMetrics::new(),
         default_hop: Some("198.51.100.5:5060".parse().unwrap()),

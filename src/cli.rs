@@ -53,6 +53,11 @@ pub enum Command {
     SmtpLoad(Box<crate::smtp::tools::load::LoadArgs>),
     /// Postfix policy load generator (with --serve-dunno: a trivial always-DUNNO policy server).
     SmtpPolicyLoad(Box<crate::smtp::tools::policy_load::PolicyLoadArgs>),
+    /// The audit trail: check its hash chain.
+    #[command(subcommand)]
+    Audit(crate::observe::tools::AuditCommand),
+    /// A day's decisions by brand, channel, decision, reason and dealer.
+    Report(crate::observe::tools::ReportArgs),
 }
 
 /// `serve` options.
@@ -192,6 +197,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),
+        Command::Audit(cmd) => crate::observe::tools::audit(cmd),
+        Command::Report(args) => crate::observe::tools::report(args),
     }
 }
 

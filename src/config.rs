@@ -49,6 +49,9 @@ pub struct Config {
     /// The process: how it drains on SIGTERM.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Daily reports (`iys-gate report`, `/v1/report`).
+    #[serde(default)]
+    pub reports: ReportsConfig,
 }
 
 /// `[server]`
@@ -77,8 +80,64 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[reports]`: the daily counts by brand, channel, decision, reason and
+/// dealer (docs/compliance.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Directory of `reports.json`. Default: the directory of
+    /// `store.snapshot_path`; with neither, reports are kept in memory only
+    /// (lost at restart; the gate warns at start).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How often changed counts are written (and once at shutdown): a crash
+    /// loses at most this much. Default 60s; at least 1s.
+    #[serde(default = "default_reports_flush", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Days kept in the file (older ones are dropped when it is written).
+    /// Default 400; at least 1.
+    #[serde(default = "default_reports_retention")]
+    pub retention_days: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            state_dir: None,
+            flush_interval: default_reports_flush(),
+            retention_days: default_reports_retention(),
+        }
+    }
+}
+
 fn default_drain_timeout() -> Duration {
     Duration::from_secs(15)
+}
+
+fn default_reports_flush() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_reports_retention() -> u32 {
+    400
+}
+
+impl Config {
+    /// Where the daily report file is: `reports.state_dir`, else beside the
+    /// snapshot file; `None`: in memory only.
+    pub fn reports_path(&self) -> Option<PathBuf> {
+        let dir = match &self.reports.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let snapshot = self.store.snapshot_path.as_ref()?;
+                match snapshot.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                }
+            }
+        };
+        Some(dir.join(crate::observe::report::FILE_NAME))
+    }
 }
 
 /// `[admin]`
@@ -274,6 +333,25 @@ pub struct StoreConfig {
     /// How often a changed snapshot is written.
     #[serde(default = "default_persist_interval", with = "humantime_serde")]
     pub persist_interval: Duration,
+    /// Export rows (and snapshot-file brands) of brands not in `[[brands]]`:
+    /// `skip` (default: nothing keeps them current, so the gate does not
+    /// answer from them; counted in
+    /// `iys_gate_bootstrap_rows_skipped_total{reason="unfollowed_brand"}`
+    /// and logged) or `load` (answered from the export as it was). Without
+    /// any `[[brands]]` every brand is loaded.
+    #[serde(default)]
+    pub unfollowed_brands: UnfollowedBrands,
+}
+
+/// What bootstrap does with brands the config does not follow.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnfollowedBrands {
+    /// Leave them out (counted and logged).
+    #[default]
+    Skip,
+    /// Load them; nothing keeps them current.
+    Load,
 }
 
 impl Default for StoreConfig {
@@ -283,6 +361,7 @@ impl Default for StoreConfig {
             bootstrap_csv: Vec::new(),
             bad_rows: BadRows::default(),
             persist_interval: default_persist_interval(),
+            unfollowed_brands: UnfollowedBrands::default(),
         }
     }
 }
@@ -408,14 +487,47 @@ pub struct WebhookConfig {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines file for refusals; none: audit records go to the log.
+    /// Each line carries `seq` and the previous line's SHA-256 (`prev`), a
+    /// chain `iys-gate audit verify` checks (docs/compliance.md).
     pub path: Option<PathBuf>,
     /// Write addresses in clear (off: masked, as KVKK asks).
     #[serde(default)]
     pub unmasked: bool,
+    /// Start a new file each day, Turkey time (UTC+3): the day's file is
+    /// renamed `path.YYYY-MM-DD` when the first record of the next day
+    /// comes. Default true.
+    #[serde(default = "default_true")]
+    pub rotate_daily: bool,
+    /// Delete rotated files older than this many days (checked at start and
+    /// at each rotation); 0 keeps every file. Default 0: deleting the
+    /// regulator's evidence is the operator's decision.
+    #[serde(default)]
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: None,
+            unmasked: false,
+            rotate_daily: true,
+            retention_days: 0,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// How the audit file is rotated and kept.
+    pub fn chain(&self) -> crate::observe::chain::ChainConfig {
+        crate::observe::chain::ChainConfig {
+            rotate_daily: self.rotate_daily,
+            retention_days: self.retention_days,
+        }
+    }
 }
 
 /// Log format.
@@ -666,6 +778,18 @@ impl Config {
             .contains(&self.server.drain_timeout)
         {
             return Err(invalid("server.drain_timeout", "must be between 1s and 1h"));
+        }
+        if self.reports.flush_interval < Duration::from_secs(1) {
+            return Err(invalid("reports.flush_interval", "must be at least 1s"));
+        }
+        if self.reports.retention_days == 0 {
+            return Err(invalid("reports.retention_days", "must be at least 1"));
+        }
+        if self.audit.retention_days > 0 && !self.audit.rotate_daily {
+            return Err(invalid(
+                "audit.retention_days",
+                "needs audit.rotate_daily = true (retention deletes whole rotated days)",
+            ));
         }
         Ok(())
     }
@@ -923,6 +1047,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("brands"), "{e}");
+        for (text, key) in [
+            (
+                "[reports]\nflush_interval = \"0s\"\n",
+                "reports.flush_interval",
+            ),
+            ("[reports]\nretention_days = 0\n", "reports.retention_days"),
+            (
+                "[audit]\nrotate_daily = false\nretention_days = 7\n",
+                "audit.retention_days",
+            ),
+            (
+                "[store]\nunfollowed_brands = \"keep\"\n",
+                "unfollowed_brands",
+            ),
+        ] {
+            let e = Config::from_toml(text, "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
         let e = Config::from_toml("[policy]\nmax_data_age = \"soon\"\n", "t")
             .unwrap_err()
             .to_string();

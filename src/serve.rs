@@ -212,16 +212,25 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
 
     let recent = crate::observe::recent::RecentRefusals::default();
+    let reports = open_reports(&config);
     let mut tasks = start_admin(
         &config,
         &store,
         prometheus,
         &brands,
+        AdminExtras {
+            recent: recent.clone(),
+            drain: drain.clone(),
+            reports: reports.clone(),
+        },
         &stop_rx,
-        recent.clone(),
-        &drain,
     )
     .await?;
+    tasks.tasks.push(tokio::spawn(crate::observe::report::run(
+        reports.clone(),
+        config.reports.flush_interval,
+        stop_rx.clone(),
+    )));
     let admin_addr = tasks.addr("admin").context("admin listener")?;
     tasks.tasks.extend(start_sync(
         &config,
@@ -236,8 +245,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         store,
         policy: config.policy(),
         decisions: DecisionCounters::new(),
-        audit: Audit::start_with_recent(config.audit.path.clone(), config.audit.unmasked, recent)?,
+        audit: Audit::start_with(
+            config.audit.path.clone(),
+            config.audit.unmasked,
+            config.audit.chain(),
+            recent,
+        )?,
         drain,
+        reports,
     };
     let demo_sinks = start_demo_sinks(&mut config, &stop_rx, &mut tasks).await?;
     if let Some(smpp) = &config.smpp {
@@ -340,10 +355,17 @@ async fn load_store(
     let csv: Vec<std::path::PathBuf> = config.store.bootstrap_csv.clone();
     let bootstrap_brands = brands.to_vec();
     let bad_rows = config.store.bad_rows;
+    let unfollowed = config.store.unfollowed_brands;
     let path = snapshot_path.clone();
     let (mut snapshot, origin) = tokio::task::spawn_blocking(move || {
         let csv: Vec<&Path> = csv.iter().map(|p| p.as_path()).collect();
-        bootstrap::initial(path.as_deref(), &csv, &bootstrap_brands, bad_rows)
+        bootstrap::initial(
+            path.as_deref(),
+            &csv,
+            &bootstrap_brands,
+            bad_rows,
+            unfollowed,
+        )
     })
     .await??;
     if origin == bootstrap::Origin::Empty {
@@ -371,15 +393,35 @@ async fn load_store(
     Ok((store, persisted_version))
 }
 
+/// The daily report book, loaded from its file beside the snapshot.
+fn open_reports(config: &Config) -> crate::observe::report::ReportBook {
+    let path = config.reports_path();
+    match &path {
+        Some(p) => tracing::info!(file = %p.display(), "daily reports kept in"),
+        None => tracing::warn!("daily reports are kept in memory only (lost at restart): set store.snapshot_path or reports.state_dir"),
+    }
+    crate::observe::report::ReportBook::open(crate::observe::report::ReportConfig {
+        path,
+        retention_days: config.reports.retention_days,
+    })
+}
+
 /// The admin listener (`"admin"` in the result).
+/// What the admin API shares with the rest of the gate, beyond the store:
+/// the console's latest refusals, the drain (`/readyz`), the daily reports.
+struct AdminExtras {
+    recent: crate::observe::recent::RecentRefusals,
+    drain: Drain,
+    reports: crate::observe::report::ReportBook,
+}
+
 async fn start_admin(
     config: &Config,
     store: &Arc<StoreHandle>,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     brands: &[Brand],
+    extras: AdminExtras,
     stop: &Stop,
-    recent: crate::observe::recent::RecentRefusals,
-    drain: &Drain,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
         .await
@@ -401,9 +443,10 @@ async fn start_admin(
         tokens: admin::auth::Tokens::new(&tokens),
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
-        console: admin::console::ConsoleState::new(recent),
+        console: admin::console::ConsoleState::new(extras.recent),
         console_enabled: config.admin.console,
-        drain: drain.clone(),
+        drain: extras.drain,
+        reports: extras.reports,
     });
     let tls = match &config.admin.tls {
         Some(t) => {

@@ -66,6 +66,8 @@ pub struct AdminState {
     pub console_enabled: bool,
     /// The graceful drain: `/readyz` answers 503 once it has begun.
     pub drain: crate::gate::drain::Drain,
+    /// The daily counts `/v1/report` answers from.
+    pub reports: crate::observe::report::ReportBook,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

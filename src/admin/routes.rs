@@ -44,6 +44,7 @@ pub async fn handle(
         "/v1/sessions" => "/v1/sessions",
         "/v1/refusals" => "/v1/refusals",
         p if super::console::is_asset(p) => "console",
+        "/v1/report" => "/v1/report",
         _ => "other",
     };
     let response = route(state, req, &path, peer).await;
@@ -109,7 +110,12 @@ async fn route(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed on this path",
         ),
-        (_, "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook") => {
+        (&Method::GET, "/v1/report") => report_access(state, &req, peer),
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook"
+            | "/v1/report",
+        ) => {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed on this path",
@@ -117,7 +123,7 @@ async fn route(
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/webhook",
+            "no such path: try /metrics, /healthz, /readyz, /v1/check, /v1/status, /v1/report, /v1/webhook",
         ),
     }
 }
@@ -547,4 +553,55 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /v1/report?date=YYYY-MM-DD` (role read): the day's counts by brand,
+/// channel, decision, reason and dealer (Turkey time); 404 when nothing was
+/// counted that day. Written to the access log (who read reports).
+fn report_access(
+    state: &AdminState,
+    req: &Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    let (response, token) = match authorize(state, req.headers(), Role::Read, "/v1/report") {
+        Err(d) => {
+            let name = match &d {
+                Denied::Forbidden(name, _) => Some(name.clone()),
+                Denied::Unauthorized(_) => None,
+            };
+            (d.response(), name)
+        }
+        Ok(token) => (
+            report(state, req.uri().query().unwrap_or("")),
+            Some(token.name.clone()),
+        ),
+    };
+    let mut record = AccessRecord::now("/v1/report", response.status().as_u16());
+    record.token = token;
+    record.peer = peer.map(|p| p.ip().to_string());
+    state.access.write(&record);
+    response
+}
+
+fn report(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    let date = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "date")
+        .map(|(_, v)| v.trim().to_string());
+    let Some(date) = date else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "date is required: /v1/report?date=YYYY-MM-DD (Turkey time)",
+        );
+    };
+    let day = match crate::observe::day::Day::parse(&date) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("date: {e}")),
+    };
+    match state.reports.day(day) {
+        Some(r) => json_response(StatusCode::OK, json!(r)),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no decisions counted on {day} (Turkey time)"),
+        ),
+    }
 }

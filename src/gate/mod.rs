@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use crate::consent::{Brand, ConsentTime, MessageClass};
 use crate::observe::audit::{Audit, AuditBatch};
 use crate::observe::metrics::{DecisionCounters, DecisionTally};
+use crate::observe::report::{ReportBook, ReportTally};
 use crate::policy::Policy;
 use crate::sync::StoreHandle;
 
@@ -32,6 +33,9 @@ pub struct GateContext {
     pub audit: Audit,
     /// The graceful drain: its deadline and the sessions still open.
     pub drain: drain::Drain,
+    /// Daily counts by brand, channel, reason and dealer (`iys-gate
+    /// report`, `/v1/report`); `ReportBook::default()` counts nothing.
+    pub reports: ReportBook,
 }
 
 /// Flips to `true` when the gate stops; every listener and session watches it.
@@ -70,6 +74,8 @@ pub struct TurnRecord {
     pub audit: AuditBatch,
     /// Decisions, for `iys_gate_decisions_total`.
     pub decisions: DecisionTally,
+    /// Decisions by brand and dealer, for the daily reports.
+    pub reports: ReportTally,
 }
 
 impl TurnRecord {
@@ -105,6 +111,7 @@ impl TurnRecord {
     pub fn hand_over(&mut self, ctx: &GateContext) {
         ctx.decisions.add(&mut self.decisions);
         ctx.audit.submit(&mut self.audit);
+        ctx.reports.add(&mut self.reports);
     }
 }
 

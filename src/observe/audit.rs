@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::chain::{ChainConfig, ChainWriter};
 use super::recent::RecentRefusals;
 use crate::consent::{mask_into, Brand, Channel};
 use crate::policy::Decision;
@@ -260,6 +261,9 @@ const IDLE_CHECK: Duration = Duration::from_millis(200);
 /// Entries on their way to the writer thread.
 struct Queue {
     entries: Mutex<Vec<Entry>>,
+    /// Entries dropped since the writer last looked (it notes them in the
+    /// chain, so the trail says records are missing and how many).
+    dropped: std::sync::atomic::AtomicU64,
     /// The writer, woken when the queue stops being empty.
     writer: OnceLock<std::thread::Thread>,
 }
@@ -274,6 +278,11 @@ impl Queue {
         let offered = entries.len();
         q.extend(entries.take(room));
         drop(q);
+        let dropped = offered.saturating_sub(room);
+        if dropped > 0 {
+            self.dropped
+                .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         if was_empty {
             if let Some(w) = self.writer.get() {
                 w.unpark();
@@ -344,35 +353,35 @@ impl AuditBatch {
 }
 
 impl Audit {
-    /// Start the writer thread: to `path` (append) or to the log when `None`.
+    /// Start the writer thread: to `path` (append) or to the log when `None`;
+    /// the file is a hash chain rotated daily with no retention limit (see
+    /// [`Audit::start_with`]).
     pub fn start(path: Option<PathBuf>, unmasked: bool) -> std::io::Result<Audit> {
-        Self::start_with_recent(path, unmasked, RecentRefusals::new(0))
+        Self::start_with(
+            path,
+            unmasked,
+            ChainConfig::default(),
+            RecentRefusals::new(0),
+        )
     }
 
-    /// As [`Audit::start`], and the writer also keeps the latest refusals
-    /// (masked) in `recent`, for the web console.
-    pub fn start_with_recent(
+    /// Start the writer thread: to `path`, a hash chain rotated and pruned
+    /// as `chain` says ([`crate::observe::chain`]), or to the log when `None`;
+    /// the writer also keeps the latest refusals (masked) in `recent`, for
+    /// the web console.
+    pub fn start_with(
         path: Option<PathBuf>,
         unmasked: bool,
+        chain: ChainConfig,
         recent: RecentRefusals,
     ) -> std::io::Result<Audit> {
-        let mut out: Box<dyn Write + Send> = match &path {
-            Some(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                Box::new(std::io::BufWriter::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)?,
-                ))
-            }
-            None => Box::new(std::io::sink()),
+        let mut out = match &path {
+            Some(p) => Some(ChainWriter::open(p, chain, SystemTime::now())?),
+            None => None,
         };
-        let to_log = path.is_none();
         let queue = Arc::new(Queue {
             entries: Mutex::new(Vec::new()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
             writer: OnceLock::new(),
         });
         let theirs = queue.clone();
@@ -386,32 +395,47 @@ impl Audit {
                     // Only this thread holds the queue: every gate is gone.
                     let last = Arc::strong_count(&queue) == 1;
                     queue.take(&mut batch);
-                    if batch.is_empty() {
+                    let dropped = queue.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if batch.is_empty() && dropped == 0 {
                         if last {
                             break;
                         }
                         std::thread::park_timeout(IDLE_CHECK);
                         continue;
                     }
-                    if to_log {
-                        // Formatted only when the log takes them.
-                        if tracing::enabled!(target: "iys_gate::audit", tracing::Level::INFO) {
-                            for entry in &batch {
-                                let r = entry.record(unmasked);
-                                tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
+                    match &mut out {
+                        None => {
+                            // Formatted only when the log takes them.
+                            if tracing::enabled!(target: "iys_gate::audit", tracing::Level::INFO) {
+                                for entry in &batch {
+                                    let r = entry.record(unmasked);
+                                    tracing::info!(target: "iys_gate::audit", protocol = r.protocol, channel = %r.channel, brand = %r.brand, recipient = %r.recipient, decision = r.decision, reason = r.reason, monitor = r.monitor, snapshot = r.snapshot_version, "refusal");
+                                }
                             }
                         }
-                    } else {
-                        line.clear();
-                        for entry in &batch {
-                            entry.write_line(unmasked, &mut line, &mut formatting);
+                        Some(chain) => {
+                            for entry in &batch {
+                                line.clear();
+                                entry.write_line(unmasked, &mut line, &mut formatting);
+                                chain.append(entry.at, &line);
+                            }
+                            if dropped > 0 {
+                                // Said in the chain itself, so the gap is on record.
+                                let now = SystemTime::now();
+                                line.clear();
+                                let _ = writeln!(
+                                    line,
+                                    "{{\"ts\":\"{}\",\"event\":\"records_dropped\",\"count\":{dropped}}}",
+                                    humantime::format_rfc3339_millis(now)
+                                );
+                                chain.append(now, &line);
+                            }
+                            chain.flush();
                         }
-                        let _ = out.write_all(&line);
                     }
                     let keep = batch.len().min(recent.capacity());
                     recent.record(batch.len(), &batch[batch.len() - keep..]);
                     batch.clear();
-                    let _ = out.flush();
                     // Let entries gather: each wake-up costs the data path a
                     // futex call, so it should come once per batch, not per entry.
                     std::thread::sleep(GATHER);
@@ -467,6 +491,43 @@ mod tests {
             snapshot_version: 42,
             account: account.map(Text::new),
         }
+    }
+
+    #[test]
+    fn records_dropped_for_a_full_queue_are_noted_in_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::start(Some(path.clone()), false).unwrap();
+        let queue = audit.queue.clone().unwrap();
+        // As `Queue::push` counts entries that found no room.
+        queue
+            .dropped
+            .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        let mut batch = AuditBatch::new();
+        let mut e = entry("905321234567", Some("acme"));
+        // Today, like the marker: an older day would rotate the file between them.
+        e.at = SystemTime::now();
+        batch.entries.push(e);
+        audit.submit(&mut batch);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().count() >= 2 {
+                break text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["reason"], "no_consent");
+        assert_eq!(lines[1]["event"], "records_dropped");
+        assert_eq!(lines[1]["count"], 5);
+        assert_eq!(lines[1]["seq"], 2);
+        let v = super::super::chain::verify(&[path]).unwrap();
+        assert_eq!((v.first_seq, v.last_seq), (1, 2));
     }
 
     #[test]

@@ -73,6 +73,10 @@ fn describe() {
         "iys_gate_audit_dropped_total",
         "Audit records dropped because the writer fell behind"
     );
+    describe_counter!(
+        "iys_gate_bootstrap_rows_skipped_total",
+        "Bootstrap rows left out by reason: bad_row (store.bad_rows = skip), unfollowed_brand (a brand not in [[brands]]; for a snapshot file, its tuples)"
+    );
 }
 
 /// Pre-registered decision counters, one per (channel, reason), for one

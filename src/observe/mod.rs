@@ -2,8 +2,12 @@
 //! trail of refusals, and its log.
 
 pub mod audit;
+pub mod chain;
+pub mod day;
 pub mod metrics;
 pub mod recent;
+pub mod report;
+pub mod tools;
 
 use crate::config::LogFormat;
 

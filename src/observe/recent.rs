@@ -155,7 +155,7 @@ mod tests {
     fn the_audit_writer_keeps_the_newest_masked_and_counts_all() {
         let recent = RecentRefusals::new(3);
         // Unmasked audit file: the ring still masks.
-        let audit = Audit::start_with_recent(None, true, recent.clone()).unwrap();
+        let audit = Audit::start_with(None, true, Default::default(), recent.clone()).unwrap();
         audit.submit(&mut refusals(&["905300000001", "905300000002"]));
         seen(&recent, 2);
         audit.submit(&mut refusals(&[
@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(recent.latest(1).refusals.len(), 1);
 
         let none = RecentRefusals::new(0);
-        let audit = Audit::start_with_recent(None, false, none.clone()).unwrap();
+        let audit = Audit::start_with(None, false, Default::default(), none.clone()).unwrap();
         audit.submit(&mut refusals(&["905300000001"]));
         let l = seen(&none, 1);
         assert!(l.refusals.is_empty());

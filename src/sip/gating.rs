@@ -149,6 +149,8 @@ pub fn record(
     at: TurnClock,
     d: &Decision,
 ) {
+    turn.reports
+        .record(at.wall, what.brand, Channel::Arama, what.retailer, d);
     turn.decided(at, protocol, Channel::Arama, trunk, what.brand, callee, d);
 }
 

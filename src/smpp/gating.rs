@@ -101,6 +101,8 @@ pub fn record(
     d: &Decision,
 ) {
     turn.decisions.record(Channel::Mesaj, d);
+    turn.reports
+        .record(at.wall, what.brand, Channel::Mesaj, what.retailer, d);
     if d.verdict != Verdict::Allow {
         let text = String::from_utf8_lossy(addr);
         turn.audit.refusal(

@@ -143,6 +143,8 @@ pub fn record(
     at: TurnClock,
     d: &Decision,
 ) {
+    turn.reports
+        .record(at.wall, what.brand, Channel::Eposta, what.retailer, d);
     turn.decided(
         at,
         protocol,

@@ -282,6 +282,11 @@ impl SnapshotEdit {
         self
     }
 
+    /// Drop a brand and its data; false when it was not held.
+    pub fn remove_brand(&mut self, brand: Brand) -> bool {
+        self.next.brands.remove(&brand).is_some()
+    }
+
     /// Replace a brand's sync state.
     pub fn set_sync(&mut self, brand: Brand, sync: SyncState) -> &mut Self {
         if let Some(entry) = self.next.brands.get_mut(&brand) {

@@ -352,6 +352,7 @@ senders = ["tx.shop.example"]
             decisions: crate::observe::metrics::DecisionCounters::new(),
             audit: crate::observe::audit::Audit::start(None, false).unwrap(),
             drain: Default::default(),
+            reports: Default::default(),
         };
         let policy = cfg.policy.clone().unwrap();
         PolicyService {
