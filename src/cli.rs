@@ -53,6 +53,8 @@ pub enum Command {
     SmtpLoad(Box<crate::smtp::tools::load::LoadArgs>),
     /// Postfix policy load generator (with --serve-dunno: a trivial always-DUNNO policy server).
     SmtpPolicyLoad(Box<crate::smtp::tools::policy_load::PolicyLoadArgs>),
+    /// Reconcile a brand with the registry (asks the running gate) and print the report.
+    Reconcile(crate::reconcile::cli::ReconcileArgs),
 }
 
 /// `serve` options.
@@ -189,6 +191,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmtpPolicyLoad(args) => {
             runtime()?.block_on(crate::smtp::tools::policy_load::run(*args))
         }
+        Command::Reconcile(args) => runtime()?.block_on(crate::reconcile::cli::run(args)),
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),

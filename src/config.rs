@@ -46,6 +46,12 @@ pub struct Config {
     pub smtp: Option<crate::smtp::config::SmtpConfig>,
     /// The voice gate (SIP stateless proxy or redirect server).
     pub sip: Option<crate::sip::config::SipConfig>,
+    /// Reconciliation with the registry (`iys-gate reconcile`, `POST /v1/reconcile`).
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
+    /// Keeping dealer (retailer) access current from the registry.
+    #[serde(default)]
+    pub retailers: crate::sync::retailers::RetailersConfig,
 }
 
 /// `[admin]`
@@ -508,6 +514,8 @@ impl Config {
 
     /// Check values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.reconcile.validate()?;
+        self.retailers.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (i, b) in self.brands.iter().enumerate() {
             if !seen.insert(b.brand()) {

@@ -142,7 +142,18 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
 
-    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx).await?;
+    let compliance =
+        crate::reconcile::start(&config, &store, registry_url.clone(), &brands, &stop_rx)?;
+    let mut tasks = start_admin(
+        &config,
+        &store,
+        prometheus,
+        &brands,
+        &stop_rx,
+        compliance.reconciler,
+    )
+    .await?;
+    tasks.tasks.extend(compliance.tasks);
     let admin_addr = tasks.addr("admin").context("admin listener")?;
     tasks.tasks.extend(start_sync(
         &config,
@@ -297,6 +308,7 @@ async fn start_admin(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     brands: &[Brand],
     stop: &Stop,
+    reconcile: Option<Arc<crate::reconcile::Reconciler>>,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
         .await
@@ -318,6 +330,7 @@ async fn start_admin(
         tokens: admin::auth::Tokens::new(&tokens),
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
+        reconcile,
     });
     let tls = match &config.admin.tls {
         Some(t) => {

@@ -55,6 +55,8 @@ pub struct AdminState {
     pub metrics_open: bool,
     /// Where each `/v1/check` is written.
     pub access: access::AccessLog,
+    /// Runs `POST /v1/reconcile`; `None` without a registry.
+    pub reconcile: Option<Arc<crate::reconcile::Reconciler>>,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).
