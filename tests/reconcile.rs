@@ -1,0 +1,394 @@
+//! Reconciliation and dealer access as an operator meets them, against the
+//! in-process registry emulator: after changes through both change feeds and
+//! the webhook, `POST /v1/reconcile` finds nothing; a tuple corrupted in the
+//! gate's store (the test hook: the store's own publish path, as any writer
+//! uses it) is found and named, masked, in the report, the metrics and the
+//! error log; a dealer's access withdrawn in the registry refuses that
+//! dealer within the refresh interval plus one second.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use iys_gate::config::Config;
+use iys_gate::consent::{Brand, ConsentRecord, ConsentTime, Status};
+use iys_gate::registry::api::{ConsentBody, RetailerAccessBody};
+use iys_gate::serve::{start, RunningGate};
+use serde_json::{json, Value};
+
+const IYS: u32 = 700001;
+const BRAND: u32 = 100001;
+const ADMIN_TOKEN: &str = "reconcile-admin-token-5d2e9a71c4";
+const READ_TOKEN: &str = "reconcile-read-token-8b3f60d2e1";
+const SECRET: &str = "reconcile-webhook-secret-3a9c";
+const WAIT: Duration = Duration::from_secs(30);
+
+const ROWS: &[&str] = &[
+    "700001,100001,05321111111,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+    "700001,100001,05322222222,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+    "700001,100001,05322222222,BIREYSEL,MESAJ,RET,2024-03-01 10:00:00,IYS_MOBIL,,",
+    "700001,100001,05323333333,TACIR,MESAJ,ONAY,,,,",
+    "700001,100001,05324444444,BIREYSEL,ARAMA,ONAY,2024-01-01 10:00:00,HS_CAGRI_MERKEZI,,",
+    "700001,100001,05325555555,BIREYSEL,MESAJ,ONAY,2024-05-01 10:00:00,HS_FIZIKSEL_ORTAM,501,501;502",
+    "700001,100001,ali@example.com,BIREYSEL,EPOSTA,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+];
+
+fn brand() -> Brand {
+    Brand::new(IYS, BRAND)
+}
+
+fn csv(dir: &Path) -> PathBuf {
+    let path = dir.join("export.csv");
+    let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
+    for r in ROWS {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn gate(dir: &Path, refresh: &str) -> RunningGate {
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN_TOKEN}\"\nrole = \"admin\"\n\
+         [[admin.tokens]]\nname = \"noc\"\ntoken = \"{READ_TOKEN}\"\nrole = \"read\"\n\
+         [store]\nbootstrap_csv = [{:?}]\n\
+         [policy]\nmax_data_age = \"1h\"\n\
+         [registry]\nemulator = true\nemulator_listen = \"127.0.0.1:0\"\nusername = \"demo\"\npassword = \"demo\"\n\
+         poll_interval = \"200ms\"\nmax_backoff = \"1s\"\nrequest_timeout = \"5s\"\n\
+         [webhook]\nsecret = \"{SECRET}\"\n\
+         [reconcile]\nsample = 100\nbudget_rps = 100\nfeed_lag = \"0s\"\n\
+         [retailers]\nrefresh_interval = \"{refresh}\"\nbudget_rps = 50\n\
+         [[brands]]\niys_code = {IYS}\nbrand_code = {BRAND}\n",
+        csv(dir).display().to_string()
+    );
+    start(Config::from_toml(&text, "test").expect("test config"))
+        .await
+        .expect("the gate starts")
+}
+
+async fn verdict(gate: &RunningGate, query: &str) -> (String, String) {
+    let v: Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/check?iys_code={IYS}&brand_code={BRAND}&{query}",
+            gate.admin_addr
+        ))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        v["decision"].as_str().unwrap_or("?").to_string(),
+        v["reason"].as_str().unwrap_or("?").to_string(),
+    )
+}
+
+async fn wait_for(gate: &RunningGate, query: &str, want: (&str, &str)) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = verdict(gate, query).await;
+        if got.0 == want.0 && got.1 == want.1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{query}: still {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reconcile(gate: &RunningGate, token: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/reconcile?brand={IYS}/{BRAND}",
+            gate.admin_addr
+        ))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("the admin API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+fn body(recipient: &str, rtype: &str, channel: &str, status: &str, source: &str) -> ConsentBody {
+    ConsentBody {
+        consent_date: ConsentTime::now().to_string(),
+        source: source.into(),
+        recipient: recipient.into(),
+        recipient_type: rtype.into(),
+        status: status.into(),
+        channel: channel.into(),
+        retailer_code: None,
+        retailer_access: None,
+    }
+}
+
+/// The test hook: set one tuple in the gate's store to `status`, through
+/// the store's publish path, without telling the registry.
+async fn corrupt(gate: &RunningGate, row: &str, status: Status) {
+    let mut record = ConsentRecord::from_csv_fields(row.split(',')).unwrap();
+    record.status = status;
+    record.consent_date = Some(ConsentTime::now());
+    record.retailer_access.clear();
+    gate.context
+        .store
+        .edit(|e| e.apply(&[record], ConsentTime::now()).map(|_| ()))
+        .await
+        .unwrap();
+}
+
+fn mismatches(report: &Value) -> Vec<Value> {
+    report["mismatches"].as_array().cloned().unwrap_or_default()
+}
+
+async fn metric(gate: &RunningGate, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", gate.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tuple() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = gate(dir.path(), "5m").await;
+    let emu = gate.emulator.clone().expect("the emulator runs in process");
+
+    // Changes through both feeds: a provider's ONAY (HS), citizens' RETs (IYS),
+    // one of them on e-mail.
+    emu.add_consent(
+        brand(),
+        &body("+905326666666", "BIREYSEL", "MESAJ", "ONAY", "HS_WEB"),
+        ConsentTime::now(),
+    )
+    .unwrap();
+    emu.add_consent(
+        brand(),
+        &body("+905321111111", "BIREYSEL", "MESAJ", "RET", "IYS_MOBIL"),
+        ConsentTime::now(),
+    )
+    .unwrap();
+    emu.add_consent(
+        brand(),
+        &body("ali@example.com", "BIREYSEL", "EPOSTA", "RET", "IYS_WEB"),
+        ConsentTime::now(),
+    )
+    .unwrap();
+    // And one the integrator also pushes to the webhook.
+    let push = body("+905324444444", "BIREYSEL", "ARAMA", "RET", "IYS_WEB");
+    emu.add_consent(brand(), &push, ConsentTime::now()).unwrap();
+    let last_change = ConsentTime::now();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhook", gate.admin_addr))
+        .bearer_auth(SECRET)
+        .json(&json!({"iyscode": IYS, "brandcode": BRAND, "recipient": push.recipient, "type": "ARAMA",
+            "source": "IYS_WEB", "status": "RET", "consentdate": push.consent_date, "recipienttype": "BIREYSEL"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    wait_for(
+        &gate,
+        "channel=MESAJ&recipient=05326666666",
+        ("allow", "consent"),
+    )
+    .await;
+    wait_for(
+        &gate,
+        "channel=MESAJ&recipient=05321111111",
+        ("refuse", "withdrawn"),
+    )
+    .await;
+    wait_for(
+        &gate,
+        "channel=EPOSTA&recipient=ali@example.com",
+        ("refuse", "withdrawn"),
+    )
+    .await;
+    wait_for(
+        &gate,
+        "channel=ARAMA&recipient=05324444444",
+        ("refuse", "withdrawn"),
+    )
+    .await;
+    // And a complete feed round that began after the last change.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let synced = gate
+            .context
+            .store
+            .load()
+            .and_then(|s| s.brand(brand()).and_then(|e| e.sync.synced_at));
+        if synced.is_some_and(|t| t > last_change) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete sync round after the changes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Only the admin role may run it.
+    let (status, _) = reconcile(&gate, READ_TOKEN).await;
+    assert_eq!(status, 403);
+
+    let (status, report) = reconcile(&gate, ADMIN_TOKEN).await;
+    assert_eq!(status, 200, "{report:#}");
+    assert_eq!(mismatches(&report), Vec::<Value>::new(), "{report:#}");
+    assert_eq!(report["ok"], true);
+    // Every held phone tuple is in a sample of 100 (the export holds 7).
+    let held = &report["sample"]["held"];
+    assert!(held["checked"].as_u64().unwrap() >= 6, "{report:#}");
+    assert_eq!(held["mismatches"], 0);
+    let n = held["checked"].as_f64().unwrap();
+    let bound = held["upper_bound_95"].as_f64().unwrap();
+    assert!(
+        (bound - (1.0 - 0.05f64.powf(1.0 / n))).abs() < 1e-9,
+        "{bound}"
+    );
+    assert!(report["sample"]["absent"]["checked"].as_u64().unwrap() >= 50);
+    // Today's movement file: 4 changes, HS 1 and IYS 3, exactly those applied.
+    let today = report["movement"]["days"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(today["result"], "compared", "{today}");
+    assert_eq!(today["registry_changes"], 4, "{today}");
+    assert_eq!(today["registry_in_window"], json!([1, 3]), "{today}");
+    assert_eq!(today["gate_applied"], json!([1, 3]), "{today}");
+    assert_eq!(report["movement"]["tuples_checked"], 4);
+    assert_eq!(report["movement"]["days"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        metric(&gate, "iys_gate_reconcile_mismatches{").await,
+        Some(0.0)
+    );
+    assert!(
+        metric(&gate, "iys_gate_reconcile_last_run_timestamp_seconds{")
+            .await
+            .is_some_and(|t| t >= last_change.unix() as f64)
+    );
+
+    // A held tuple nobody changed, flipped to RET in the gate only: the sample finds it.
+    let tacir = "700001,100001,05323333333,TACIR,MESAJ,ONAY,,,,";
+    corrupt(&gate, tacir, Status::Ret).await;
+    let (status, report) = reconcile(&gate, ADMIN_TOKEN).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["ok"], false);
+    let found = mismatches(&report);
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(
+        found[0],
+        json!({"kind": "status", "found_by": "sample_held", "channel": "MESAJ", "recipient_type": "TACIR",
+            "recipient": "+90532*****33", "gate": "RET", "registry": "ONAY"})
+    );
+    assert_eq!(report["sample"]["held"]["mismatches"], 1);
+    assert_eq!(
+        metric(&gate, "iys_gate_reconcile_mismatches{").await,
+        Some(1.0)
+    );
+    corrupt(&gate, tacir, Status::Onay).await;
+
+    // A tuple changed today, put back to ONAY in the gate only: the movement
+    // file names it (and the sample, which holds every phone tuple, too).
+    corrupt(&gate, ROWS[0], Status::Onay).await;
+    let (_, report) = reconcile(&gate, ADMIN_TOKEN).await;
+    let found = mismatches(&report);
+    assert!(!found.is_empty(), "{report:#}");
+    for m in &found {
+        assert_eq!(m["recipient"], "+90532*****11", "{m}");
+        assert_eq!(
+            (m["gate"].as_str(), m["registry"].as_str()),
+            (Some("ONAY"), Some("RET"))
+        );
+    }
+    assert!(
+        found.iter().any(|m| m["found_by"] == "movement_file"),
+        "{report:#}"
+    );
+    assert_eq!(report["movement"]["mismatches"], 1);
+
+    gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dealer_whose_access_is_withdrawn_is_refused_within_the_refresh_interval_plus_one_second()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_secs(1);
+    let gate = gate(dir.path(), "1s").await;
+    let emu = gate.emulator.clone().expect("the emulator runs in process");
+    let dealer = |code: u32| format!("channel=MESAJ&recipient=05325555555&retailer_code={code}");
+    assert_eq!(
+        verdict(&gate, &dealer(502)).await,
+        ("allow".into(), "consent".into())
+    );
+    assert_eq!(
+        verdict(&gate, &dealer(777)).await,
+        ("refuse".into(), "retailer_not_allowed".into())
+    );
+
+    let access = |codes: Vec<u32>| RetailerAccessBody {
+        recipient: "+905325555555".into(),
+        recipient_type: "BIREYSEL".into(),
+        channel: "MESAJ".into(),
+        retailer_access: Some(codes),
+    };
+    emu.withdraw_retailer_access(brand(), &access(vec![502]), ConsentTime::now())
+        .unwrap();
+    let withdrawn = Instant::now();
+    loop {
+        let v = verdict(&gate, &dealer(502)).await;
+        if v == ("refuse".into(), "retailer_not_allowed".into()) {
+            break;
+        }
+        assert!(
+            withdrawn.elapsed() < interval + Duration::from_secs(1),
+            "dealer 502 still {v:?} after {:?}",
+            withdrawn.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "dealer access withdrawal refused after {:?}",
+        withdrawn.elapsed()
+    );
+    // The other dealer keeps its access; the consent itself is untouched.
+    assert_eq!(
+        verdict(&gate, &dealer(501)).await,
+        ("allow".into(), "consent".into())
+    );
+    assert_eq!(
+        verdict(&gate, "channel=MESAJ&recipient=05325555555").await,
+        ("allow".into(), "consent".into())
+    );
+
+    // A grant reaches the gate the same way.
+    emu.grant_retailer_access(brand(), &access(vec![777]), ConsentTime::now())
+        .unwrap();
+    let granted = Instant::now();
+    wait_for(&gate, &dealer(777), ("allow", "consent")).await;
+    assert!(granted.elapsed() < interval + Duration::from_secs(1));
+    eprintln!("dealer access grant allowed after {:?}", granted.elapsed());
+
+    // A reconciliation now finds the gate's dealers equal to the registry's.
+    let (status, report) = reconcile(&gate, ADMIN_TOKEN).await;
+    assert_eq!(status, 200);
+    assert_eq!(mismatches(&report), Vec::<Value>::new(), "{report:#}");
+    gate.shutdown().await;
+}
