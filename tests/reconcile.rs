@@ -47,8 +47,8 @@ fn csv(dir: &Path) -> PathBuf {
     path
 }
 
-async fn gate(dir: &Path, refresh: &str) -> RunningGate {
-    let text = format!(
+fn config_text(dir: &Path, refresh: &str) -> String {
+    format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\
          [[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN_TOKEN}\"\nrole = \"admin\"\n\
          [[admin.tokens]]\nname = \"noc\"\ntoken = \"{READ_TOKEN}\"\nrole = \"read\"\n\
@@ -61,7 +61,11 @@ async fn gate(dir: &Path, refresh: &str) -> RunningGate {
          [retailers]\nrefresh_interval = \"{refresh}\"\nbudget_rps = 50\n\
          [[brands]]\niys_code = {IYS}\nbrand_code = {BRAND}\n",
         csv(dir).display().to_string()
-    );
+    )
+}
+
+async fn gate(dir: &Path, refresh: &str) -> RunningGate {
+    let text = config_text(dir, refresh);
     start(Config::from_toml(&text, "test").expect("test config"))
         .await
         .expect("the gate starts")
@@ -390,5 +394,103 @@ async fn a_dealer_whose_access_is_withdrawn_is_refused_within_the_refresh_interv
     let (status, report) = reconcile(&gate, ADMIN_TOKEN).await;
     assert_eq!(status, 200);
     assert_eq!(mismatches(&report), Vec::<Value>::new(), "{report:#}");
+    gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_naming_a_dealer_refreshes_that_consents_dealers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The periodic refresh is far away: only the named change can bring it.
+    let gate = gate(dir.path(), "10m").await;
+    let emu = gate.emulator.clone().expect("the emulator runs in process");
+    let dealer = |code: u32| format!("channel=MESAJ&recipient=05325555555&retailer_code={code}");
+    emu.grant_retailer_access(
+        brand(),
+        &RetailerAccessBody {
+            recipient: "+905325555555".into(),
+            recipient_type: "BIREYSEL".into(),
+            channel: "MESAJ".into(),
+            retailer_access: Some(vec![888]),
+        },
+        ConsentTime::now(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        verdict(&gate, &dealer(888)).await,
+        ("refuse".into(), "retailer_not_allowed".into()),
+        "nothing told the gate yet"
+    );
+    // Dealer 501 collects the consent again: the integrator pushes it.
+    let pushed = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhook", gate.admin_addr))
+        .bearer_auth(SECRET)
+        .json(&json!({"iyscode": IYS, "brandcode": BRAND, "recipient": "05325555555", "type": "MESAJ",
+            "source": "HS_FIZIKSEL_ORTAM", "status": "ONAY", "consentdate": ConsentTime::now().to_string(),
+            "recipienttype": "BIREYSEL", "retailercode": 501}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for(&gate, &dealer(888), ("allow", "consent")).await;
+    eprintln!(
+        "dealer-named change: registry's dealers published after {:?}",
+        pushed.elapsed()
+    );
+    assert!(pushed.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        verdict(&gate, &dealer(502)).await,
+        ("allow".into(), "consent".into())
+    );
+    gate.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_the_report_and_fails_on_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = gate(dir.path(), "5m").await;
+    let config = dir.path().join("gate.toml");
+    std::fs::write(&config, config_text(dir.path(), "5m")).unwrap();
+    let admin = format!("http://{}", gate.admin_addr);
+    let run = |format: &'static str| {
+        let config = config.clone();
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_iys-gate"))
+                .args(["reconcile", "--brand", "700001/100001", "--format", format])
+                .arg("--config")
+                .arg(&config)
+                .args(["--admin", &admin])
+                .env_remove("IYS_GATE_ADMIN_TOKEN")
+                .output()
+                .expect("iys-gate runs")
+        })
+    };
+    // The admin token comes from the config.
+    let out = run("json").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["brand"], "700001/100001");
+
+    corrupt(&gate, ROWS[4], Status::Ret).await;
+    let out = run("text").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("MISMATCHES FOUND"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "MISMATCH status (sample_held): - ARAMA BIREYSEL +90532*****44 gate=RET registry=ONAY"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 mismatches"), "{stderr}");
     gate.shutdown().await;
 }

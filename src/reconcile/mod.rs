@@ -172,6 +172,35 @@ pub struct Reconciler {
     running: tokio::sync::Mutex<()>,
 }
 
+/// Describe the reconciliation metrics.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "iys_gate_reconcile_runs_total",
+        "Reconciliation runs by result (ok, mismatch, error)"
+    );
+    describe_counter!(
+        "iys_gate_reconcile_requests_total",
+        "Registry requests made by reconciliation runs"
+    );
+    describe_gauge!(
+        "iys_gate_reconcile_mismatches",
+        "Mismatches the brand's last reconciliation found"
+    );
+    describe_gauge!(
+        "iys_gate_reconcile_sample_size",
+        "Tuples the brand's last reconciliation checked, by part (held, absent)"
+    );
+    describe_gauge!(
+        "iys_gate_reconcile_mismatch_rate_upper_bound",
+        "95% upper bound on the mismatch rate from the brand's last reconciliation sample, by part"
+    );
+    describe_gauge!(
+        "iys_gate_reconcile_last_run_timestamp_seconds",
+        "When the brand's last reconciliation finished (Unix seconds)"
+    );
+}
+
 /// The registry's status as the report shows it.
 fn registry_status(r: &Option<StatusResponse>) -> String {
     r.as_ref().map_or("none".to_string(), |s| s.status.clone())
@@ -222,14 +251,14 @@ fn draw(snapshot: &Snapshot, brand: Brand, n: usize) -> Draw {
             out.eposta_held += onay + ret;
             continue;
         }
-        let mut ids: Vec<u32> = set.known().iter().collect();
-        ids.extend(set.delta().iter().map(|e| e.id));
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            if set.find(id, None) == Found::Unknown {
-                continue;
-            }
+        // Base records not overridden by a recent change, then the recent
+        // changes: each held tuple once, without copying the set.
+        let delta = set.delta();
+        let base = set
+            .known()
+            .iter()
+            .filter(|id| delta.binary_search_by_key(id, |e| e.id).is_err());
+        for id in base.chain(delta.iter().map(|e| e.id)) {
             seen += 1;
             if reservoir.len() < n {
                 reservoir.push((idx, id));
@@ -306,6 +335,7 @@ impl Reconciler {
         brands: Vec<Brand>,
         cfg: ReconcileConfig,
     ) -> Reconciler {
+        describe_metrics();
         for result in ["ok", "mismatch", "error"] {
             counter!("iys_gate_reconcile_runs_total", "result" => result).increment(0);
         }

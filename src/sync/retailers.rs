@@ -290,6 +290,21 @@ pub async fn run(
     cfg: RetailersConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    {
+        use metrics::{describe_counter, describe_gauge};
+        describe_counter!(
+            "iys_gate_retailer_refresh_total",
+            "Dealer-access refreshes of one consent by result (unchanged, changed, not_onay, error)"
+        );
+        describe_counter!(
+            "iys_gate_retailer_refresh_dropped_total",
+            "Dealer-named changes dropped from the refresh queue when it was full"
+        );
+        describe_gauge!(
+            "iys_gate_retailer_watched_consents",
+            "Consents whose dealer access is refreshed periodically"
+        );
+    }
     for result in ["unchanged", "changed", "not_onay", "error"] {
         counter!("iys_gate_retailer_refresh_total", "result" => result).increment(0);
     }
