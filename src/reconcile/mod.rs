@@ -752,6 +752,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_errors_name_the_key() {
+        for (text, key) in [
+            ("[reconcile]\nbudget_rps = 0\n", "reconcile.budget_rps"),
+            ("[reconcile]\nsample = 1000000\n", "reconcile.sample"),
+            ("[reconcile]\nfeed_lag = \"soon\"\n", "feed_lag"),
+            (
+                "[retailers]\nrefresh_interval = \"10ms\"\n",
+                "retailers.refresh_interval",
+            ),
+            ("[retailers]\nbudget_rps = 1000\n", "retailers.budget_rps"),
+            ("[retailers]\nbudget = 1\n", "budget"),
+        ] {
+            let e = crate::config::Config::from_toml(text, "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let c = crate::config::Config::from_toml("", "t").unwrap();
+        assert_eq!(c.reconcile.sample, 200);
+        assert_eq!(c.reconcile.feed_lag, Duration::from_secs(3600));
+        assert!(c.retailers.enabled);
+        assert_eq!(c.retailers.refresh_interval, Duration::from_secs(300));
+    }
+
+    #[test]
     fn brands_parse() {
         assert_eq!(parse_brand("700001/1"), Ok(Brand::new(700001, 1)));
         assert!(parse_brand("700001")

@@ -389,3 +389,43 @@ async fn refresh_all(
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SnapshotBuilder;
+
+    #[test]
+    fn ids_map_back_to_phone_numbers_and_dealers_are_read_back() {
+        let mut b = SnapshotBuilder::new();
+        let brand = Brand::new(700001, 1);
+        b.add_brand(brand);
+        for row in [
+            "700001,1,+905321234567,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,7,7;9",
+            "700001,1,+4915112345678,BIREYSEL,ARAMA,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+            "700001,1,a@b.example,BIREYSEL,EPOSTA,ONAY,2024-01-01 10:00:00,HS_WEB,3,3",
+        ] {
+            b.add(&ConsentRecord::from_csv_fields(row.split(',')).unwrap());
+        }
+        let (s, _) = b.build(ConsentTime::now());
+        for (text, channel) in [
+            ("+905321234567", Channel::Mesaj),
+            ("+4915112345678", Channel::Arama),
+        ] {
+            let a = Address::parse_for(channel, text).unwrap();
+            let id = s.address_id(channel, a.key()).unwrap();
+            assert_eq!(address_of_id(&s, channel, id), Some(a));
+        }
+        let tr = Address::parse_for(Channel::Mesaj, "+905321234567").unwrap();
+        let id = s.address_id(Channel::Mesaj, tr.key()).unwrap();
+        assert_eq!(
+            held_dealers(&s, brand, Channel::Mesaj, RecipientType::Bireysel, id),
+            Some((vec![7, 9], None))
+        );
+        // The watch list: the phone consent with dealers; the e-mail one
+        // cannot be named from the store.
+        let watched = tuples_with_dealers(&s, &[brand]);
+        assert_eq!(watched.len(), 1);
+        assert_eq!(watched[0].recipient, "+905321234567");
+    }
+}
