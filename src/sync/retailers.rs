@@ -44,7 +44,8 @@ pub struct RetailersConfig {
     pub enabled: bool,
     /// How often every consent known to involve dealers is asked for again.
     /// Default 5m; at least 1s. A revoked access refuses that dealer within
-    /// this interval plus the time the round's requests take at `budget_rps`.
+    /// this interval plus the time a round takes (about one request per
+    /// watched consent at `budget_rps`; `iys_gate_retailer_refresh_round_seconds`).
     #[serde(default = "default_refresh_interval", with = "humantime_serde")]
     pub refresh_interval: Duration,
     /// Registry requests per second this task may use. Default 2; 0.1 to 100.
@@ -304,58 +305,97 @@ pub async fn run(
             "iys_gate_retailer_watched_consents",
             "Consents whose dealer access is refreshed periodically"
         );
+        describe_gauge!(
+            "iys_gate_retailer_refresh_round_seconds",
+            "How long the last periodic dealer-access refresh round took"
+        );
     }
     for result in ["unchanged", "changed", "not_onay", "error"] {
         counter!("iys_gate_retailer_refresh_total", "result" => result).increment(0);
     }
     counter!("iys_gate_retailer_refresh_dropped_total").increment(0);
     let mut budget = Budget::new(cfg.budget_rps);
-    let mut watched: Vec<DealerTuple> = Vec::new();
-    let mut known: HashSet<DealerTuple> = HashSet::new();
+    let mut w = Watch::default();
     if let Some(s) = store.load() {
-        for t in tuples_with_dealers(&s, &brands) {
-            if known.insert(t.clone()) {
-                watched.push(t);
-            }
-        }
+        w.add(tuples_with_dealers(&s, &brands));
     }
     tracing::info!(
-        consents = watched.len(),
+        consents = w.list.len(),
         interval = ?cfg.refresh_interval,
         "dealer access refresh: watching the consents that name dealers"
     );
     let mut next_round = tokio::time::Instant::now() + cfg.refresh_interval;
     loop {
-        gauge!("iys_gate_retailer_watched_consents").set(watched.len() as f64);
+        gauge!("iys_gate_retailer_watched_consents").set(w.list.len() as f64);
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = store.applied.dealers_queued() => {
-                let named: Vec<DealerTuple> = store
-                    .applied
-                    .take_dealers()
-                    .into_iter()
-                    .filter(|t| brands.contains(&t.brand))
-                    .collect();
-                for t in &named {
-                    if known.insert(t.clone()) {
-                        watched.push(t.clone());
-                    }
-                }
-                if refresh_all(&store, &client, &mut budget, &named, &mut shutdown).await {
+                if serve_named(&store, &client, &mut budget, &brands, &mut w, &mut shutdown).await {
                     return;
                 }
             }
             _ = tokio::time::sleep_until(next_round) => {
                 let started = tokio::time::Instant::now();
-                let list = watched.clone();
-                if refresh_all(&store, &client, &mut budget, &list, &mut shutdown).await {
-                    return;
+                let list = w.list.clone();
+                for t in &list {
+                    // A dealer-named change goes ahead of the round.
+                    if serve_named(&store, &client, &mut budget, &brands, &mut w, &mut shutdown).await
+                        || refresh_all(&store, &client, &mut budget, std::slice::from_ref(t), &mut shutdown).await
+                    {
+                        return;
+                    }
                 }
-                tracing::debug!(consents = list.len(), took = ?started.elapsed(), "dealer access refresh round done");
+                let took = started.elapsed();
+                gauge!("iys_gate_retailer_refresh_round_seconds").set(took.as_secs_f64());
+                if took > cfg.refresh_interval {
+                    tracing::warn!(consents = list.len(), ?took, interval = ?cfg.refresh_interval, "dealer access refresh round took longer than retailers.refresh_interval: raise retailers.budget_rps (a round needs about one request per consent)");
+                } else {
+                    tracing::debug!(consents = list.len(), ?took, "dealer access refresh round done");
+                }
                 next_round = tokio::time::Instant::now() + cfg.refresh_interval;
             }
         }
     }
+}
+
+/// The consents refreshed each round, each once.
+#[derive(Default)]
+struct Watch {
+    list: Vec<DealerTuple>,
+    known: HashSet<DealerTuple>,
+}
+
+impl Watch {
+    fn add(&mut self, tuples: impl IntoIterator<Item = DealerTuple>) {
+        for t in tuples {
+            if self.known.insert(t.clone()) {
+                self.list.push(t);
+            }
+        }
+    }
+}
+
+/// Refresh the queued dealer-named consents (of followed brands) and watch
+/// them from now on; true when shutdown came meanwhile.
+async fn serve_named(
+    store: &StoreHandle,
+    client: &RegistryClient,
+    budget: &mut Budget,
+    brands: &[Brand],
+    w: &mut Watch,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let named: Vec<DealerTuple> = store
+        .applied
+        .take_dealers()
+        .into_iter()
+        .filter(|t| brands.contains(&t.brand))
+        .collect();
+    if named.is_empty() {
+        return false;
+    }
+    w.add(named.iter().cloned());
+    refresh_all(store, client, budget, &named, shutdown).await
 }
 
 /// Refresh each tuple; true when shutdown came meanwhile.
