@@ -32,6 +32,10 @@ const ROWS: &[&str] = &[
     "700001,100001,ali@example.com,BIREYSEL,EPOSTA,ONAY,2024-01-01 10:00:00,HS_WEB,,",
 ];
 
+/// The gates of this file share one metrics registry (per process): one
+/// test at a time, so a metric read is the test's own.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn brand() -> Brand {
     Brand::new(IYS, BRAND)
 }
@@ -166,6 +170,7 @@ async fn metric(gate: &RunningGate, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tuple() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let gate = gate(dir.path(), "5m").await;
     let emu = gate.emulator.clone().expect("the emulator runs in process");
@@ -279,11 +284,11 @@ async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tup
     assert_eq!(report["movement"]["tuples_checked"], 4);
     assert_eq!(report["movement"]["days"].as_array().unwrap().len(), 8);
     assert_eq!(
-        metric(&gate, "iys_gate_reconcile_mismatches{").await,
+        metric(&gate, "iys_gate_reconcile_mismatches ").await,
         Some(0.0)
     );
     assert!(
-        metric(&gate, "iys_gate_reconcile_last_run_timestamp_seconds{")
+        metric(&gate, "iys_gate_reconcile_last_run_timestamp_seconds ")
             .await
             .is_some_and(|t| t >= last_change.unix() as f64)
     );
@@ -303,7 +308,7 @@ async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tup
     );
     assert_eq!(report["sample"]["held"]["mismatches"], 1);
     assert_eq!(
-        metric(&gate, "iys_gate_reconcile_mismatches{").await,
+        metric(&gate, "iys_gate_reconcile_mismatches ").await,
         Some(1.0)
     );
     corrupt(&gate, tacir, Status::Onay).await;
@@ -333,6 +338,7 @@ async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dealer_whose_access_is_withdrawn_is_refused_within_the_refresh_interval_plus_one_second()
 {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let interval = Duration::from_secs(1);
     let gate = gate(dir.path(), "1s").await;
@@ -399,6 +405,7 @@ async fn a_dealer_whose_access_is_withdrawn_is_refused_within_the_refresh_interv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_naming_a_dealer_refreshes_that_consents_dealers_at_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // The periodic refresh is far away: only the named change can bring it.
     let gate = gate(dir.path(), "10m").await;
@@ -448,6 +455,7 @@ async fn a_change_naming_a_dealer_refreshes_that_consents_dealers_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_prints_the_report_and_fails_on_a_mismatch() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let gate = gate(dir.path(), "5m").await;
     let config = dir.path().join("gate.toml");

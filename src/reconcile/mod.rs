@@ -170,6 +170,8 @@ pub struct Reconciler {
     brands: Vec<Brand>,
     cfg: ReconcileConfig,
     running: tokio::sync::Mutex<()>,
+    /// Per brand: the latest run's mismatches and when it finished.
+    last: std::sync::Mutex<HashMap<Brand, (u64, i64)>>,
 }
 
 /// Describe the reconciliation metrics.
@@ -185,19 +187,23 @@ fn describe_metrics() {
     );
     describe_gauge!(
         "iys_gate_reconcile_mismatches",
-        "Mismatches the brand's last reconciliation found"
+        "Mismatches found by each brand's latest reconciliation, summed over brands"
     );
     describe_gauge!(
         "iys_gate_reconcile_sample_size",
-        "Tuples the brand's last reconciliation checked, by part (held, absent)"
+        "Tuples the latest reconciliation checked, by part (held, absent)"
     );
     describe_gauge!(
         "iys_gate_reconcile_mismatch_rate_upper_bound",
-        "95% upper bound on the mismatch rate from the brand's last reconciliation sample, by part"
+        "95% upper bound on the mismatch rate from the latest reconciliation's sample, by part"
     );
     describe_gauge!(
         "iys_gate_reconcile_last_run_timestamp_seconds",
-        "When the brand's last reconciliation finished (Unix seconds)"
+        "When the latest reconciliation (any brand) finished, Unix seconds"
+    );
+    describe_gauge!(
+        "iys_gate_reconcile_oldest_brand_run_timestamp_seconds",
+        "When the least recently reconciled followed brand was last reconciled, Unix seconds (0: a brand never was)"
     );
 }
 
@@ -345,6 +351,7 @@ impl Reconciler {
             brands,
             cfg,
             running: tokio::sync::Mutex::new(()),
+            last: std::sync::Mutex::default(),
         }
     }
 
@@ -469,20 +476,35 @@ impl Reconciler {
             .map(|t| t.to_string());
         let ok = mismatches.is_empty();
         let label = brand.to_string();
-        gauge!("iys_gate_reconcile_mismatches", "brand" => label.clone())
-            .set(mismatches.len() as f64);
-        gauge!("iys_gate_reconcile_sample_size", "brand" => label.clone(), "part" => "held")
-            .set(held.checked as f64);
-        gauge!("iys_gate_reconcile_sample_size", "brand" => label.clone(), "part" => "absent")
-            .set(absent.checked as f64);
+        // No per-brand label (the house rule): per-brand results stay here,
+        // the metrics carry their sum and the oldest run.
+        let finished = ConsentTime::now().unix();
+        let (total, oldest) = {
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            last.insert(brand, (mismatches.len() as u64, finished));
+            let total: u64 = last.values().map(|(m, _)| m).sum();
+            let oldest = self
+                .brands
+                .iter()
+                .map(|b| last.get(b).map_or(0, |(_, t)| *t))
+                .min()
+                .unwrap_or(0);
+            (total, oldest)
+        };
+        gauge!("iys_gate_reconcile_mismatches").set(total as f64);
+        gauge!("iys_gate_reconcile_sample_size", "part" => "held").set(held.checked as f64);
+        gauge!("iys_gate_reconcile_sample_size", "part" => "absent").set(absent.checked as f64);
         if let Some(b) = held.upper_bound_95 {
-            gauge!("iys_gate_reconcile_mismatch_rate_upper_bound", "brand" => label.clone(), "part" => "held").set(b);
+            gauge!("iys_gate_reconcile_mismatch_rate_upper_bound", "part" => "held").set(b);
         }
         if let Some(b) = absent.upper_bound_95 {
-            gauge!("iys_gate_reconcile_mismatch_rate_upper_bound", "brand" => label.clone(), "part" => "absent").set(b);
+            gauge!("iys_gate_reconcile_mismatch_rate_upper_bound", "part" => "absent").set(b);
         }
-        gauge!("iys_gate_reconcile_last_run_timestamp_seconds", "brand" => label.clone())
-            .set(ConsentTime::now().unix() as f64);
+        gauge!("iys_gate_reconcile_last_run_timestamp_seconds").set(finished as f64);
+        gauge!("iys_gate_reconcile_oldest_brand_run_timestamp_seconds").set(oldest as f64);
         counter!("iys_gate_reconcile_requests_total").increment(budget.used());
         for m in &mismatches {
             tracing::error!(
