@@ -345,6 +345,11 @@ impl Reconciler {
         for result in ["ok", "mismatch", "error"] {
             counter!("iys_gate_reconcile_runs_total", "result" => result).increment(0);
         }
+        // Exported from the start, so an alert on "never reconciled" (0) or
+        // on mismatches has its series.
+        gauge!("iys_gate_reconcile_mismatches").set(0.0);
+        gauge!("iys_gate_reconcile_last_run_timestamp_seconds").set(0.0);
+        gauge!("iys_gate_reconcile_oldest_brand_run_timestamp_seconds").set(0.0);
         Reconciler {
             store,
             client,
