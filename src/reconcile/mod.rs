@@ -413,13 +413,12 @@ impl Reconciler {
             (&drawn.absent, &mut absent, "sample_absent"),
         ] {
             for p in probes {
-                budget.take().await;
                 let query = StatusQuery {
                     recipient: p.address.to_string(),
                     recipient_type: p.rtype.as_str().to_string(),
                     channel: p.channel.as_str().to_string(),
                 };
-                let answer = self.client.status(brand, &query).await?;
+                let answer = budget.call(|| self.client.status(brand, &query)).await?;
                 // Compare with the store as it is now: the sync may have moved on.
                 let now_snapshot = self.store.load().ok_or(ReconcileError::NoSnapshot)?;
                 let found = now_snapshot
@@ -586,8 +585,10 @@ impl Reconciler {
         for back in (0..=MOVEMENT_DAYS).rev() {
             let day = today - back * 86_400;
             let date = turkey_date(ConsentTime(day));
-            budget.take().await;
-            match self.client.movement_file(brand, &date).await {
+            match budget
+                .call(|| self.client.movement_file(brand, &date))
+                .await
+            {
                 Ok(f) => files.push((day, Some(f.list), None)),
                 Err(e @ ClientError::Refused { .. }) => {
                     files.push((day, None, Some(e.to_string())))

@@ -219,8 +219,10 @@ pub async fn registry_dealers(
     let mut dealers = Vec::new();
     let mut offset = 0u64;
     loop {
-        budget.take().await;
-        let Some(page) = client.retailer_access_page(t.brand, &query, offset).await? else {
+        let page = budget
+            .call(|| client.retailer_access_page(t.brand, &query, offset))
+            .await?;
+        let Some(page) = page else {
             return Ok(None);
         };
         let n = page.list.len() as u64;
