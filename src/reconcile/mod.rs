@@ -207,6 +207,16 @@ fn describe_metrics() {
     );
 }
 
+/// Index (`[HS, IYS]`) of the change feed a record with `source` is on.
+fn feed_of(source: &str) -> usize {
+    let citizen = source.parse::<Source>().is_ok_and(Source::is_citizen);
+    feed_index(if citizen {
+        FeedSource::Iys
+    } else {
+        FeedSource::Hs
+    })
+}
+
 /// The registry's status as the report shows it.
 fn registry_status(r: &Option<StatusResponse>) -> String {
     r.as_ref().map_or("none".to_string(), |s| s.status.clone())
@@ -418,17 +428,20 @@ impl Reconciler {
                     recipient_type: p.rtype.as_str().to_string(),
                     channel: p.channel.as_str().to_string(),
                 };
-                let answer = budget.call(|| self.client.status(brand, &query)).await?;
-                // Compare with the store as it is now: the sync may have moved on.
+                // The store and what the gate has read, as they are before
+                // the registry is asked: a registry record newer than that
+                // is in flight, and the store cannot be ahead of the answer.
                 let now_snapshot = self.store.load().ok_or(ReconcileError::NoSnapshot)?;
+                let ledger = self.store.applied.brand(brand);
+                let answer = budget.call(|| self.client.status(brand, &query)).await?;
                 let found = now_snapshot
                     .find(brand, p.channel, p.rtype, p.address.key(), None)
                     .unwrap_or(Found::Unknown);
-                if self.in_flight(
-                    &now_snapshot,
-                    brand,
-                    answer.as_ref().map(|a| a.creation_date.as_str()),
-                ) {
+                if answer.as_ref().is_some_and(|a| {
+                    let f = feed_of(&a.source);
+                    ConsentTime::parse(&a.creation_date)
+                        .is_ok_and(|c| c > self.cut(&now_snapshot, brand, ledger.newest[f]))
+                }) {
                     part.in_flight += 1;
                     continue;
                 }
@@ -558,17 +571,6 @@ impl Reconciler {
         synced.max(newest.unwrap_or(ConsentTime(0)))
     }
 
-    /// True when a registry record created at `created` is newer than the
-    /// gate's data can be.
-    fn in_flight(&self, snapshot: &Snapshot, brand: Brand, created: Option<&str>) -> bool {
-        let ledger = self.store.applied.brand(brand);
-        let newest = ledger.newest[0].max(ledger.newest[1]);
-        let cut = self.cut(snapshot, brand, newest);
-        created
-            .and_then(|c| ConsentTime::parse(c).ok())
-            .is_some_and(|c| c > cut)
-    }
-
     async fn movement(
         &self,
         brand: Brand,
@@ -581,6 +583,11 @@ impl Reconciler {
         // Newest change per tuple over all files: (consent date, created, change).
         let mut newest: HashMap<(String, String, String), (ConsentTime, ConsentTime, Change)> =
             HashMap::new();
+        // The store and what the gate has read, before the files are
+        // fetched: everything the files list up to the cut must be in them,
+        // and nothing newer than the files can be.
+        let snapshot = self.store.load().ok_or(ReconcileError::NoSnapshot)?;
+        let ledger = self.store.applied.brand(brand);
         let mut files: Vec<(i64, Option<Vec<Change>>, Option<String>)> = Vec::new();
         for back in (0..=MOVEMENT_DAYS).rev() {
             let day = today - back * 86_400;
@@ -596,10 +603,6 @@ impl Reconciler {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Read the ledger and the snapshot after the files: everything the
-        // files list up to the cut must be in them by now.
-        let snapshot = self.store.load().ok_or(ReconcileError::NoSnapshot)?;
-        let ledger = self.store.applied.brand(brand);
         let cuts = [
             self.cut(&snapshot, brand, ledger.newest[0]),
             self.cut(&snapshot, brand, ledger.newest[1]),
@@ -627,12 +630,7 @@ impl Reconciler {
                 let Ok(created) = ConsentTime::parse(&c.creation_date) else {
                     continue;
                 };
-                let source = c.source.parse::<Source>().ok();
-                let f = feed_index(if source.is_some_and(Source::is_citizen) {
-                    FeedSource::Iys
-                } else {
-                    FeedSource::Hs
-                });
+                let f = feed_of(&c.source);
                 if created >= ledger.since && created <= cuts[f] {
                     window[f].add(fingerprint(c));
                 }
@@ -684,9 +682,8 @@ impl Reconciler {
             });
         }
         // Each tuple's newest change against the store.
-        let cut = cuts[0].min(cuts[1]);
         for ((recipient, channel, rtype), (_, created, change)) in newest {
-            if created > cut {
+            if created > cuts[feed_of(&change.source)] {
                 report.in_flight += 1;
                 continue;
             }
