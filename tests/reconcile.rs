@@ -6,7 +6,9 @@
 //! error log; a dealer's access withdrawn in the registry refuses that
 //! dealer within the refresh interval plus one second.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use iys_gate::config::Config;
@@ -35,6 +37,34 @@ const ROWS: &[&str] = &[
 /// The gates of this file share one metrics registry (per process): one
 /// test at a time, so a metric read is the test's own.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Everything the gates of this file log, at info and above.
+fn captured_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || Capture(writer.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 fn brand() -> Brand {
     Brand::new(IYS, BRAND)
@@ -69,6 +99,7 @@ fn config_text(dir: &Path, refresh: &str) -> String {
 }
 
 async fn gate(dir: &Path, refresh: &str) -> RunningGate {
+    captured_log();
     let text = config_text(dir, refresh);
     start(Config::from_toml(&text, "test").expect("test config"))
         .await
@@ -307,6 +338,18 @@ async fn reconciliation_agrees_after_feeds_and_webhook_and_names_a_corrupted_tup
             "recipient": "+90532*****33", "gate": "RET", "registry": "ONAY"})
     );
     assert_eq!(report["sample"]["held"]["mismatches"], 1);
+    // Logged as an error, masked.
+    let log = String::from_utf8_lossy(&captured_log().lock().unwrap()).into_owned();
+    let line = log
+        .lines()
+        .find(|l| l.contains("reconciliation mismatch"))
+        .unwrap_or_else(|| panic!("no mismatch logged:\n{log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("+90532*****33"), "{line}");
+    assert!(
+        !log.contains("5323333333"),
+        "a recipient in clear in the log"
+    );
     assert_eq!(
         metric(&gate, "iys_gate_reconcile_mismatches ").await,
         Some(1.0)
