@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/v1/check`,
-//! `/v1/status` and the webhook `/v1/webhook`.
+//! `/v1/status`, the webhook `/v1/webhook` and `POST /v1/reconcile` (role
+//! `admin`: see `crate::reconcile`).
 //!
 //! Access: `/healthz` and `/readyz` are open (probes); `/metrics` is open
 //! unless `admin.metrics_open = false`, then it needs a token with role
