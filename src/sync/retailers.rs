@@ -251,6 +251,17 @@ pub async fn refresh_one(
     let Some(registry) = registry_dealers(client, budget, t).await? else {
         return Ok(Refreshed::NotOnay);
     };
+    // Most refreshes change nothing: look first, and publish (a new snapshot
+    // version, which the persister then writes) only for a difference.
+    let looked = store.load().and_then(|s| {
+        let id = s.address_id(t.channel, address.key())?;
+        held_dealers(&s, t.brand, t.channel, t.recipient_type, id).map(|(held, _)| held)
+    });
+    match looked {
+        None => return Ok(Refreshed::NotOnay),
+        Some(held) if held == registry => return Ok(Refreshed::Unchanged),
+        Some(_) => {}
+    }
     let (outcome, _) = store
         .edit(|edit| -> Result<Refreshed, std::convert::Infallible> {
             let snapshot = edit.current();
