@@ -23,99 +23,31 @@
 //! (masked) in the report, and counted in `iys_gate_reconcile_mismatches`.
 
 pub mod cli;
+pub mod config;
 pub mod report;
+mod sample;
+
+pub use config::{ReconcileConfig, MAX_SAMPLE};
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use metrics::{counter, gauge};
-use rand::seq::SliceRandom;
-use rand::Rng;
-use serde::Deserialize;
 
-use crate::config::ConfigError;
-use crate::consent::address::Phone;
 use crate::consent::{Address, Brand, Channel, ConsentTime, RecipientType, Source};
 use crate::registry::api::{Change, StatusQuery, StatusResponse};
 use crate::registry::budget::Budget;
 use crate::registry::client::{ClientError, FeedSource, RegistryClient};
 use crate::registry::emulator::movement::turkey_date;
-use crate::store::snapshot::{key_of_index, KEYS_PER_BRAND};
 use crate::store::{Found, Snapshot};
 use crate::sync::ledger::{day_of, feed_index, fingerprint, Tally};
-use crate::sync::retailers::{address_of_id, held_dealers};
+use crate::sync::retailers::held_dealers;
 use crate::sync::StoreHandle;
 use report::{upper_bound, DayReport, Mismatch, Report, SamplePart};
 
 /// Days before today whose movement files are compared (İYS keeps 7).
 pub const MOVEMENT_DAYS: i64 = 7;
-
-/// Largest sample one run may ask for (per part).
-pub const MAX_SAMPLE: u32 = 100_000;
-
-/// `[reconcile]`: defaults for `iys-gate reconcile` and `POST /v1/reconcile`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReconcileConfig {
-    /// Tuples sampled from those the store holds, and again from those it
-    /// does not. Default 200 (0 found bounds the rate below 1.5 % at 95 %).
-    /// 0 to 100000.
-    #[serde(default = "default_sample")]
-    pub sample: u32,
-    /// Registry requests per second a run may use. Default 2; 0.1 to 100.
-    #[serde(default = "default_budget_rps")]
-    pub budget_rps: f64,
-    /// How long the registry holds back the newest changes from the change
-    /// feed (İYS: one hour). Changes younger than the brand's last complete
-    /// sync less this are "in flight", not mismatches. Default 1h.
-    #[serde(default = "default_feed_lag", with = "humantime_serde")]
-    pub feed_lag: Duration,
-}
-
-fn default_sample() -> u32 {
-    200
-}
-fn default_budget_rps() -> f64 {
-    2.0
-}
-fn default_feed_lag() -> Duration {
-    Duration::from_secs(3600)
-}
-
-impl Default for ReconcileConfig {
-    fn default() -> Self {
-        ReconcileConfig {
-            sample: default_sample(),
-            budget_rps: default_budget_rps(),
-            feed_lag: default_feed_lag(),
-        }
-    }
-}
-
-fn check_budget(key: &str, rps: f64) -> Result<(), ConfigError> {
-    if (0.1..=100.0).contains(&rps) {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key: key.into(),
-            message: format!("{rps} is out of range: use 0.1 to 100 requests per second"),
-        })
-    }
-}
-
-impl ReconcileConfig {
-    /// Check the values serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.sample > MAX_SAMPLE {
-            return Err(ConfigError::Invalid {
-                key: "reconcile.sample".into(),
-                message: format!("must be at most {MAX_SAMPLE}"),
-            });
-        }
-        check_budget("reconcile.budget_rps", self.budget_rps)
-    }
-}
 
 /// Why a run did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -231,118 +163,6 @@ fn gate_status(f: Found) -> &'static str {
     }
 }
 
-/// One tuple to check.
-#[derive(Debug, Clone)]
-struct Probe {
-    channel: Channel,
-    rtype: RecipientType,
-    address: Address,
-}
-
-/// The random part of a run, drawn from one snapshot.
-struct Draw {
-    held: Vec<Probe>,
-    absent: Vec<Probe>,
-    eposta_held: u64,
-}
-
-fn draw(snapshot: &Snapshot, brand: Brand, n: usize) -> Draw {
-    let mut rng = rand::thread_rng();
-    let mut out = Draw {
-        held: Vec::new(),
-        absent: Vec::new(),
-        eposta_held: 0,
-    };
-    let Some(entry) = snapshot.brand(brand) else {
-        return out;
-    };
-    // Reservoir sample over every held phone tuple (base and recent changes).
-    let mut seen = 0u64;
-    let mut reservoir: Vec<(usize, u32)> = Vec::with_capacity(n);
-    for idx in 0..KEYS_PER_BRAND {
-        let (channel, _) = key_of_index(idx);
-        let set = &entry.sets[idx];
-        if !channel.is_phone() {
-            let (onay, ret) = set.tuples();
-            out.eposta_held += onay + ret;
-            continue;
-        }
-        // Base records not overridden by a recent change, then the recent
-        // changes: each held tuple once, without copying the set.
-        let delta = set.delta();
-        let base = set
-            .known()
-            .iter()
-            .filter(|id| delta.binary_search_by_key(id, |e| e.id).is_err());
-        for id in base.chain(delta.iter().map(|e| e.id)) {
-            seen += 1;
-            if reservoir.len() < n {
-                reservoir.push((idx, id));
-            } else {
-                let j = rng.gen_range(0..seen);
-                if (j as usize) < n {
-                    reservoir[j as usize] = (idx, id);
-                }
-            }
-        }
-    }
-    for (idx, id) in reservoir {
-        let (channel, rtype) = key_of_index(idx);
-        if let Some(address) = address_of_id(snapshot, channel, id) {
-            out.held.push(Probe {
-                channel,
-                rtype,
-                address,
-            });
-        }
-    }
-    // Absent: half neighbours of held addresses, the rest random mobiles.
-    let mut neighbours: Vec<Probe> = Vec::new();
-    for p in &out.held {
-        for (channel, rtype) in [
-            (Channel::Mesaj, RecipientType::Bireysel),
-            (Channel::Mesaj, RecipientType::Tacir),
-            (Channel::Arama, RecipientType::Bireysel),
-            (Channel::Arama, RecipientType::Tacir),
-        ] {
-            let found = snapshot.find_in(entry, channel, rtype, p.address.key(), None);
-            if found == Found::Unknown {
-                neighbours.push(Probe {
-                    channel,
-                    rtype,
-                    address: p.address.clone(),
-                });
-            }
-        }
-    }
-    neighbours.shuffle(&mut rng);
-    neighbours.truncate(n / 2);
-    out.absent = neighbours;
-    let mut tries = 0;
-    while out.absent.len() < n && tries < n * 20 {
-        tries += 1;
-        // +905XXXXXXXXX: a Turkish mobile number.
-        let national: u64 = 5_000_000_000 + rng.gen_range(0..1_000_000_000);
-        let Ok(phone) = Phone::from_digits(900_000_000_000 + national) else {
-            continue;
-        };
-        let address = Address::Phone(phone);
-        let (channel, rtype) = if rng.gen_bool(0.5) {
-            (Channel::Mesaj, RecipientType::Bireysel)
-        } else {
-            (Channel::Arama, RecipientType::Bireysel)
-        };
-        if snapshot.find_in(entry, channel, rtype, address.key(), None) == Found::Unknown {
-            out.absent.push(Probe {
-                channel,
-                rtype,
-                address,
-            });
-        }
-    }
-    out
-}
-
 impl Reconciler {
     /// A reconciler for the gate's store and registry.
     pub fn new(
@@ -395,7 +215,7 @@ impl Reconciler {
             )));
         }
         let rps = req.budget_rps.unwrap_or(self.cfg.budget_rps);
-        check_budget("budget", rps).map_err(|e| ReconcileError::Invalid(e.to_string()))?;
+        config::check_budget("budget", rps).map_err(|e| ReconcileError::Invalid(e.to_string()))?;
         if !self.brands.contains(&req.brand) {
             return Err(ReconcileError::UnknownBrand(req.brand));
         }
@@ -412,7 +232,7 @@ impl Reconciler {
         let n = sample as usize;
         let drawn = {
             let s = snapshot.clone();
-            tokio::task::spawn_blocking(move || draw(&s, brand, n))
+            tokio::task::spawn_blocking(move || sample::draw(&s, brand, n))
                 .await
                 .map_err(|e| ReconcileError::Invalid(format!("sampling failed: {e}")))?
         };
@@ -775,6 +595,7 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn config_errors_name_the_key() {
