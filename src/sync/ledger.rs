@@ -310,4 +310,41 @@ mod tests {
         log.restart(brand, ConsentTime(start.unix() + 10));
         assert!(log.brand(brand).days.is_empty());
     }
+
+    #[test]
+    fn keeps_eight_days() {
+        let start = ConsentTime::parse("2026-12-01 12:00:00").unwrap();
+        let log = AppliedLog::new(start);
+        let brand = Brand::new(1, 2);
+        for d in 0..10 {
+            let at = ConsentTime(start.unix() + d * DAY);
+            let c = change(&format!("t{d}"), &at.to_string());
+            log.record_feed(brand, &[Seen::of(FeedSource::Iys, &c).unwrap()]);
+        }
+        let days: Vec<i64> = log.brand(brand).days.keys().copied().collect();
+        assert_eq!(days.len(), KEEP_DAYS as usize);
+        assert_eq!(days[0], day_of(ConsentTime(start.unix() + 2 * DAY)));
+    }
+
+    #[test]
+    fn queues_only_changes_naming_a_dealer() {
+        let log = AppliedLog::default();
+        let rows = [
+            "700001,1,+905321112233,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,",
+            "700001,1,+905321112244,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,7,",
+            "700001,1,+905321112255,BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,8;9",
+        ];
+        let records: Vec<ConsentRecord> = rows
+            .iter()
+            .map(|r| ConsentRecord::from_csv_fields(r.split(',')).unwrap())
+            .collect();
+        log.note_dealers(&records);
+        let queued: Vec<String> = log
+            .take_dealers()
+            .into_iter()
+            .map(|t| t.recipient)
+            .collect();
+        assert_eq!(queued, vec!["+905321112244", "+905321112255"]);
+        assert!(log.take_dealers().is_empty());
+    }
 }
