@@ -372,6 +372,20 @@ pub struct RetailerAccessBody {
     pub retailer_access: Option<Vec<u32>>,
 }
 
+/// Body of `POST .../consents/retailers/access/remove/all`: withdraw every
+/// dealer's access to the consents of these recipients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetailerAccessRemoveAll {
+    /// Phones or e-mails.
+    pub recipients: Vec<String>,
+    /// `BIREYSEL` or `TACIR`.
+    pub recipient_type: String,
+    /// Channel.
+    #[serde(rename = "type")]
+    pub channel: String,
+}
+
 /// Paging of a retailer-access list answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -25,7 +25,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{Emulator, FeedSource, Rejection};
 use crate::consent::{Brand, ConsentTime};
-use crate::registry::api::{codes, ConsentBody, RetailerAccessBody, StatusQuery, TokenRequest};
+use crate::registry::api::{
+    codes, ConsentBody, RetailerAccessBody, RetailerAccessRemoveAll, StatusQuery, TokenRequest,
+};
 
 /// Largest request body accepted (HTTP 413 beyond).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -50,6 +52,7 @@ enum Route<'a> {
     RetailerAccess,
     RetailerAccessRemove,
     RetailerAccessList,
+    RetailerAccessRemoveAll,
 }
 
 impl Route<'_> {
@@ -77,6 +80,7 @@ fn route(path: &str) -> Option<(Route<'_>, Option<(&str, &str)>)> {
                 ["retailers", "access"] => Route::RetailerAccess,
                 ["retailers", "access", "remove"] => Route::RetailerAccessRemove,
                 ["retailers", "access", "list"] => Route::RetailerAccessList,
+                ["retailers", "access", "remove", "all"] => Route::RetailerAccessRemoveAll,
                 _ => return None,
             };
             Some((r, Some((iys, brand))))
@@ -202,7 +206,7 @@ async fn dispatch(emu: &Emulator, req: Request<Incoming>) -> Result<Response<Bod
     let path = parts.uri.path();
     let not_found = || {
         Rejection::not_found("path", format!(
-            "no such path {:?}: the registry serves /oauth2/token and /sps/{{iysCode}}/brands/{{brandCode}}/consents[/request[/{{requestId}}]|/status|/changes[/{{reportDate}}/file]|/retailers/access[/remove|/list]]",
+            "no such path {:?}: the registry serves /oauth2/token and /sps/{{iysCode}}/brands/{{brandCode}}/consents[/request[/{{requestId}}]|/status|/changes[/{{reportDate}}/file]|/retailers/access[/remove[/all]|/list]]",
             path.chars().take(200).collect::<String>()
         ))
     };
@@ -265,6 +269,13 @@ async fn dispatch(emu: &Emulator, req: Request<Incoming>) -> Result<Response<Bod
                     &emu.withdraw_retailer_access(brand, &access, now)?,
                 ))
             }
+        }
+        Route::RetailerAccessRemoveAll => {
+            let all: RetailerAccessRemoveAll = read_json(body).await?;
+            Ok(json_response(
+                202,
+                &emu.withdraw_all_retailer_access(brand, &all, now)?,
+            ))
         }
         Route::RetailerAccessList => {
             let offset = match query_param(parts.uri.query(), "offset") {
@@ -469,6 +480,10 @@ mod tests {
         assert_eq!(
             route("/sps/1/brands/2/consents/retailers/access/remove").map(|r| r.0),
             Some(Route::RetailerAccessRemove)
+        );
+        assert_eq!(
+            route("/sps/1/brands/2/consents/retailers/access/remove/all").map(|r| r.0),
+            Some(Route::RetailerAccessRemoveAll)
         );
         assert_eq!(route("/"), None);
         assert_eq!(route(""), None);

@@ -1,5 +1,7 @@
 //! Dealer (retailer) access to a consent: `POST .../consents/retailers/access`
-//! grants dealers, `.../retailers/access/remove` withdraws them and
+//! grants dealers, `.../retailers/access/remove` withdraws them,
+//! `.../retailers/access/remove/all` withdraws every dealer from the consents
+//! of a list of recipients (those the registry does not hold are skipped) and
 //! `.../retailers/access/list` pages through them (100 a page).
 //!
 //! As in İYS, access changes are not consent changes: they leave the consent's
@@ -17,7 +19,7 @@ use super::{record_error, Emulator, Rejection};
 use crate::consent::{Address, Brand, Channel, ConsentTime, RecipientType, RecordError, Status};
 use crate::registry::api::{
     ErrorBody, Pagination, RetailerAccessBody, RetailerAccessItem, RetailerAccessPage,
-    TransactionResponse,
+    RetailerAccessRemoveAll, TransactionResponse,
 };
 
 /// Dealers per page of the list answer (İYS: 100).
@@ -128,6 +130,48 @@ impl Emulator {
         self.change_access(brand, body, now, false)
     }
 
+    /// `POST .../consents/retailers/access/remove/all`: withdraw every
+    /// dealer from the consents of the listed recipients.
+    pub fn withdraw_all_retailer_access(
+        &self,
+        brand: Brand,
+        body: &RetailerAccessRemoveAll,
+        now: ConsentTime,
+    ) -> Result<TransactionResponse, Rejection> {
+        if body.recipients.is_empty() || body.recipients.len() > MAX_ACCESS_CODES {
+            return Err(Rejection::invalid(
+                "recipients",
+                format!("recipients must list 1 to {MAX_ACCESS_CODES} addresses"),
+            ));
+        }
+        let keys = body
+            .recipients
+            .iter()
+            .map(|recipient| {
+                tuple_of(&RetailerAccessBody {
+                    recipient: recipient.clone(),
+                    recipient_type: body.recipient_type.clone(),
+                    channel: body.channel.clone(),
+                    retailer_access: None,
+                })
+                .map(|(a, c, rt)| TupleKey::new(a.key(), c, rt))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(cell) = self.settled(brand, now) {
+            let mut st = super::write(&cell);
+            for key in keys {
+                st.consents.store.set_access(key, Vec::new());
+            }
+        }
+        let seq = self
+            .next_transaction
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(TransactionResponse {
+            transaction_id: self.transaction_id(seq),
+            creation_date: now.to_string(),
+        })
+    }
+
     fn change_access(
         &self,
         brand: Brand,
@@ -236,5 +280,12 @@ mod tests {
             .unwrap();
         assert_eq!(s.retailer_access, Some(vec![501, 600]));
         assert_eq!(s.status, "ONAY");
+        let all = RetailerAccessRemoveAll {
+            recipients: vec!["+905300000004".into(), "+905300000099".into()],
+            recipient_type: "BIREYSEL".into(),
+            channel: "MESAJ".into(),
+        };
+        emu.withdraw_all_retailer_access(brand, &all, now).unwrap();
+        assert_eq!(codes(&emu), Vec::<u32>::new());
     }
 }
