@@ -58,6 +58,8 @@ pub enum Command {
     Audit(crate::observe::tools::AuditCommand),
     /// A day's decisions by brand, channel, decision, reason and dealer.
     Report(crate::observe::tools::ReportArgs),
+    /// Reconcile a brand with the registry (asks the running gate) and print the report.
+    Reconcile(crate::reconcile::cli::ReconcileArgs),
 }
 
 /// `serve` options.
@@ -194,6 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SmtpPolicyLoad(args) => {
             runtime()?.block_on(crate::smtp::tools::policy_load::run(*args))
         }
+        Command::Reconcile(args) => runtime()?.block_on(crate::reconcile::cli::run(args)),
         Command::Snapshot(SnapshotCommand::Build(args)) => build(args),
         Command::Snapshot(SnapshotCommand::Inspect(args)) => inspect(args),
         Command::Snapshot(SnapshotCommand::Bench(args)) => bench(args),

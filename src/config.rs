@@ -52,6 +52,12 @@ pub struct Config {
     /// Daily reports (`iys-gate report`, `/v1/report`).
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Reconciliation with the registry (`iys-gate reconcile`, `POST /v1/reconcile`).
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
+    /// Keeping dealer (retailer) access current from the registry.
+    #[serde(default)]
+    pub retailers: crate::sync::retailers::RetailersConfig,
 }
 
 /// `[server]`
@@ -659,6 +665,8 @@ impl Config {
 
     /// Check values serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.reconcile.validate()?;
+        self.retailers.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (i, b) in self.brands.iter().enumerate() {
             if !seen.insert(b.brand()) {

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod gen;
 pub mod observe;
 pub mod policy;
+pub mod reconcile;
 pub mod registry;
 pub mod serve;
 pub mod sip;

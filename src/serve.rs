@@ -213,6 +213,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
 
     let recent = crate::observe::recent::RecentRefusals::default();
     let reports = open_reports(&config);
+    let compliance =
+        crate::reconcile::start(&config, &store, registry_url.clone(), &brands, &stop_rx)?;
     let mut tasks = start_admin(
         &config,
         &store,
@@ -222,10 +224,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
             recent: recent.clone(),
             drain: drain.clone(),
             reports: reports.clone(),
+            reconcile: compliance.reconciler,
         },
         &stop_rx,
     )
     .await?;
+    tasks.tasks.extend(compliance.tasks);
     tasks.tasks.push(tokio::spawn(crate::observe::report::run(
         reports.clone(),
         config.reports.flush_interval,
@@ -406,15 +410,17 @@ fn open_reports(config: &Config) -> crate::observe::report::ReportBook {
     })
 }
 
-/// The admin listener (`"admin"` in the result).
 /// What the admin API shares with the rest of the gate, beyond the store:
-/// the console's latest refusals, the drain (`/readyz`), the daily reports.
+/// the console's latest refusals, the drain (`/readyz`), the daily reports,
+/// the reconciler (`None` without a registry).
 struct AdminExtras {
     recent: crate::observe::recent::RecentRefusals,
     drain: Drain,
     reports: crate::observe::report::ReportBook,
+    reconcile: Option<Arc<crate::reconcile::Reconciler>>,
 }
 
+/// The admin listener (`"admin"` in the result).
 async fn start_admin(
     config: &Config,
     store: &Arc<StoreHandle>,
@@ -447,6 +453,7 @@ async fn start_admin(
         console_enabled: config.admin.console,
         drain: extras.drain,
         reports: extras.reports,
+        reconcile: extras.reconcile,
     });
     let tls = match &config.admin.tls {
         Some(t) => {

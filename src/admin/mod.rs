@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/v1/check`,
-//! `/v1/status` and the webhook `/v1/webhook`.
+//! `/v1/status`, the webhook `/v1/webhook` and `POST /v1/reconcile` (role
+//! `admin`: see `crate::reconcile`).
 //!
 //! Access: `/healthz` and `/readyz` are open (probes); `/metrics` is open
 //! unless `admin.metrics_open = false`, then it needs a token with role
@@ -68,6 +69,8 @@ pub struct AdminState {
     pub drain: crate::gate::drain::Drain,
     /// The daily counts `/v1/report` answers from.
     pub reports: crate::observe::report::ReportBook,
+    /// Runs `POST /v1/reconcile`; `None` without a registry.
+    pub reconcile: Option<Arc<crate::reconcile::Reconciler>>,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

@@ -45,6 +45,7 @@ pub async fn handle(
         "/v1/refusals" => "/v1/refusals",
         p if super::console::is_asset(p) => "console",
         "/v1/report" => "/v1/report",
+        "/v1/reconcile" => "/v1/reconcile",
         _ => "other",
     };
     let response = route(state, req, &path, peer).await;
@@ -111,6 +112,8 @@ async fn route(
             "method not allowed on this path",
         ),
         (&Method::GET, "/v1/report") => report_access(state, &req, peer),
+        (&Method::POST, "/v1/reconcile") => reconcile(state, &req, peer).await,
+        (_, "/v1/reconcile") => error(StatusCode::METHOD_NOT_ALLOWED, "use POST /v1/reconcile"),
         (
             _,
             "/metrics" | "/healthz" | "/readyz" | "/v1/check" | "/v1/status" | "/v1/webhook"
@@ -603,5 +606,92 @@ fn report(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
             StatusCode::NOT_FOUND,
             format!("no decisions counted on {day} (Turkey time)"),
         ),
+    }
+}
+
+/// `POST /v1/reconcile?brand=IYS/BRAND[&sample=N][&budget=RPS]` (role admin):
+/// run a reconciliation and answer its report; one access-log line.
+async fn reconcile(
+    state: &AdminState,
+    req: &Request<Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    let q: HashMap<String, String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let (response, token) = match authorize(state, req.headers(), Role::Admin, "/v1/reconcile") {
+        Err(d) => {
+            let name = match &d {
+                Denied::Forbidden(name, _) => Some(name.clone()),
+                Denied::Unauthorized(_) => None,
+            };
+            (d.response(), name)
+        }
+        Ok(token) => (run_reconcile(state, &q).await, Some(token.name.clone())),
+    };
+    let mut record = AccessRecord::now("/v1/reconcile", response.status().as_u16());
+    record.token = token;
+    record.brand = q.get("brand").map(|b| b.trim().chars().take(32).collect());
+    record.peer = peer.map(|p| p.ip().to_string());
+    state.access.write(&record);
+    response
+}
+
+async fn run_reconcile(state: &AdminState, q: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    use crate::reconcile::{parse_brand, ReconcileError, RunRequest};
+    let Some(reconciler) = &state.reconcile else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reconciliation needs a [registry] in the config",
+        );
+    };
+    let parsed = (|| -> Result<RunRequest, String> {
+        let brand = parse_brand(
+            q.get("brand")
+                .ok_or("brand is required (IYS_CODE/BRAND_CODE)")?,
+        )?;
+        let sample = q
+            .get("sample")
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("sample must be a whole number, got {v:?}"))
+            })
+            .transpose()?;
+        let budget_rps = q
+            .get("budget")
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("budget must be requests per second, got {v:?}"))
+            })
+            .transpose()?;
+        Ok(RunRequest {
+            brand,
+            sample,
+            budget_rps,
+        })
+    })();
+    let request = match parsed {
+        Ok(r) => r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match reconciler.run(request).await {
+        Ok(report) => match serde_json::to_value(&report) {
+            Ok(v) => json_response(StatusCode::OK, v),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Err(e) => {
+            let status = match e {
+                ReconcileError::Invalid(_) | ReconcileError::UnknownBrand(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+                ReconcileError::Busy => StatusCode::CONFLICT,
+                ReconcileError::NoSnapshot => StatusCode::SERVICE_UNAVAILABLE,
+                ReconcileError::Registry(_) => StatusCode::BAD_GATEWAY,
+            };
+            error(status, e.to_string())
+        }
     }
 }

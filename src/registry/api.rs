@@ -339,6 +339,86 @@ pub mod codes {
     pub const INVALID: &str = "H000";
 }
 
+/// `GET .../consents/changes/{reportDate}/file`: the day's movement file.
+///
+/// İYS documents the path and that only the previous 7 days are served, not
+/// the body's format. The emulator (and so the gate's client) uses JSON with
+/// the change feed's item shape, both sources (HS and IYS) together, ordered
+/// by `creationDate`; `reportDate` is a Turkey-time day.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MovementFile {
+    /// The day, `YYYY-MM-DD` (Turkey time).
+    pub report_date: String,
+    /// Every change the registry recorded that day.
+    pub list: Vec<Change>,
+}
+
+/// Body of the retailer-access calls: `POST .../consents/retailers/access`
+/// (grant), `.../retailers/access/remove` (withdraw) and, without
+/// `retailerAccess`, `.../retailers/access/list` (query).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetailerAccessBody {
+    /// Phone or e-mail.
+    pub recipient: String,
+    /// `BIREYSEL` or `TACIR`.
+    pub recipient_type: String,
+    /// Channel.
+    #[serde(rename = "type")]
+    pub channel: String,
+    /// Dealers to grant or withdraw (absent on a list query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retailer_access: Option<Vec<u32>>,
+}
+
+/// Body of `POST .../consents/retailers/access/remove/all`: withdraw every
+/// dealer's access to the consents of these recipients.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetailerAccessRemoveAll {
+    /// Phones or e-mails.
+    pub recipients: Vec<String>,
+    /// `BIREYSEL` or `TACIR`.
+    pub recipient_type: String,
+    /// Channel.
+    #[serde(rename = "type")]
+    pub channel: String,
+}
+
+/// Paging of a retailer-access list answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    /// Index of the first item of this page.
+    pub offset: u64,
+    /// Items per page (İYS: 100).
+    pub page_size: u64,
+    /// Items over all pages.
+    pub total_count: u64,
+}
+
+/// One dealer allowed to use a consent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetailerAccessItem {
+    /// The dealer's code.
+    pub retailer_code: u32,
+}
+
+/// `POST .../consents/retailers/access/list?offset=N` answer: one page of the
+/// dealers that may use a consent. İYS pages by 100; it documents
+/// `pagination` and `list`, not the item's fields beyond `retailerCode`
+/// (the emulator sends only that) nor the query parameter's name (the
+/// emulator reads `offset`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetailerAccessPage {
+    /// Where this page sits.
+    pub pagination: Pagination,
+    /// The dealers on this page, by code.
+    pub list: Vec<RetailerAccessItem>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn record_from_api(
     brand: Brand,

@@ -6,7 +6,13 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::sync::Mutex;
 
-use super::api::{ChangesPage, ErrorBody, TokenRequest, TokenResponse};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::api::{
+    ChangesPage, ErrorBody, MovementFile, RetailerAccessBody, RetailerAccessPage, StatusQuery,
+    StatusResponse, TokenRequest, TokenResponse,
+};
 use crate::consent::Brand;
 
 /// Which change feed.
@@ -158,6 +164,100 @@ impl RegistryClient {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && reauth {
                 // Token expired or revoked: forget it and log in again once.
+                reauth = false;
+                *self.token.lock().await = None;
+                continue;
+            }
+            let bytes = check(resp).await?;
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Garbled(e.to_string()));
+        }
+    }
+
+    /// `POST .../consents/status`: the registry's current record for a
+    /// tuple, or `None` when it holds none (HTTP 404).
+    pub async fn status(
+        &self,
+        brand: Brand,
+        query: &StatusQuery,
+    ) -> Result<Option<StatusResponse>, ClientError> {
+        match self
+            .call(reqwest::Method::POST, brand, "status", &[], Some(query))
+            .await
+        {
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// `GET .../consents/changes/{reportDate}/file`: one day's movement file
+    /// (`report_date` is `YYYY-MM-DD`, Turkey time).
+    pub async fn movement_file(
+        &self,
+        brand: Brand,
+        report_date: &str,
+    ) -> Result<MovementFile, ClientError> {
+        let path = format!("changes/{report_date}/file");
+        self.call::<(), _>(reqwest::Method::GET, brand, &path, &[], None)
+            .await
+    }
+
+    /// One page of `POST .../consents/retailers/access/list` from `offset`;
+    /// `None` when the registry holds no such consent (HTTP 404).
+    pub async fn retailer_access_page(
+        &self,
+        brand: Brand,
+        query: &StatusQuery,
+        offset: u64,
+    ) -> Result<Option<RetailerAccessPage>, ClientError> {
+        let body = RetailerAccessBody {
+            recipient: query.recipient.clone(),
+            recipient_type: query.recipient_type.clone(),
+            channel: query.channel.clone(),
+            retailer_access: None,
+        };
+        let offset = offset.to_string();
+        match self
+            .call(
+                reqwest::Method::POST,
+                brand,
+                "retailers/access/list",
+                &[("offset", offset.as_str())],
+                Some(&body),
+            )
+            .await
+        {
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// One authenticated call under `/sps/{iysCode}/brands/{brandCode}/consents/`,
+    /// logging in again once on HTTP 401.
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        brand: Brand,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!(
+            "{}/sps/{}/brands/{}/consents/{path}",
+            self.base, brand.iys_code, brand.brand_code
+        );
+        let mut reauth = true;
+        loop {
+            let token = self.access_token().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .query(query)
+                .bearer_auth(&token);
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            let resp = request.send().await.map_err(transport)?;
+            if resp.status() == StatusCode::UNAUTHORIZED && reauth {
                 reauth = false;
                 *self.token.lock().await = None;
                 continue;

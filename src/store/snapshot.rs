@@ -371,6 +371,12 @@ impl SnapshotEdit {
         Ok(self)
     }
 
+    /// The state being edited (the base with what was applied so far), so a
+    /// writer can check what it is about to change under the write turn.
+    pub fn current(&self) -> &Snapshot {
+        &self.next
+    }
+
     /// What the edit did so far.
     pub fn report(&self) -> &EditReport {
         &self.report

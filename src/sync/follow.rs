@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use metrics::counter;
 
+use super::ledger::Seen;
 use super::StoreHandle;
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
 use crate::registry::client::{backoff, ClientError, FeedSource, RegistryClient};
@@ -148,7 +149,7 @@ pub async fn sync_brand(
         .load()
         .and_then(|s| s.brand(brand).map(|e| e.sync.clone()))
         .unwrap_or_default();
-    let (mut records, mut sync, caught_up) = match read_feeds(
+    let (mut records, mut sync, caught_up, seen) = match read_feeds(
         client,
         brand,
         cfg,
@@ -165,6 +166,8 @@ pub async fn sync_brand(
                 return Err(RoundError::CursorExpired { feed, synced });
             };
             counter!("iys_gate_sync_cursor_resets_total").increment(1);
+            // The re-read repeats changes already counted: count afresh.
+            store.applied.restart(brand, started);
             tracing::warn!(%brand, "{feed} feed refused the stored cursor ({error}); reading both feeds again from their start, keeping changes created since {since}");
             let fresh = SyncState {
                 cursor_hs: None,
@@ -206,6 +209,8 @@ pub async fn sync_brand(
             index: 0,
             message: e.to_string(),
         })?;
+    store.applied.record_feed(brand, &seen);
+    store.applied.note_dealers(&records);
     Ok(RoundResult {
         read,
         applied,
@@ -223,8 +228,9 @@ async fn read_feeds(
     cfg: &FollowConfig,
     mut sync: SyncState,
     since: Option<ConsentTime>,
-) -> Result<(Vec<ConsentRecord>, SyncState, bool), RoundError> {
+) -> Result<(Vec<ConsentRecord>, SyncState, bool, Vec<Seen>), RoundError> {
     let mut records: Vec<ConsentRecord> = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     let mut caught_up = true;
     let max_pages = match since {
         Some(_) => RESUME_MAX_PAGES,
@@ -262,6 +268,7 @@ async fn read_feeds(
                     }
                 }
                 records.push(change.to_record(brand).map_err(|e| bad(e.to_string()))?);
+                seen.extend(Seen::of(source, change));
             }
             if !page.after.is_empty() {
                 *cursor = Some(page.after);
@@ -276,7 +283,7 @@ async fn read_feeds(
         }
         caught_up &= drained;
     }
-    Ok((records, sync, caught_up))
+    Ok((records, sync, caught_up, seen))
 }
 
 /// Where a resumed read starts keeping changes: [`RESUME_MARGIN`] before the

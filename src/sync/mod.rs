@@ -4,8 +4,10 @@
 
 pub mod bootstrap;
 pub mod follow;
+pub mod ledger;
 pub mod persist;
 pub mod push;
+pub mod retailers;
 
 use std::sync::Arc;
 
@@ -28,6 +30,9 @@ pub struct StoreHandle {
     current: ArcSwapOption<Snapshot>,
     write: tokio::sync::Mutex<()>,
     gauges: StoreGauges,
+    /// What the follower applied per registry day, and the dealer-named
+    /// changes waiting for a dealer refresh (see [`ledger`]).
+    pub applied: ledger::AppliedLog,
 }
 
 impl StoreHandle {
@@ -37,6 +42,7 @@ impl StoreHandle {
             current: ArcSwapOption::empty(),
             write: tokio::sync::Mutex::new(()),
             gauges: StoreGauges::new(),
+            applied: ledger::AppliedLog::default(),
         })
     }
 

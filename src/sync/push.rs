@@ -100,6 +100,7 @@ pub async fn apply(store: &StoreHandle, body: &[u8]) -> Result<PushResult, PushE
             Ok::<u64, PushError>(edit.report().applied - before)
         })
         .await?;
+    store.applied.note_dealers(&records);
     Ok(PushResult {
         received,
         applied,

@@ -212,6 +212,20 @@ impl Feed {
         let next = start + list.len() as u64;
         (list, next)
     }
+
+    /// Every kept change created in `[from, to)`, with its creation time (the
+    /// movement file's rows).
+    pub(crate) fn created_between(
+        &self,
+        from: ConsentTime,
+        to: ConsentTime,
+    ) -> Vec<(ConsentTime, Change)> {
+        self.entries
+            .iter()
+            .filter(|e| e.created >= from && e.created < to)
+            .map(|e| (e.created, e.to_change()))
+            .collect()
+    }
 }
 
 #[cfg(test)]

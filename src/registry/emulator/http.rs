@@ -25,7 +25,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{Emulator, FeedSource, Rejection};
 use crate::consent::{Brand, ConsentTime};
-use crate::registry::api::{codes, ConsentBody, StatusQuery, TokenRequest};
+use crate::registry::api::{
+    codes, ConsentBody, RetailerAccessBody, RetailerAccessRemoveAll, StatusQuery, TokenRequest,
+};
 
 /// Largest request body accepted (HTTP 413 beyond).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -46,12 +48,17 @@ enum Route<'a> {
     BulkResult(&'a str),
     Status,
     Changes,
+    MovementFile(&'a str),
+    RetailerAccess,
+    RetailerAccessRemove,
+    RetailerAccessList,
+    RetailerAccessRemoveAll,
 }
 
 impl Route<'_> {
     fn method(self) -> Method {
         match self {
-            Route::BulkResult(_) | Route::Changes => Method::GET,
+            Route::BulkResult(_) | Route::Changes | Route::MovementFile(_) => Method::GET,
             _ => Method::POST,
         }
     }
@@ -69,6 +76,11 @@ fn route(path: &str) -> Option<(Route<'_>, Option<(&str, &str)>)> {
                 ["request", id] => Route::BulkResult(id),
                 ["status"] => Route::Status,
                 ["changes"] => Route::Changes,
+                ["changes", date, "file"] => Route::MovementFile(date),
+                ["retailers", "access"] => Route::RetailerAccess,
+                ["retailers", "access", "remove"] => Route::RetailerAccessRemove,
+                ["retailers", "access", "list"] => Route::RetailerAccessList,
+                ["retailers", "access", "remove", "all"] => Route::RetailerAccessRemoveAll,
                 _ => return None,
             };
             Some((r, Some((iys, brand))))
@@ -194,7 +206,7 @@ async fn dispatch(emu: &Emulator, req: Request<Incoming>) -> Result<Response<Bod
     let path = parts.uri.path();
     let not_found = || {
         Rejection::not_found("path", format!(
-            "no such path {:?}: the registry serves /oauth2/token and /sps/{{iysCode}}/brands/{{brandCode}}/consents[/request[/{{requestId}}]|/status|/changes]",
+            "no such path {:?}: the registry serves /oauth2/token and /sps/{{iysCode}}/brands/{{brandCode}}/consents[/request[/{{requestId}}]|/status|/changes[/{{reportDate}}/file]|/retailers/access[/remove[/all]|/list]]",
             path.chars().take(200).collect::<String>()
         ))
     };
@@ -239,6 +251,50 @@ async fn dispatch(emu: &Emulator, req: Request<Incoming>) -> Result<Response<Bod
         Route::Status => {
             let query: StatusQuery = read_json(body).await?;
             Ok(json_response(200, &emu.status(brand, &query, now)?))
+        }
+        Route::MovementFile(date) => Ok(json_response(
+            200,
+            &emu.movement_file(brand, &percent_decode(date), now)?,
+        )),
+        Route::RetailerAccess | Route::RetailerAccessRemove => {
+            let access: RetailerAccessBody = read_json(body).await?;
+            if route == Route::RetailerAccess {
+                Ok(json_response(
+                    200,
+                    &emu.grant_retailer_access(brand, &access, now)?,
+                ))
+            } else {
+                Ok(json_response(
+                    202,
+                    &emu.withdraw_retailer_access(brand, &access, now)?,
+                ))
+            }
+        }
+        Route::RetailerAccessRemoveAll => {
+            let all: RetailerAccessRemoveAll = read_json(body).await?;
+            Ok(json_response(
+                202,
+                &emu.withdraw_all_retailer_access(brand, &all, now)?,
+            ))
+        }
+        Route::RetailerAccessList => {
+            let offset = match query_param(parts.uri.query(), "offset") {
+                None => 0,
+                Some(o) => o.trim().parse::<u64>().map_err(|_| {
+                    Rejection::invalid(
+                        "offset",
+                        format!(
+                            "offset {:?} is not a number: use 0, 100, 200, ...",
+                            o.chars().take(40).collect::<String>()
+                        ),
+                    )
+                })?,
+            };
+            let query: RetailerAccessBody = read_json(body).await?;
+            Ok(json_response(
+                200,
+                &emu.retailer_access_list(brand, &query, offset, now)?,
+            ))
         }
         Route::Changes => {
             let query = parts.uri.query();
@@ -413,6 +469,22 @@ mod tests {
             Some(Route::Add)
         );
         assert_eq!(route("/sps/1/brands/2/consent"), None);
+        assert_eq!(
+            route("/sps/1/brands/2/consents/changes/2026-12-01/file").map(|r| r.0),
+            Some(Route::MovementFile("2026-12-01"))
+        );
+        assert_eq!(
+            route("/sps/1/brands/2/consents/retailers/access/list").map(|r| r.0),
+            Some(Route::RetailerAccessList)
+        );
+        assert_eq!(
+            route("/sps/1/brands/2/consents/retailers/access/remove").map(|r| r.0),
+            Some(Route::RetailerAccessRemove)
+        );
+        assert_eq!(
+            route("/sps/1/brands/2/consents/retailers/access/remove/all").map(|r| r.0),
+            Some(Route::RetailerAccessRemoveAll)
+        );
         assert_eq!(route("/"), None);
         assert_eq!(route(""), None);
     }

@@ -14,6 +14,9 @@
 pub mod cli;
 pub mod http;
 
+pub mod movement;
+pub mod retailers;
+
 mod auth;
 mod feed;
 mod store;

@@ -151,6 +151,19 @@ impl BrandStore {
     }
 }
 
+impl BrandStore {
+    /// Replace the dealers allowed to use a stored consent (sorted, distinct);
+    /// `false` when the tuple is not held.
+    pub(crate) fn set_access(&mut self, key: TupleKey, access: Vec<u32>) -> bool {
+        let Some(mut value) = self.get(key) else {
+            return false;
+        };
+        value.retailer_access = access;
+        self.put(key, &value);
+        true
+    }
+}
+
 /// The slot for a value; records or clears its retailer data on the side.
 fn encode(retail: &mut FxHashMap<TupleKey, Retail>, key: TupleKey, value: &Stored) -> Slot {
     let mut flags = 0u8;
