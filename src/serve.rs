@@ -372,6 +372,7 @@ fn start_sync(
             max_pages_per_round: 100,
             max_backoff: r.max_backoff,
             feed_retention: r.feed_retention,
+            budget: None,
         };
         tasks.push(tokio::spawn(follow::run(
             store.clone(),
