@@ -46,6 +46,8 @@ pub struct Config {
     pub smtp: Option<crate::smtp::config::SmtpConfig>,
     /// The voice gate (SIP stateless proxy or redirect server).
     pub sip: Option<crate::sip::config::SipConfig>,
+    /// A fleet of gates on NATS JetStream; none: this gate runs alone.
+    pub fleet: Option<crate::fleet::config::FleetConfig>,
 }
 
 /// `[admin]`
@@ -618,6 +620,17 @@ impl Config {
             }
             sip.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet
+                .validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+            if self.registry.as_ref().is_some_and(|r| r.emulator) {
+                return Err(invalid(
+                    "registry.emulator",
+                    "a fleet follows one registry: run `iys-gate registry` and set registry.base_url instead of an emulator per gate",
+                ));
+            }
         }
         self.validate_admin()?;
         if self.store.persist_interval < Duration::from_secs(1) {

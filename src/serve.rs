@@ -141,8 +141,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     };
     let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
+    let (fleet, fleet_tasks) =
+        start_fleet(&config, &store, registry_url.clone(), &brands, &stop_rx).await?;
 
-    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx).await?;
+    let mut tasks = start_admin(&config, &store, prometheus, &brands, &stop_rx, fleet).await?;
+    tasks.tasks.extend(fleet_tasks);
     let admin_addr = tasks.addr("admin").context("admin listener")?;
     tasks.tasks.extend(start_sync(
         &config,
@@ -297,6 +300,7 @@ async fn start_admin(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     brands: &[Brand],
     stop: &Stop,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> anyhow::Result<Started> {
     let listener = TcpListener::bind(config.admin.listen)
         .await
@@ -318,6 +322,7 @@ async fn start_admin(
         tokens: admin::auth::Tokens::new(&tokens),
         metrics_open: config.admin.metrics_open,
         access: admin::access::AccessLog::start(config.admin.access_log.clone())?,
+        fleet,
     });
     let tls = match &config.admin.tls {
         Some(t) => {
@@ -347,8 +352,60 @@ async fn start_admin(
     Ok(started)
 }
 
+/// The registry client and follower settings of `[registry]`.
+fn follower(
+    config: &Config,
+    registry_url: Option<String>,
+    brands: &[Brand],
+) -> anyhow::Result<Option<(Arc<RegistryClient>, follow::FollowConfig)>> {
+    let (Some(r), Some(url)) = (&config.registry, registry_url) else {
+        return Ok(None);
+    };
+    let client = Arc::new(RegistryClient::new(
+        &url,
+        &r.username,
+        &config.registry_password()?,
+        r.request_timeout,
+    )?);
+    let cfg = follow::FollowConfig {
+        brands: brands.to_vec(),
+        poll_interval: r.poll_interval,
+        page_limit: r.page_limit,
+        max_pages_per_round: 100,
+        max_backoff: r.max_backoff,
+        feed_retention: r.feed_retention,
+        budget: None,
+    };
+    Ok(Some((client, cfg)))
+}
+
+/// With `[fleet]`: join the fleet (it then polls, applies and persists
+/// instead of [`start_sync`]).
+async fn start_fleet(
+    config: &Config,
+    store: &Arc<StoreHandle>,
+    registry_url: Option<String>,
+    brands: &[Brand],
+    stop: &Stop,
+) -> anyhow::Result<(
+    Option<Arc<crate::fleet::Fleet>>,
+    Vec<tokio::task::JoinHandle<()>>,
+)> {
+    let Some(fleet) = &config.fleet else {
+        return Ok((None, Vec::new()));
+    };
+    let setup = crate::fleet::FleetSetup {
+        fleet: fleet.clone(),
+        registry: follower(config, registry_url, brands)?,
+        snapshot_path: config.store.snapshot_path.clone(),
+        persist_interval: config.store.persist_interval,
+    };
+    let (fleet, tasks) = crate::fleet::start(setup, store.clone(), stop.clone()).await?;
+    Ok((Some(fleet), tasks))
+}
+
 /// The change-feed follower (when a registry is configured) and the snapshot
-/// persister (when a snapshot file is).
+/// persister (when a snapshot file is); in a fleet, the fleet does both.
 fn start_sync(
     config: &Config,
     store: &Arc<StoreHandle>,
@@ -358,6 +415,9 @@ fn start_sync(
     stop: &Stop,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
+    if config.fleet.is_some() {
+        return Ok(tasks);
+    }
     if let (Some(r), Some(url)) = (&config.registry, registry_url) {
         let client = Arc::new(RegistryClient::new(
             &url,

@@ -55,6 +55,9 @@ pub struct AdminState {
     pub metrics_open: bool,
     /// Where each `/v1/check` is written.
     pub access: access::AccessLog,
+    /// The fleet this gate belongs to (`[fleet]`): the webhook publishes to
+    /// its stream, `/v1/status` and `/readyz` show its state.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

@@ -137,6 +137,10 @@ pub enum RoundError {
         /// What is wrong.
         message: String,
     },
+    /// The fleet's change log did not take the batch (it was not applied
+    /// anywhere; the round is read again).
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 impl RoundError {
@@ -148,6 +152,7 @@ impl RoundError {
                 "cursor_expired"
             }
             RoundError::BadChange { .. } => "bad_change",
+            RoundError::Fleet(_) => "fleet",
         }
     }
 }
@@ -155,7 +160,7 @@ impl RoundError {
 /// Every `kind` of `iys_gate_sync_errors_total` ([`RoundError::kind`] and
 /// [`crate::registry::client::ClientError::kind`]), registered at zero when
 /// the follower starts.
-const ERROR_KINDS: [&str; 9] = [
+const ERROR_KINDS: [&str; 10] = [
     "rate_limited",
     "server",
     "unauthorized",
@@ -165,6 +170,7 @@ const ERROR_KINDS: [&str; 9] = [
     "cursor_refused",
     "cursor_expired",
     "bad_change",
+    "fleet",
 ];
 
 /// What one brand's round did.
