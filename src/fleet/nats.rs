@@ -52,19 +52,32 @@ pub struct SnapshotInfo {
 impl Nats {
     /// Connect (in the background: with NATS down the gate starts anyway
     /// and every operation fails until it is back).
-    pub async fn connect(cfg: &FleetConfig, name: &str) -> anyhow::Result<Nats> {
+    /// `connected` follows the connection's state.
+    pub async fn connect(
+        cfg: &FleetConfig,
+        name: &str,
+        connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> anyhow::Result<Nats> {
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("iys-gate {name}"))
             .connection_timeout(cfg.timeout)
             .request_timeout(Some(cfg.timeout))
             .retry_on_initial_connect()
-            .event_callback(|event| async move {
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
                 match event {
-                    async_nats::Event::Connected => tracing::info!("fleet: connected to NATS"),
+                    async_nats::Event::Connected => {
+                        connected.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!("fleet: connected to NATS")
+                    }
                     async_nats::Event::Disconnected => {
+                        connected.store(false, std::sync::atomic::Ordering::Relaxed);
                         tracing::warn!("fleet: disconnected from NATS; serving from the current snapshot, reconnecting")
                     }
+                    async_nats::Event::ClientError(e) => tracing::debug!("fleet: NATS client: {e}"),
                     other => tracing::info!("fleet: NATS {other}"),
+                }
                 }
             });
         if let Some(token) = cfg

@@ -32,6 +32,7 @@ pub struct FleetState {
     stream_last: AtomicU64,
     snapshot_sequence: AtomicU64,
     bootstrapped: AtomicBool,
+    connected: Arc<AtomicBool>,
     source: Mutex<String>,
     last_error: Mutex<Option<String>>,
     /// The store as of `position` (for snapshots and the local file).
@@ -43,7 +44,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl FleetState {
-    fn new(name: String, position: u64) -> FleetState {
+    fn new(name: String, position: u64, connected: Arc<AtomicBool>) -> FleetState {
         FleetState {
             name,
             leader: AtomicBool::new(false),
@@ -53,6 +54,7 @@ impl FleetState {
             stream_last: AtomicU64::new(0),
             snapshot_sequence: AtomicU64::new(0),
             bootstrapped: AtomicBool::new(false),
+            connected,
             source: Mutex::new(String::new()),
             last_error: Mutex::new(None),
             applied: ArcSwapOption::empty(),
@@ -118,6 +120,7 @@ impl FleetState {
     pub fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
             "name": self.name,
+            "connected": self.connected.load(Ordering::Relaxed),
             "role": if self.is_leader() { "leader" } else { "follower" },
             "leader": *lock(&self.leader_name),
             "position": self.position(),
@@ -273,8 +276,9 @@ pub async fn start(
     let name = setup.fleet.gate_name();
     let version = store.load().map_or(0, |s| s.version);
     let position = local_position(setup.snapshot_path.as_deref(), version);
-    let nats = Arc::new(Nats::connect(&setup.fleet, &name).await?);
-    let state = Arc::new(FleetState::new(name.clone(), position));
+    let connected = Arc::new(AtomicBool::new(false));
+    let nats = Arc::new(Nats::connect(&setup.fleet, &name, connected.clone()).await?);
+    let state = Arc::new(FleetState::new(name.clone(), position, connected));
     state.set_position(position, &store);
     state.set_error(Some("connecting".into()));
     *lock(&state.source) = if position > 0 {
@@ -494,6 +498,7 @@ async fn applier(
             }
             let mut entries = nats.read_from(pos + 1).await?;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks = 0u64;
             loop {
                 tokio::select! {
                     next = entries.next() => {
@@ -532,6 +537,13 @@ async fn applier(
                     _ = tick.tick() => {
                         let b = nats.bounds().await?;
                         state.set_bounds(b.first, b.last);
+                        ticks += 1;
+                        if ticks % 5 == 0 && !state.is_leader() {
+                            if let Some(info) = nats.snapshot_info().await? {
+                                state.snapshot_sequence.store(info.sequence, Ordering::Relaxed);
+                                gauge!("iys_gate_fleet_snapshot_sequence").set(info.sequence as f64);
+                            }
+                        }
                         store.update_age_gauge(ConsentTime::now());
                         if b.lost_after(pos) || b.last < pos {
                             return Ok(());
@@ -609,10 +621,16 @@ impl BatchSink for PublishToFleet {
             records: batch.records,
             sync: Some(batch.sync),
         };
-        let id = format!("feed-{brand}-{last}");
+        // The id names the content: a retried publish of this batch is
+        // dropped by the server, a different batch never is.
+        let payload = entry.encode();
+        let id = format!(
+            "feed-{brand}-{last}-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(&payload)
+        );
         let seq = match self
             .nats
-            .publish(brand, EntryKind::Feed, entry.encode(), id, Some(last))
+            .publish(brand, EntryKind::Feed, payload, id, Some(last))
             .await
         {
             Ok(seq) => {
