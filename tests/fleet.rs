@@ -131,6 +131,18 @@ struct Gate {
 
 impl Gate {
     fn start(name: &str, root: &Path, nats: &str, registry: &str) -> Gate {
+        Gate::start_custom(name, root, Some(nats), registry, &[BRAND], POLL)
+    }
+
+    /// A gate following `brands`, in a fleet on `nats` or (None) alone.
+    fn start_custom(
+        name: &str,
+        root: &Path,
+        nats: Option<&str>,
+        registry: &str,
+        brands: &[Brand],
+        poll: Duration,
+    ) -> Gate {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let admin = free_port();
@@ -158,29 +170,31 @@ poll_interval = "{poll}ms"
 request_timeout = "5s"
 max_backoff = "2s"
 
-[[brands]]
-iys_code = {iys}
-brand_code = {brand}
-
+{brands}
 [webhook]
 secret = "{SECRET}"
 
 [log]
 level = "info,iys_gate::fleet=debug"
-
-[fleet]
-url = "{nats}"
-name = "{name}"
-lock_ttl = "{ttl}ms"
-snapshot_interval = "1s"
-request_budget = 50
-timeout = "2s"
-"#,
+{fleet}"#,
                 snap = dir.join("snapshot.bin").display(),
-                poll = POLL.as_millis(),
-                ttl = LOCK_TTL.as_millis(),
-                iys = BRAND.iys_code,
-                brand = BRAND.brand_code,
+                poll = poll.as_millis(),
+                brands = brands
+                    .iter()
+                    .map(|b| format!(
+                        "[[brands]]\niys_code = {}\nbrand_code = {}\n",
+                        b.iys_code, b.brand_code
+                    ))
+                    .collect::<String>(),
+                fleet = match nats {
+                    Some(url) => format!(
+                        "[fleet]\nurl = \"{url}\"\nname = \"{name}\"\nlock_ttl = \"{}ms\"\n\
+                         snapshot_interval = \"1s\"\nrequest_budget = {}\ntimeout = \"2s\"\n",
+                        LOCK_TTL.as_millis(),
+                        std::env::var("FLEET_BUDGET").unwrap_or_else(|_| "50".into()),
+                    ),
+                    None => String::new(),
+                },
             ),
         )
         .unwrap();
@@ -700,4 +714,141 @@ async fn the_fleet_survives_a_leader_kill_restarts_purges_and_a_nats_restart() {
     }
     nats.spawn();
     all_agree(&gates, &expected(&truth)).await;
+}
+
+/// Counts what passes through to the registry: requests, and answers that
+/// are HTTP 429.
+struct CountingProxy {
+    url: String,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+    limited: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingProxy {
+    async fn start(target: &str) -> CountingProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicU64::new(0));
+        let limited = Arc::new(AtomicU64::new(0));
+        let (rq, lm) = (requests.clone(), limited.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let (rq, lm) = (rq.clone(), lm.clone());
+                let count = |buf: &[u8], pat: &[u8]| {
+                    buf.windows(pat.len()).filter(|w| *w == pat).count() as u64
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        rq.fetch_add(count(&buf[..n], b" HTTP/1.1\r\n"), Ordering::Relaxed);
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        lm.fetch_add(count(&buf[..n], b"HTTP/1.1 429"), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        CountingProxy {
+            url,
+            requests,
+            limited,
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.limited.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Registry load, measured (not a pass/fail test; run with
+/// `cargo test --test fleet registry_load -- --ignored --nocapture`):
+/// 200 brands, the emulator limited to LIMIT requests a second (default
+/// 50), three gates each polling alone against three gates in a fleet
+/// (request_budget from FLEET_BUDGET, default 50), each for SECS seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn registry_load() {
+    let _serial = SERIAL.lock().await;
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let limit = env("LIMIT", 50) as u32;
+    let secs = env("SECS", 30);
+    let poll = Duration::from_secs(env("POLL", 10));
+    let brands: Vec<Brand> = (1..=200).map(|b| Brand::new(700001, b)).collect();
+    let nats = Nats::start();
+    for fleet in [false, true] {
+        let registry = Registry::start(Some(limit)).await;
+        let proxy = CountingProxy::start(&registry.url).await;
+        let root = tempfile::tempdir().unwrap();
+        let gates: Vec<Gate> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                Gate::start_custom(
+                    n,
+                    root.path(),
+                    fleet.then_some(nats.url()).as_deref(),
+                    &proxy.url,
+                    &brands,
+                    poll,
+                )
+            })
+            .collect();
+        // Warm-up: every gate up.
+        for g in &gates {
+            until(Duration::from_secs(60), "gate up", || async {
+                g.status().await.is_some()
+            })
+            .await;
+        }
+        let (r0, l0) = proxy.counts();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let (r1, l1) = proxy.counts();
+        let mut synced = Vec::new();
+        for g in &gates {
+            let s = g.status().await.unwrap();
+            let n = s["brands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["synced_at"].is_string())
+                .count();
+            synced.push(n);
+        }
+        eprintln!(
+            "{}: {} requests/s to the registry, {} answered 429 ({:.0}%), over {secs}s; brands synced per gate: {synced:?} (limit {limit}/s, poll {poll:?})",
+            if fleet { "3 gates in a fleet" } else { "3 gates polling alone" },
+            (r1 - r0) as f64 / secs as f64,
+            l1 - l0,
+            100.0 * (l1 - l0) as f64 / ((r1 - r0).max(1)) as f64,
+        );
+        drop(gates);
+    }
 }
