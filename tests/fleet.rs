@@ -852,3 +852,80 @@ async fn registry_load() {
         drop(gates);
     }
 }
+
+/// Cold start, measured (run with `SNAPSHOT=/path/to/file cargo test --test
+/// fleet cold_start -- --ignored --nocapture`): the snapshot file is put
+/// into the object store, then a fresh gate (no local data) starts and is
+/// timed until `/readyz` answers 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn cold_start() {
+    let _serial = SERIAL.lock().await;
+    let path = std::env::var("SNAPSHOT").expect("SNAPSHOT=<a snapshot file>");
+    let nats = Nats::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let store = js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: "IYS_SNAPSHOTS".into(),
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut file = tokio::fs::File::open(&path).await.unwrap();
+    let size = file.metadata().await.unwrap().len();
+    let started = Instant::now();
+    store
+        .put(
+            async_nats::jetstream::object_store::ObjectMetadata {
+                name: "snapshot".into(),
+                chunk_size: Some(1 << 20),
+                metadata: [("stream_sequence".to_string(), "0".to_string())].into(),
+                ..Default::default()
+            },
+            &mut file,
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "put {size} bytes into the object store in {:?}",
+        started.elapsed()
+    );
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let admin = free_port();
+    let config = dir.join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[[admin.tokens]]\nname = \"t\"\ntoken = \"{TOKEN}\"\nrole = \"read\"\n\
+             [fleet]\nurl = \"{}\"\nname = \"fresh\"\n",
+            nats.url()
+        ),
+    )
+    .unwrap();
+    let mut g = Gate {
+        name: "fresh".into(),
+        child: None,
+        admin,
+        dir,
+        config,
+    };
+    let started = Instant::now();
+    g.spawn();
+    let took = until(Duration::from_secs(120), "fresh gate ready", || g.ready()).await;
+    let s = g.status().await.unwrap();
+    eprintln!(
+        "fresh gate ready from the object store in {took:?} (spawn to /readyz 200): {} MESAJ, {} ARAMA, {} EPOSTA tuples; {}",
+        s["tuples"]["MESAJ"], s["tuples"]["ARAMA"], s["tuples"]["EPOSTA"], s["fleet"]["loaded_from"]
+    );
+    let _ = started;
+    for line in g
+        .log()
+        .lines()
+        .filter(|l| l.contains("loaded the object store"))
+    {
+        eprintln!("{line}");
+    }
+}

@@ -463,7 +463,9 @@ async fn applier(
                 if let Some(info) = nats.snapshot_info().await? {
                     state.snapshot_sequence.store(info.sequence, Ordering::Relaxed);
                     gauge!("iys_gate_fleet_snapshot_sequence").set(info.sequence as f64);
-                    if info.sequence > pos {
+                    // Newer than the local data, or as new and the local
+                    // data is no fleet snapshot (a CSV export, nothing).
+                    if info.sequence > pos || pos == 0 {
                         if let Some(seq) = load_snapshot(&nats, &state, &store, "bootstrap").await? {
                             pos = seq;
                         }
