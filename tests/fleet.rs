@@ -215,7 +215,10 @@ level = "info,iys_gate::fleet=debug"
             .append(true)
             .open(self.dir.join("gate.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_iys-gate"))
+        // IYS_GATE_BIN: time another build (a release build for cold_start).
+        let bin = std::env::var("IYS_GATE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_iys-gate").to_string());
+        let child = Command::new(bin)
             .arg("serve")
             .arg("--config")
             .arg(&self.config)

@@ -521,3 +521,30 @@ mod tests {
         assert_eq!(resume_point(None, now, week), None, "never synced");
     }
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_paces_requests_after_its_burst() {
+        let b = RequestBudget::new(100.0);
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            b.take().await;
+        }
+        let burst = started.elapsed();
+        assert!(
+            burst < Duration::from_millis(200),
+            "a full bucket: {burst:?}"
+        );
+        for _ in 0..50 {
+            b.take().await;
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(490) && took <= Duration::from_secs(3),
+            "50 more at 100/s: {took:?}"
+        );
+    }
+}
