@@ -37,7 +37,7 @@ pub struct FleetConfig {
     #[serde(default = "default_subject_prefix")]
     pub subject_prefix: String,
     /// How long the stream keeps changes; a gate away longer reloads a
-    /// snapshot. Default "7d".
+    /// snapshot (the leader puts one every `snapshot_interval`). Default "24h".
     #[serde(default = "default_stream_max_age", with = "humantime_serde")]
     pub stream_max_age: Duration,
     /// Key-value bucket of the leader lock. Default `IYS_LEADER`.
@@ -90,7 +90,7 @@ fn default_subject_prefix() -> String {
     "iys.changes".into()
 }
 fn default_stream_max_age() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
+    Duration::from_secs(24 * 3600)
 }
 fn default_lock_bucket() -> String {
     "IYS_LEADER".into()

@@ -513,8 +513,16 @@ async fn applier(
                             continue;
                         }
                         if d.sequence > pos + 1 {
-                            tracing::warn!(position = pos, got = d.sequence, "fleet: entries missing from the stream after this gate's position");
-                            return Ok(());
+                            let b = nats.bounds().await?;
+                            state.set_bounds(b.first, b.last);
+                            if b.lost_after(pos) {
+                                // Aged out or purged: the outer loop reloads a snapshot.
+                                return Ok(());
+                            }
+                            // Deleted one by one (not by a gate): nothing to
+                            // reload from; say so and go on.
+                            counter!("iys_gate_fleet_applied_total", "result" => "bad_entry").increment(1);
+                            tracing::error!(position = pos, got = d.sequence, "fleet: entries {}..{} were deleted from the stream; continuing after them", pos + 1, d.sequence - 1);
                         }
                         match apply_entry(&store, &d.payload).await {
                             Ok((kind, records)) => {
@@ -587,6 +595,17 @@ async fn applier(
     }
 }
 
+/// How often the leader publishes a brand's poll with no changes (its new
+/// `synced_at`): the data age every gate reports lags by at most this.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+
+fn heartbeat_not_due(batch: &Batch) -> bool {
+    match (batch.from.synced_at, batch.sync.synced_at) {
+        (Some(before), Some(now)) => now.unix() - before.unix() < HEARTBEAT.as_secs() as i64,
+        _ => false,
+    }
+}
+
 /// The leader's sink: publish each batch with the brand subject's expected
 /// last sequence, then wait until this gate applied it (so the next round
 /// reads the new cursors).
@@ -617,6 +636,15 @@ impl BatchSink for PublishToFleet {
             )));
         }
         let records = batch.records.len();
+        if records == 0
+            && batch.sync.cursor_hs == batch.from.cursor_hs
+            && batch.sync.cursor_iys == batch.from.cursor_iys
+            && heartbeat_not_due(&batch)
+        {
+            // Nothing new but the time of the poll: publish that only every
+            // HEARTBEAT, so an idle fleet does not fill the stream.
+            return Ok(0);
+        }
         let entry = Entry {
             kind: EntryKind::Feed,
             brand,
