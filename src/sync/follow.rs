@@ -54,8 +54,9 @@ pub struct FollowConfig {
     pub budget: Option<Arc<RequestBudget>>,
 }
 
-/// A token bucket over registry requests: `per_second` on average, at most
-/// one second's worth at once. The follower takes one token before each
+/// Pacing of registry requests: at most `per_second`, evenly spaced (no
+/// burst after an idle poll interval, which a registry counting requests per
+/// second would answer with 429s). The follower takes one turn before each
 /// change-feed page, brand after brand, so every brand gets its turn and a
 /// fleet's leader stays within the request rate the operator gives it.
 #[derive(Debug)]
@@ -65,19 +66,18 @@ pub struct RequestBudget {
 }
 
 impl RequestBudget {
-    /// A budget of `per_second` requests a second (> 0), starting full.
+    /// A budget of `per_second` requests a second (> 0).
     pub fn new(per_second: f64) -> RequestBudget {
-        let burst = per_second.max(1.0);
         RequestBudget {
             per_second,
-            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+            state: tokio::sync::Mutex::new((1.0, tokio::time::Instant::now())),
         }
     }
 
-    /// Wait for one request's token.
+    /// Wait for one request's turn.
     pub async fn take(&self) {
         let mut st = self.state.lock().await;
-        let burst = self.per_second.max(1.0);
+        let burst = 1.0;
         loop {
             let now = tokio::time::Instant::now();
             let elapsed = now.duration_since(st.1).as_secs_f64();
@@ -527,24 +527,19 @@ mod budget_tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_budget_paces_requests_after_its_burst() {
+    async fn the_budget_spaces_requests_evenly() {
         let b = RequestBudget::new(100.0);
+        b.take().await;
+        // Idle for a while: no burst builds up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let started = std::time::Instant::now();
-        for _ in 0..100 {
-            b.take().await;
-        }
-        let burst = started.elapsed();
-        assert!(
-            burst < Duration::from_millis(200),
-            "a full bucket: {burst:?}"
-        );
-        for _ in 0..50 {
+        for _ in 0..51 {
             b.take().await;
         }
         let took = started.elapsed();
         assert!(
             took >= Duration::from_millis(490) && took <= Duration::from_secs(3),
-            "50 more at 100/s: {took:?}"
+            "51 at 100/s after an idle pause: {took:?}"
         );
     }
 }
