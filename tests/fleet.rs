@@ -932,3 +932,109 @@ async fn cold_start() {
         eprintln!("{line}");
     }
 }
+
+/// The two interfaces on a real server: a deposed leader's late publish is
+/// refused by the expected last sequence, a retried publish is dropped by
+/// its id, the lock goes to one gate at a time and moves once its holder
+/// stops renewing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_refuses_a_late_publish_and_the_lock_has_one_holder() {
+    use iys_gate::fleet::config::FleetConfig;
+    use iys_gate::fleet::log::{ChangeLog, EntryKind, LeaderLock, LogError};
+    use iys_gate::fleet::nats::Nats as FleetNats;
+    use std::sync::atomic::AtomicBool;
+
+    let _serial = SERIAL.lock().await;
+    let server = Nats::start();
+    let cfg: FleetConfig = toml::from_str(&format!(
+        "url = \"{}\"\nlock_ttl = \"2s\"\ntimeout = \"2s\"\n",
+        server.url()
+    ))
+    .unwrap();
+    let connect = |name: &'static str| {
+        let cfg = cfg.clone();
+        async move {
+            FleetNats::connect(&cfg, name, Arc::new(AtomicBool::new(false)))
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = (connect("a").await, connect("b").await);
+    let body = |s: &str| bytes::Bytes::from(s.to_string());
+
+    // Two leaders read the same state (no batch yet: expected 0).
+    let s1 = a
+        .publish(BRAND, EntryKind::Feed, body("one"), "id-1".into(), Some(0))
+        .await
+        .unwrap();
+    let late = b
+        .publish(BRAND, EntryKind::Feed, body("two"), "id-2".into(), Some(0))
+        .await;
+    assert!(matches!(late, Err(LogError::Conflict)), "{late:?}");
+    assert_eq!(a.last_sequence(BRAND, EntryKind::Feed).await.unwrap(), s1);
+    // A retry of the same publish (its answer lost) is refused or dropped,
+    // never stored twice.
+    let again = a
+        .publish(BRAND, EntryKind::Feed, body("one"), "id-1".into(), Some(0))
+        .await;
+    assert!(
+        matches!(again, Err(LogError::Conflict)) || matches!(again, Ok(s) if s == s1),
+        "{again:?}"
+    );
+    // Pushes carry no expectation: a retried push is dropped by its id, and
+    // pushes do not move the feed subject.
+    let p = b
+        .publish(BRAND, EntryKind::Push, body("push"), "id-3".into(), None)
+        .await
+        .unwrap();
+    let p_again = b
+        .publish(BRAND, EntryKind::Push, body("push"), "id-3".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(p_again, p, "deduplicated");
+    assert_eq!(a.last_sequence(BRAND, EntryKind::Feed).await.unwrap(), s1);
+    let s2 = a
+        .publish(
+            BRAND,
+            EntryKind::Feed,
+            body("three"),
+            "id-4".into(),
+            Some(s1),
+        )
+        .await
+        .unwrap();
+    let bounds = a.bounds().await.unwrap();
+    assert_eq!((bounds.first, bounds.last), (1, s2));
+    assert_eq!(s2, p + 1);
+
+    // The lock: one holder; renewals keep it; a stopped holder loses it.
+    let la = a.try_acquire("a").await.unwrap().expect("a takes the lock");
+    assert_eq!(b.try_acquire("b").await.unwrap(), None);
+    assert_eq!(b.holder().await.unwrap().as_deref(), Some("a"));
+    let mut la = la;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        la = a.renew("a", la).await.unwrap();
+        assert_eq!(b.try_acquire("b").await.unwrap(), None, "renewed in time");
+    }
+    // a stops renewing: b gets it within the TTL (and a bit), a's renewal fails.
+    let started = Instant::now();
+    let lb = loop {
+        if let Some(l) = b.try_acquire("b").await.unwrap() {
+            break l;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the lock never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "lock moved {:?} after the last renewal (ttl 2s)",
+        started.elapsed()
+    );
+    assert!(matches!(a.renew("a", la).await, Err(LogError::Conflict)));
+    // Released at shutdown: free at once.
+    b.release(lb).await.unwrap();
+    assert!(a.try_acquire("a").await.unwrap().is_some());
+}
