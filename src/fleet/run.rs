@@ -763,6 +763,17 @@ async fn lead(
     gauge!("iys_gate_fleet_leader").set(1.0);
     counter!("iys_gate_fleet_leader_changes_total").increment(1);
     tracing::info!(gate = %name, position = state.position(), "fleet: this gate leads: polling the registry for the fleet");
+    // Catch up with the stream first: cursors read from an older store
+    // would cost registry requests for batches the log then refuses.
+    if let Ok(b) = nats.bounds().await {
+        if !state.wait_applied(b.last, cfg.lock_ttl / 3).await {
+            tracing::info!(
+                position = state.position(),
+                last = b.last,
+                "fleet: leading while still catching up with the stream"
+            );
+        }
+    }
     let (duty_tx, duty_rx) = watch::channel(false);
     let poller = tokio::spawn(follow::run_with(
         store.clone(),
