@@ -715,6 +715,28 @@ async fn the_fleet_survives_a_leader_kill_restarts_purges_and_a_nats_restart() {
             g.name
         );
     }
+    // A gate restarted while NATS is down serves its snapshot file.
+    gates[1].kill9();
+    gates[1].spawn();
+    until(
+        Duration::from_secs(60),
+        "restarted without NATS: ready",
+        || gates[1].ready(),
+    )
+    .await;
+    assert_eq!(
+        gates[1].decision(&addr(101)).await.as_deref(),
+        Some("allow")
+    );
+    let s = gates[1].status().await.unwrap();
+    assert!(
+        s["fleet"]["loaded_from"]
+            .as_str()
+            .unwrap()
+            .contains("local snapshot file"),
+        "{s}"
+    );
+    assert!(s["brands"][0]["data_age_seconds"].is_number(), "{s}");
     nats.spawn();
     all_agree(&gates, &expected(&truth)).await;
 }
