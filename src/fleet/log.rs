@@ -132,6 +132,40 @@ pub trait LeaderLock: Send + Sync + 'static {
     fn release(&self, lease: Lease) -> impl Future<Output = Result<(), LogError>> + Send;
 }
 
+/// A snapshot in the snapshot store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The last log sequence it includes.
+    pub sequence: u64,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+/// Where the leader puts the newest snapshot (the snapshot file format) and
+/// new gates load it from, with the log sequence it includes.
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// The newest snapshot's sequence and size, if there is one.
+    fn snapshot_info(&self) -> impl Future<Output = Result<Option<SnapshotInfo>, LogError>> + Send;
+
+    /// The newest snapshot's bytes and sequence.
+    fn get_snapshot(&self)
+        -> impl Future<Output = Result<Option<(Vec<u8>, u64)>, LogError>> + Send;
+
+    /// Replace the snapshot with one that includes the log up to `sequence`.
+    fn put_snapshot(
+        &self,
+        bytes: Vec<u8>,
+        sequence: u64,
+        version: u64,
+    ) -> impl Future<Output = Result<(), LogError>> + Send;
+}
+
+/// Everything a fleet stands on: NATS JetStream ([`super::nats::Nats`]) or,
+/// later, Kafka plus a Lease plus an object store.
+pub trait Backend: ChangeLog + LeaderLock + SnapshotStore {}
+
+impl<T: ChangeLog + LeaderLock + SnapshotStore> Backend for T {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

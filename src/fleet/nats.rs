@@ -11,7 +11,10 @@ use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::config::FleetConfig;
-use super::log::{Bounds, ChangeLog, Delivered, EntryKind, LeaderLock, Lease, LogError};
+pub use super::log::SnapshotInfo;
+use super::log::{
+    Bounds, ChangeLog, Delivered, EntryKind, LeaderLock, Lease, LogError, SnapshotStore,
+};
 use crate::consent::Brand;
 
 /// The key of the leader lock.
@@ -38,15 +41,6 @@ pub struct Nats {
     js: jetstream::Context,
     cfg: FleetConfig,
     handles: tokio::sync::Mutex<Option<Handles>>,
-}
-
-/// A snapshot in the object store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// The last stream sequence it includes.
-    pub sequence: u64,
-    /// Its size in bytes.
-    pub bytes: usize,
 }
 
 impl Nats {
@@ -194,9 +188,11 @@ impl Nats {
             kind.as_str()
         )
     }
+}
 
+impl SnapshotStore for Nats {
     /// The newest snapshot in the object store, if any.
-    pub async fn snapshot_info(&self) -> Result<Option<SnapshotInfo>, LogError> {
+    async fn snapshot_info(&self) -> Result<Option<SnapshotInfo>, LogError> {
         let h = self.handles().await?;
         match h.objects.info(SNAPSHOT_OBJECT).await {
             Ok(info) if !info.deleted => Ok(Some(SnapshotInfo {
@@ -215,7 +211,7 @@ impl Nats {
 
     /// Download the newest snapshot: its bytes (the snapshot file format)
     /// and the stream sequence it includes.
-    pub async fn get_snapshot(&self) -> Result<Option<(Vec<u8>, u64)>, LogError> {
+    async fn get_snapshot(&self) -> Result<Option<(Vec<u8>, u64)>, LogError> {
         let h = self.handles().await?;
         let mut obj = match h.objects.get(SNAPSHOT_OBJECT).await {
             Ok(o) => o,
@@ -237,7 +233,7 @@ impl Nats {
 
     /// Put a snapshot (the snapshot file format) that includes the stream up
     /// to `sequence`, replacing the previous one.
-    pub async fn put_snapshot(
+    async fn put_snapshot(
         &self,
         bytes: Vec<u8>,
         sequence: u64,

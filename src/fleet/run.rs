@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::config::FleetConfig;
 use super::entry::Entry;
-use super::log::{ChangeLog, EntryKind, LeaderLock, Lease, LogError};
+use super::log::{Backend, EntryKind, Lease, LogError};
 use super::nats::Nats;
 use crate::consent::{Brand, ConsentTime};
 use crate::registry::client::{backoff, RegistryClient};
@@ -135,11 +135,11 @@ impl FleetState {
     }
 }
 
-/// A gate's membership in the fleet: its state and the NATS connection.
-pub struct Fleet {
+/// A gate's membership in the fleet: its state and the backend (NATS).
+pub struct Fleet<B: Backend = Nats> {
     /// What the gate shows.
     pub state: Arc<FleetState>,
-    nats: Arc<Nats>,
+    nats: Arc<B>,
     store: Arc<StoreHandle>,
 }
 
@@ -165,7 +165,7 @@ pub enum FleetPushError {
     Unavailable(LogError),
 }
 
-impl Fleet {
+impl<B: Backend> Fleet<B> {
     /// Publish a webhook body to the stream (one entry per brand), then wait
     /// briefly until this gate has applied it.
     pub async fn push(&self, body: &[u8]) -> Result<Published, FleetPushError> {
@@ -388,8 +388,8 @@ fn describe_metrics() {
 }
 
 /// Load the object store's snapshot and publish it; returns its sequence.
-async fn load_snapshot(
-    nats: &Nats,
+async fn load_snapshot<B: Backend>(
+    nats: &B,
     state: &FleetState,
     store: &StoreHandle,
     reason: &'static str,
@@ -443,8 +443,8 @@ async fn apply_entry(store: &StoreHandle, payload: &[u8]) -> Result<(EntryKind, 
 /// Every gate: bootstrap from the object store when it is newer than the
 /// local data, then apply the stream in order; reload a snapshot when the
 /// position aged out of the stream.
-async fn applier(
-    nats: Arc<Nats>,
+async fn applier<B: Backend>(
+    nats: Arc<B>,
     state: Arc<FleetState>,
     store: Arc<StoreHandle>,
     timeout: Duration,
@@ -466,7 +466,7 @@ async fn applier(
                     // Newer than the local data, or as new and the local
                     // data is no fleet snapshot (a CSV export, nothing).
                     if info.sequence > pos || pos == 0 {
-                        if let Some(seq) = load_snapshot(&nats, &state, &store, "bootstrap").await? {
+                        if let Some(seq) = load_snapshot(&*nats, &state, &store, "bootstrap").await? {
                             pos = seq;
                         }
                     } else {
@@ -484,7 +484,7 @@ async fn applier(
             }
             if bounds.lost_after(pos) {
                 tracing::warn!(position = pos, first = bounds.first, "fleet: this gate's position aged out of the stream; reloading the object store's snapshot");
-                match load_snapshot(&nats, &state, &store, "position_lost").await? {
+                match load_snapshot(&*nats, &state, &store, "position_lost").await? {
                     Some(seq) if seq + 1 >= bounds.first => pos = seq,
                     other => {
                         tracing::error!(snapshot = ?other, first = bounds.first, "fleet: no snapshot covers the gap; applying from the stream's first entry, changes in between are missing until a newer snapshot");
@@ -609,12 +609,12 @@ fn heartbeat_not_due(batch: &Batch) -> bool {
 /// The leader's sink: publish each batch with the brand subject's expected
 /// last sequence, then wait until this gate applied it (so the next round
 /// reads the new cursors).
-struct PublishToFleet {
-    nats: Arc<Nats>,
+struct PublishToFleet<B: Backend> {
+    nats: Arc<B>,
     state: Arc<FleetState>,
 }
 
-impl BatchSink for PublishToFleet {
+impl<B: Backend> BatchSink for PublishToFleet<B> {
     fn mark(&self) -> u64 {
         self.state.position()
     }
@@ -693,8 +693,8 @@ impl BatchSink for PublishToFleet {
 
 /// Try for the leader lock; while held, poll the registry into the stream
 /// and put snapshots; renew it every third of its time to live.
-async fn campaign(
-    nats: Arc<Nats>,
+async fn campaign<B: Backend>(
+    nats: Arc<B>,
     state: Arc<FleetState>,
     store: Arc<StoreHandle>,
     client: Arc<RegistryClient>,
@@ -747,8 +747,8 @@ async fn campaign(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn lead(
-    nats: &Arc<Nats>,
+async fn lead<B: Backend>(
+    nats: &Arc<B>,
     state: &Arc<FleetState>,
     store: &Arc<StoreHandle>,
     client: &Arc<RegistryClient>,
@@ -836,8 +836,8 @@ async fn lead(
 
 /// The leader's snapshot duty: every `interval`, when the stream moved, put
 /// the store as of its position into the object store.
-async fn put_snapshots(
-    nats: Arc<Nats>,
+async fn put_snapshots<B: Backend>(
+    nats: Arc<B>,
     state: Arc<FleetState>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
