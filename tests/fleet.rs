@@ -65,14 +65,21 @@ struct Nats {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Nats {
     fn start() -> Nats {
+        Nats::start_with(&[])
+    }
+
+    /// With extra arguments (`--auth TOKEN`).
+    fn start_with(extra: &[&str]) -> Nats {
         let mut n = Nats {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         n.spawn();
         n
@@ -90,6 +97,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(self.dir.path().join("js"))
+            .args(&self.extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -1059,4 +1067,60 @@ async fn the_log_refuses_a_late_publish_and_the_lock_has_one_holder() {
     // Released at shutdown: free at once.
     b.release(lb).await.unwrap();
     assert!(a.try_acquire("a").await.unwrap().is_some());
+}
+
+/// A token-protected server: the configured token (from the environment)
+/// gets in, a wrong one gets a clear error and nothing is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_token_is_used() {
+    use iys_gate::fleet::config::FleetConfig;
+    use iys_gate::fleet::log::{ChangeLog, EntryKind, LogError};
+    use iys_gate::fleet::nats::Nats as FleetNats;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let _serial = SERIAL.lock().await;
+    let server = Nats::start_with(&["--auth", "fleet-nats-token-0123"]);
+    std::env::set_var("FLEET_TEST_NATS_TOKEN", "fleet-nats-token-0123");
+    let cfg = |token: &str| -> FleetConfig {
+        toml::from_str(&format!(
+            "url = \"{}\"\n{token}\ntimeout = \"1s\"\n",
+            server.url()
+        ))
+        .unwrap()
+    };
+    let good = cfg("token_env = \"FLEET_TEST_NATS_TOKEN\"");
+    good.validate().unwrap();
+    let connected = Arc::new(AtomicBool::new(false));
+    let n = FleetNats::connect(&good, "t", connected.clone())
+        .await
+        .unwrap();
+    let seq = n
+        .publish(
+            BRAND,
+            EntryKind::Push,
+            bytes::Bytes::from("x"),
+            "a".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert!(connected.load(Ordering::Relaxed));
+
+    let bad = cfg("token = \"wrong-token\"");
+    let n = FleetNats::connect(&bad, "t", Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let e = n
+        .publish(
+            BRAND,
+            EntryKind::Push,
+            bytes::Bytes::from("y"),
+            "b".into(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LogError::Unavailable(_)), "{e:?}");
+    eprintln!("wrong token: {e}");
 }

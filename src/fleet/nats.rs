@@ -70,6 +70,9 @@ impl Nats {
                         tracing::warn!("fleet: disconnected from NATS; serving from the current snapshot, reconnecting")
                     }
                     async_nats::Event::ClientError(e) => tracing::debug!("fleet: NATS client: {e}"),
+                    async_nats::Event::ServerError(e) => {
+                        tracing::error!("fleet: the NATS server refused this gate: {e} (check fleet.token, fleet.credentials)")
+                    }
                     other => tracing::info!("fleet: NATS {other}"),
                 }
                 }
