@@ -434,9 +434,10 @@ async fn load_snapshot<B: Backend>(
 /// Apply one entry to the store.
 async fn apply_entry(store: &StoreHandle, payload: &[u8]) -> Result<(EntryKind, usize), String> {
     let entry = Entry::decode(payload).map_err(|e| e.to_string())?;
-    follow::apply_batch(store, &entry.brand, &entry.records, entry.sync.as_ref())
+    let applied = follow::apply_batch(store, &entry.brand, &entry.records, entry.sync.as_ref())
         .await
         .map_err(|e| e.to_string())?;
+    counter!("iys_gate_sync_changes_applied_total").increment(applied);
     Ok((entry.kind, entry.records.len()))
 }
 
@@ -687,7 +688,8 @@ impl<B: Backend> BatchSink for PublishToFleet<B> {
             )));
         }
         tracing::debug!(%brand, sequence = seq, records, "fleet: published a registry batch");
-        Ok(records as u64)
+        // The applier counts what took effect (on every gate).
+        Ok(0)
     }
 }
 
