@@ -39,6 +39,7 @@ fn free_port() -> u16 {
 
 fn nats_server_binary() -> PathBuf {
     if let Ok(p) = std::env::var("NATS_SERVER") {
+        assert!(Path::new(&p).exists(), "NATS_SERVER={p}: no such file");
         return PathBuf::from(p);
     }
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/tools/python/bin/nats-server");
