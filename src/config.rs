@@ -58,6 +58,8 @@ pub struct Config {
     /// Keeping dealer (retailer) access current from the registry.
     #[serde(default)]
     pub retailers: crate::sync::retailers::RetailersConfig,
+    /// A fleet of gates on NATS JetStream; none: this gate runs alone.
+    pub fleet: Option<crate::fleet::config::FleetConfig>,
 }
 
 /// `[server]`
@@ -777,6 +779,17 @@ impl Config {
             }
             sip.validate()
                 .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet
+                .validate()
+                .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+            if self.registry.as_ref().is_some_and(|r| r.emulator) {
+                return Err(invalid(
+                    "registry.emulator",
+                    "a fleet follows one registry: run `iys-gate registry` and set registry.base_url instead of an emulator per gate",
+                ));
+            }
         }
         self.validate_admin()?;
         if self.store.persist_interval < Duration::from_secs(1) {

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod fleet;
 pub mod gate;
 pub mod gen;
 pub mod observe;

@@ -210,6 +210,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
     };
     let demo = emulator.as_ref().and_then(|e| e.demo.as_deref());
     let (store, persisted_version) = load_store(&config, &brands, demo).await?;
+    let (fleet, fleet_tasks) =
+        start_fleet(&config, &store, registry_url.clone(), &brands, &stop_rx).await?;
 
     let recent = crate::observe::recent::RecentRefusals::default();
     let reports = open_reports(&config);
@@ -225,11 +227,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
             drain: drain.clone(),
             reports: reports.clone(),
             reconcile: compliance.reconciler,
+            fleet,
         },
         &stop_rx,
     )
     .await?;
     tasks.tasks.extend(compliance.tasks);
+    tasks.tasks.extend(fleet_tasks);
     tasks.tasks.push(tokio::spawn(crate::observe::report::run(
         reports.clone(),
         config.reports.flush_interval,
@@ -412,12 +416,13 @@ fn open_reports(config: &Config) -> crate::observe::report::ReportBook {
 
 /// What the admin API shares with the rest of the gate, beyond the store:
 /// the console's latest refusals, the drain (`/readyz`), the daily reports,
-/// the reconciler (`None` without a registry).
+/// the reconciler (`None` without a registry), the fleet (`None` alone).
 struct AdminExtras {
     recent: crate::observe::recent::RecentRefusals,
     drain: Drain,
     reports: crate::observe::report::ReportBook,
     reconcile: Option<Arc<crate::reconcile::Reconciler>>,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// The admin listener (`"admin"` in the result).
@@ -454,6 +459,7 @@ async fn start_admin(
         drain: extras.drain,
         reports: extras.reports,
         reconcile: extras.reconcile,
+        fleet: extras.fleet,
     });
     let tls = match &config.admin.tls {
         Some(t) => {
@@ -482,8 +488,60 @@ async fn start_admin(
     Ok(started)
 }
 
+/// The registry client and follower settings of `[registry]`.
+fn follower(
+    config: &Config,
+    registry_url: Option<String>,
+    brands: &[Brand],
+) -> anyhow::Result<Option<(Arc<RegistryClient>, follow::FollowConfig)>> {
+    let (Some(r), Some(url)) = (&config.registry, registry_url) else {
+        return Ok(None);
+    };
+    let client = Arc::new(RegistryClient::new(
+        &url,
+        &r.username,
+        &config.registry_password()?,
+        r.request_timeout,
+    )?);
+    let cfg = follow::FollowConfig {
+        brands: brands.to_vec(),
+        poll_interval: r.poll_interval,
+        page_limit: r.page_limit,
+        max_pages_per_round: 100,
+        max_backoff: r.max_backoff,
+        feed_retention: r.feed_retention,
+        budget: None,
+    };
+    Ok(Some((client, cfg)))
+}
+
+/// With `[fleet]`: join the fleet (it then polls, applies and persists
+/// instead of [`start_sync`]).
+async fn start_fleet(
+    config: &Config,
+    store: &Arc<StoreHandle>,
+    registry_url: Option<String>,
+    brands: &[Brand],
+    stop: &Stop,
+) -> anyhow::Result<(
+    Option<Arc<crate::fleet::Fleet>>,
+    Vec<tokio::task::JoinHandle<()>>,
+)> {
+    let Some(fleet) = &config.fleet else {
+        return Ok((None, Vec::new()));
+    };
+    let setup = crate::fleet::FleetSetup {
+        fleet: fleet.clone(),
+        registry: follower(config, registry_url, brands)?,
+        snapshot_path: config.store.snapshot_path.clone(),
+        persist_interval: config.store.persist_interval,
+    };
+    let (fleet, tasks) = crate::fleet::start(setup, store.clone(), stop.clone()).await?;
+    Ok((Some(fleet), tasks))
+}
+
 /// The change-feed follower (when a registry is configured) and the snapshot
-/// persister (when a snapshot file is).
+/// persister (when a snapshot file is); in a fleet, the fleet does both.
 fn start_sync(
     config: &Config,
     store: &Arc<StoreHandle>,
@@ -493,6 +551,9 @@ fn start_sync(
     stop: &Stop,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
+    if config.fleet.is_some() {
+        return Ok(tasks);
+    }
     if let (Some(r), Some(url)) = (&config.registry, registry_url) {
         let client = Arc::new(RegistryClient::new(
             &url,
@@ -507,6 +568,7 @@ fn start_sync(
             max_pages_per_round: 100,
             max_backoff: r.max_backoff,
             feed_retention: r.feed_retention,
+            budget: None,
         };
         tasks.push(tokio::spawn(follow::run(
             store.clone(),

@@ -594,6 +594,7 @@ async fn a_change_the_feed_still_holds_back_is_in_flight_not_a_mismatch() {
         max_pages_per_round: 10,
         max_backoff: Duration::from_secs(1),
         feed_retention: Duration::from_secs(7 * 86_400),
+        budget: None,
     };
 
     // A citizen's RET the feed will not show for an hour; the gate's round

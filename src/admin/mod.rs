@@ -71,6 +71,9 @@ pub struct AdminState {
     pub reports: crate::observe::report::ReportBook,
     /// Runs `POST /v1/reconcile`; `None` without a registry.
     pub reconcile: Option<Arc<crate::reconcile::Reconciler>>,
+    /// The fleet this gate belongs to (`[fleet]`): the webhook publishes to
+    /// its stream, `/v1/status` and `/readyz` show its state.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Describe the admin API's own metrics (once per process is enough).

@@ -319,12 +319,21 @@ fn metrics_page(state: &AdminState) -> Response<Full<Bytes>> {
 }
 
 fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
+    let fleet = state.fleet.as_ref().map(|f| f.state.status_json());
     match readiness(state) {
-        Ok(version) => json_response(
-            StatusCode::OK,
-            json!({"ready": true, "snapshot_version": version}),
-        ),
-        Err(why) => json_response(StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(version) => {
+            let mut body = json!({"ready": true, "snapshot_version": version});
+            if let Some(f) = fleet {
+                body["fleet"] = f;
+            }
+            json_response(StatusCode::OK, body)
+        }
+        Err(mut why) => {
+            if let Some(f) = fleet {
+                why["fleet"] = f;
+            }
+            json_response(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
     }
 }
 
@@ -341,6 +350,15 @@ fn readiness(state: &AdminState) -> Result<u64, serde_json::Value> {
     let Some(s) = state.store.load() else {
         return Err(json!({"ready": false, "reason": "no snapshot loaded"}));
     };
+    if state
+        .fleet
+        .as_ref()
+        .is_some_and(|f| !f.state.bootstrapped())
+    {
+        return Err(
+            json!({"ready": false, "reason": "fleet: loading the snapshot and catching up with the change stream"}),
+        );
+    }
     let now = ConsentTime::now();
     let mut stale = Vec::new();
     for b in &state.brands {
@@ -486,18 +504,19 @@ fn status(state: &AdminState) -> Response<Full<Bytes>> {
         })
         .collect();
     let per_channel = s.tuples_per_channel();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "snapshot_version": s.version,
-            "published_at": s.published_at,
-            "monitor": state.policy.monitor,
-            "max_data_age_seconds": state.policy.max_data_age_secs,
-            "tuples": {"MESAJ": per_channel[0], "ARAMA": per_channel[1], "EPOSTA": per_channel[2]},
-            "store_bytes": s.heap_bytes(),
-            "brands": brands,
-        }),
-    )
+    let mut body = json!({
+        "snapshot_version": s.version,
+        "published_at": s.published_at,
+        "monitor": state.policy.monitor,
+        "max_data_age_seconds": state.policy.max_data_age_secs,
+        "tuples": {"MESAJ": per_channel[0], "ARAMA": per_channel[1], "EPOSTA": per_channel[2]},
+        "store_bytes": s.heap_bytes(),
+        "brands": brands,
+    });
+    if let Some(f) = &state.fleet {
+        body["fleet"] = f.state.status_json();
+    }
+    json_response(StatusCode::OK, body)
 }
 
 async fn webhook(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -538,6 +557,22 @@ async fn webhook(state: &AdminState, req: Request<Incoming>) -> Response<Full<By
             );
         }
     };
+    if let Some(fleet) = &state.fleet {
+        return match fleet.push(&body).await {
+            Ok(r) => {
+                result("ok");
+                json_response(StatusCode::OK, json!(r))
+            }
+            Err(crate::fleet::run::FleetPushError::Bad(e)) => {
+                result("bad_request");
+                error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            Err(e) => {
+                result("unavailable");
+                error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        };
+    }
     match push::apply(&state.store, &body).await {
         Ok(r) => {
             result("ok");

@@ -225,7 +225,10 @@ fn copy_in<T: Pod>(region: &Arc<Region>, at: usize, src: &[T]) -> Option<(Frozen
 /// `copy_in` wrote.
 fn view<T: Pod>(region: &Arc<Region>, off: usize, len: usize) -> Option<Frozen<T>> {
     let end = off.checked_add(len.checked_mul(std::mem::size_of::<T>())?)?;
-    if !region.is_arena() || end > region.capacity() || off % std::mem::align_of::<T>() != 0 {
+    if !region.is_arena()
+        || end > region.capacity()
+        || !off.is_multiple_of(std::mem::align_of::<T>())
+    {
         return None;
     }
     // SAFETY: `off..end` is inside the mapping and aligned for `T` (the base

@@ -50,6 +50,48 @@ pub struct FollowConfig {
     pub max_backoff: Duration,
     /// How far back the registry's feeds reach.
     pub feed_retention: Duration,
+    /// Registry requests per second shared by every brand (the fleet's
+    /// budget); `None`: as fast as the registry answers.
+    pub budget: Option<Arc<RequestBudget>>,
+}
+
+/// Pacing of registry requests: at most `per_second`, evenly spaced (no
+/// burst after an idle poll interval, which a registry counting requests per
+/// second would answer with 429s). The follower takes one turn before each
+/// change-feed page, brand after brand, so every brand gets its turn and a
+/// fleet's leader stays within the request rate the operator gives it.
+#[derive(Debug)]
+pub struct RequestBudget {
+    per_second: f64,
+    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl RequestBudget {
+    /// A budget of `per_second` requests a second (> 0).
+    pub fn new(per_second: f64) -> RequestBudget {
+        RequestBudget {
+            per_second,
+            state: tokio::sync::Mutex::new((1.0, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Wait for one request's turn.
+    pub async fn take(&self) {
+        let mut st = self.state.lock().await;
+        let burst = 1.0;
+        loop {
+            let now = tokio::time::Instant::now();
+            let elapsed = now.duration_since(st.1).as_secs_f64();
+            st.0 = (st.0 + elapsed * self.per_second).min(burst);
+            st.1 = now;
+            if st.0 >= 1.0 {
+                st.0 -= 1.0;
+                return;
+            }
+            let wait = (1.0 - st.0) / self.per_second;
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
 }
 
 /// Why one brand's round failed.
@@ -96,6 +138,10 @@ pub enum RoundError {
         /// What is wrong.
         message: String,
     },
+    /// The fleet's change log did not take the batch (it was not applied
+    /// anywhere; the round is read again).
+    #[error("fleet: {0}")]
+    Fleet(String),
 }
 
 impl RoundError {
@@ -107,6 +153,7 @@ impl RoundError {
                 "cursor_expired"
             }
             RoundError::BadChange { .. } => "bad_change",
+            RoundError::Fleet(_) => "fleet",
         }
     }
 }
@@ -114,7 +161,7 @@ impl RoundError {
 /// Every `kind` of `iys_gate_sync_errors_total` ([`RoundError::kind`] and
 /// [`crate::registry::client::ClientError::kind`]), registered at zero when
 /// the follower starts.
-const ERROR_KINDS: [&str; 9] = [
+const ERROR_KINDS: [&str; 10] = [
     "rate_limited",
     "server",
     "unauthorized",
@@ -124,6 +171,7 @@ const ERROR_KINDS: [&str; 9] = [
     "cursor_refused",
     "cursor_expired",
     "bad_change",
+    "fleet",
 ];
 
 /// What one brand's round did.
@@ -137,14 +185,106 @@ pub struct RoundResult {
     pub caught_up: bool,
 }
 
-/// One round for one brand.
+/// One brand's verified changes from one round, with the cursors after them:
+/// what the poller hands to a [`BatchSink`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Whose changes.
+    pub brand: Brand,
+    /// Every change read, checked and ordered for applying.
+    pub records: Vec<ConsentRecord>,
+    /// The brand's sync state after them (cursors, `synced_at`).
+    pub sync: SyncState,
+    /// The brand's sync state the round started from.
+    pub from: SyncState,
+    /// True when both feeds were read to their end.
+    pub caught_up: bool,
+}
+
+/// Where the poller's verified batches go: applied to the local store (a gate
+/// alone) or published to the fleet's change log (every gate applies it).
+pub trait BatchSink: Send + Sync {
+    /// Called before the round reads the store's cursors; returned to
+    /// [`BatchSink::deliver`] with the batch (the fleet's stream position, so
+    /// a batch read from an outdated store is refused).
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    /// Deliver one batch: the changes that took effect (0 when unknown).
+    fn deliver(
+        &self,
+        batch: Batch,
+        mark: u64,
+    ) -> impl std::future::Future<Output = Result<u64, RoundError>> + Send;
+}
+
+/// The sink of a gate alone: apply each batch to its own store.
+pub struct ApplyLocally<'a>(pub &'a StoreHandle);
+
+impl BatchSink for ApplyLocally<'_> {
+    async fn deliver(&self, batch: Batch, _mark: u64) -> Result<u64, RoundError> {
+        apply_batch(self.0, &batch.brand, &batch.records, Some(&batch.sync))
+            .await
+            .map_err(|e| RoundError::BadChange {
+                feed: "store",
+                index: 0,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Apply checked, ordered changes (and, from the registry's feeds, the
+/// brand's new sync state) in one publish; returns the changes that took
+/// effect. The new sync state's `changes_applied` (the count the round
+/// started from) grows by them.
+pub async fn apply_batch(
+    store: &StoreHandle,
+    brand: &Brand,
+    records: &[ConsentRecord],
+    sync: Option<&SyncState>,
+) -> Result<u64, crate::store::dictionary::DictionaryFull> {
+    let brand = *brand;
+    let (applied, _) = store
+        .edit(
+            |edit| -> Result<u64, crate::store::dictionary::DictionaryFull> {
+                let before = edit.report().applied;
+                edit.add_brand(brand);
+                edit.apply(records, ConsentTime::now())?;
+                let applied = edit.report().applied - before;
+                if let Some(sync) = sync {
+                    let mut next = sync.clone();
+                    next.changes_applied += applied;
+                    edit.set_sync(brand, next);
+                }
+                Ok(applied)
+            },
+        )
+        .await?;
+    Ok(applied)
+}
+
+/// One round for one brand, applied to the local store.
 pub async fn sync_brand(
     store: &StoreHandle,
     client: &RegistryClient,
     brand: Brand,
     cfg: &FollowConfig,
 ) -> Result<RoundResult, RoundError> {
+    round(store, client, brand, cfg, &ApplyLocally(store)).await
+}
+
+/// One round for one brand: read and check both feeds, then hand the batch
+/// to `sink` (nothing when there is nothing new).
+pub async fn round<S: BatchSink>(
+    store: &StoreHandle,
+    client: &RegistryClient,
+    brand: Brand,
+    cfg: &FollowConfig,
+    sink: &S,
+) -> Result<RoundResult, RoundError> {
     let started = ConsentTime::now();
+    let mark = sink.mark();
     let current = store
         .load()
         .and_then(|s| s.brand(brand).map(|e| e.sync.clone()))
@@ -190,27 +330,23 @@ pub async fn sync_brand(
             caught_up,
         });
     }
-    let (applied, _) = store
-        .edit(
-            |edit| -> Result<u64, crate::store::dictionary::DictionaryFull> {
-                let before = edit.report().applied;
-                edit.add_brand(brand);
-                edit.apply(&records, ConsentTime::now())?;
-                let applied = edit.report().applied - before;
-                let mut next = sync.clone();
-                next.changes_applied = current.changes_applied + applied;
-                edit.set_sync(brand, next);
-                Ok(applied)
-            },
-        )
-        .await
-        .map_err(|e| RoundError::BadChange {
-            feed: "store",
-            index: 0,
-            message: e.to_string(),
-        })?;
+    sync.changes_applied = current.changes_applied;
+    // Kept apart for the dealer refresh, which runs once the batch is applied.
+    let named_dealers: Vec<ConsentRecord> = records
+        .iter()
+        .filter(|r| r.retailer_code.is_some() || !r.retailer_access.is_empty())
+        .cloned()
+        .collect();
+    let batch = Batch {
+        brand,
+        records,
+        sync,
+        from: current,
+        caught_up,
+    };
+    let applied = sink.deliver(batch, mark).await?;
     store.applied.record_feed(brand, &seen);
-    store.applied.note_dealers(&records);
+    store.applied.note_dealers(&named_dealers);
     Ok(RoundResult {
         read,
         applied,
@@ -244,6 +380,9 @@ async fn read_feeds(
         };
         let mut drained = false;
         for _ in 0..max_pages {
+            if let Some(budget) = &cfg.budget {
+                budget.take().await;
+            }
             let page = client
                 .changes(brand, source, cursor.as_deref(), cfg.page_limit)
                 .await
@@ -298,11 +437,23 @@ fn resume_point(
     (since >= reach).then_some(since)
 }
 
-/// Follow every configured brand until `shutdown` fires.
+/// Follow every configured brand until `shutdown` fires, applying to `store`.
 pub async fn run(
     store: Arc<StoreHandle>,
     client: Arc<RegistryClient>,
     cfg: FollowConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    run_with(store.clone(), client, cfg, ApplyLocally(&store), shutdown).await
+}
+
+/// Follow every configured brand until `shutdown` fires, handing each
+/// verified batch to `sink` (reading cursors from `store`).
+pub async fn run_with<S: BatchSink>(
+    store: Arc<StoreHandle>,
+    client: Arc<RegistryClient>,
+    cfg: FollowConfig,
+    sink: S,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let applied_total = counter!("iys_gate_sync_changes_applied_total");
@@ -319,7 +470,10 @@ pub async fn run(
         let mut all_caught_up = true;
         let mut failed = false;
         for &brand in &cfg.brands {
-            match sync_brand(&store, &client, brand, &cfg).await {
+            if *shutdown.borrow() {
+                return;
+            }
+            match round(&store, &client, brand, &cfg, &sink).await {
                 Ok(r) => {
                     counter!("iys_gate_sync_batches_total", "result" => "ok").increment(1);
                     applied_total.increment(r.applied);
@@ -378,5 +532,27 @@ mod tests {
         let edge = ConsentTime(now.unix() - week.as_secs() as i64 + 2 * 3600);
         assert!(resume_point(Some(edge), now, week).is_some());
         assert_eq!(resume_point(None, now, week), None, "never synced");
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_spaces_requests_evenly() {
+        let b = RequestBudget::new(100.0);
+        b.take().await;
+        // Idle for a while: no burst builds up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        for _ in 0..51 {
+            b.take().await;
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(490) && took <= Duration::from_secs(3),
+            "51 at 100/s after an idle pause: {took:?}"
+        );
     }
 }

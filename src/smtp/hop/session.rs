@@ -1203,7 +1203,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Standard base64 (RFC 4648 §4) with padding; `None` if it is not.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

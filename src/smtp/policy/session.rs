@@ -173,7 +173,7 @@ impl Session<'_> {
             };
             used += n;
             answered += 1;
-            if answered % DEADLINE_CHECK_EVERY == 0 && !late {
+            if answered.is_multiple_of(DEADLINE_CHECK_EVERY) && !late {
                 late = now.elapsed() > svc.cfg.deadline;
             }
             let outcome = if late {
