@@ -554,22 +554,7 @@ fn start_sync(
     if config.fleet.is_some() {
         return Ok(tasks);
     }
-    if let (Some(r), Some(url)) = (&config.registry, registry_url) {
-        let client = Arc::new(RegistryClient::new(
-            &url,
-            &r.username,
-            &config.registry_password()?,
-            r.request_timeout,
-        )?);
-        let cfg = follow::FollowConfig {
-            brands: brands.to_vec(),
-            poll_interval: r.poll_interval,
-            page_limit: r.page_limit,
-            max_pages_per_round: 100,
-            max_backoff: r.max_backoff,
-            feed_retention: r.feed_retention,
-            budget: None,
-        };
+    if let Some((client, cfg)) = follower(config, registry_url, brands)? {
         tasks.push(tokio::spawn(follow::run(
             store.clone(),
             client,
