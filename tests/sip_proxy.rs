@@ -56,6 +56,25 @@ async fn gate(next_hop: u16, sip: &str) -> Gate {
 
 /// The same, with the trunk's network `trunk`.
 async fn gate_for(next_hop: u16, sip: &str, trunk: &str) -> Gate {
+    gate_with(
+        &format!(
+            r#"next_hop = "127.0.0.1:{next_hop}"
+{sip}
+[[sip.trunks]]
+name = "callcentre"
+networks = ["{trunk}"]
+iys_code = {IYS}
+brand_code = {BRAND}
+"#
+        ),
+        "1h",
+    )
+    .await
+}
+
+/// A gate whose `[sip]` section (after its listeners) is `sip`, with the
+/// policy's `max_data_age`.
+async fn gate_with(sip: &str, max_data_age: &str) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("export.csv");
     let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
@@ -70,7 +89,7 @@ listen = "127.0.0.1:0"
 [store]
 bootstrap_csv = [{csv:?}]
 [policy]
-max_data_age = "1h"
+max_data_age = "{max_data_age}"
 [audit]
 path = {audit:?}
 [[brands]]
@@ -79,13 +98,7 @@ brand_code = {BRAND}
 [sip]
 listen_udp = "127.0.0.1:0"
 listen_tcp = "127.0.0.1:0"
-next_hop = "127.0.0.1:{next_hop}"
 {sip}
-[[sip.trunks]]
-name = "callcentre"
-networks = ["{trunk}"]
-iys_code = {IYS}
-brand_code = {BRAND}
 "#,
         csv = csv.display().to_string(),
         audit = dir.path().join("audit.jsonl").display().to_string()
@@ -544,12 +557,25 @@ async fn caller(
     tcp: bool,
     dir: &Path,
 ) -> (bool, String) {
-    let log = dir.join(format!("uac-{file}-{callee}-{msgtype}.log"));
+    caller_from("127.0.0.1", file, target, callee, msgtype, tcp, dir).await
+}
+
+/// [`caller`] from local address `ip`.
+async fn caller_from(
+    ip: &str,
+    file: &str,
+    target: SocketAddr,
+    callee: &str,
+    msgtype: &str,
+    tcp: bool,
+    dir: &Path,
+) -> (bool, String) {
+    let log = dir.join(format!("uac-{ip}-{file}-{callee}-{msgtype}.log"));
     let mut cmd = Command::new(sipp_bin());
     cmd.arg("-sf")
         .arg(scenario(file))
         .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-s", callee, "-key", "msgtype", msgtype])
+        .args(["-i", ip, "-s", callee, "-key", "msgtype", msgtype])
         .args(["-m", "1", "-nostdin", "-trace_msg"])
         .arg("-message_file")
         .arg(&log)
@@ -1066,5 +1092,328 @@ async fn sipp_retransmissions_get_identical_answers() {
             >= 3.0
     );
     nothing(&far, "refused calls").await;
+    g.gate.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Configured answers, trunks and TCP limits.
+
+/// `[sip.answers]` per reason: 403 for no consent, 603 for withdrawn, each
+/// with the configured Call-Info; the 400 for a bad İYS header carries none.
+/// Forwarded INVITEs are not remembered as answers: a retransmission and its
+/// CANCEL leave with the same gate branch (§16.11), and requests the gate does
+/// not judge (re-INVITE, REGISTER, unknown methods) pass even to a number
+/// without consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_reason_codes_call_info_and_unjudged_requests() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let info = "<https://iys.example/itiraz>;purpose=info";
+    let g = gate(
+        far.local_addr().unwrap().port(),
+        &format!("[sip.answers]\nno_consent = 403\nwithdrawn = 603\ncall_info = \"{info}\""),
+    )
+    .await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+
+    caller
+        .send(&invite(p, UNKNOWN, "z9hG4bKc1", "c1", ""))
+        .await
+        .unwrap();
+    let no = recv(&caller).await;
+    assert!(no.starts_with("SIP/2.0 403 Forbidden\r\n"), "{no}");
+    assert_eq!(
+        header(&no, "reason"),
+        vec!["SIP;cause=403;text=\"IYS no_consent\""]
+    );
+    assert_eq!(header(&no, "call-info"), vec![info], "{no}");
+    caller
+        .send(&invite(p, WITHDRAWN, "z9hG4bKc2", "c2", ""))
+        .await
+        .unwrap();
+    let w = recv(&caller).await;
+    assert!(w.starts_with("SIP/2.0 603 Decline\r\n"), "{w}");
+    assert_eq!(
+        header(&w, "reason"),
+        vec!["SIP;cause=603;text=\"IYS withdrawn\""]
+    );
+    assert_eq!(header(&w, "call-info"), vec![info], "{w}");
+    caller
+        .send(&invite(
+            p,
+            CONSENTED,
+            "z9hG4bKc3",
+            "c3",
+            "X-IYS-Message-Type: 7\r\n",
+        ))
+        .await
+        .unwrap();
+    let bad = recv(&caller).await;
+    assert!(bad.starts_with("SIP/2.0 400 Bad Request\r\n"), "{bad}");
+    assert!(header(&bad, "call-info").is_empty(), "not a refusal: {bad}");
+    nothing(&far, "refused calls").await;
+    assert!(g.metric("iys_gate_sip_answers_total{code=\"403\"}").await >= 1.0);
+    assert!(g.metric("iys_gate_sip_answers_total{code=\"603\"}").await >= 1.0);
+
+    // A forwarded INVITE, its retransmission and its CANCEL: one gate branch.
+    let inv = invite(p, CONSENTED, "z9hG4bKfw", "fw", "");
+    caller.send(&inv).await.unwrap();
+    let first = recv(&far).await;
+    caller.send(&inv).await.unwrap();
+    let again = recv(&far).await;
+    caller
+        .send(&ack_or_cancel(
+            p,
+            "CANCEL",
+            CONSENTED,
+            "z9hG4bKfw",
+            "fw",
+            "",
+        ))
+        .await
+        .unwrap();
+    let cancel = recv(&far).await;
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    let top = |m: &str| header(m, "via")[0].to_string();
+    assert!(top(&first).contains("branch=z9hG4bKiys"), "{first}");
+    assert_eq!(top(&first), top(&again), "a retransmission: same branch");
+    assert_eq!(top(&first), top(&cancel), "its CANCEL: same branch");
+    assert_eq!(first, again, "a retransmission is forwarded as the first");
+    // A different transaction gets a different branch.
+    caller
+        .send(&invite(p, CONSENTED, "z9hG4bKfw2", "fw2", ""))
+        .await
+        .unwrap();
+    assert_ne!(top(&recv(&far).await), top(&first));
+
+    // Not judged: a re-INVITE (To tag), REGISTER and an unknown method pass
+    // to a number without consent.
+    let reinvite = String::from_utf8(invite(p, UNKNOWN, "z9hG4bKre", "dialog", ""))
+        .unwrap()
+        .replace(
+            &format!("To: <sip:{UNKNOWN}@127.0.0.1>"),
+            &format!("To: <sip:{UNKNOWN}@127.0.0.1>;tag=far9"),
+        );
+    caller.send(reinvite.as_bytes()).await.unwrap();
+    let got = recv(&far).await;
+    assert!(
+        got.starts_with(&format!("INVITE sip:{UNKNOWN}@127.0.0.1 SIP/2.0\r\n"))
+            && got.contains("tag=far9"),
+        "{got}"
+    );
+    for method in ["REGISTER", "PUBLISH", "FOO"] {
+        caller
+            .send(&ack_or_cancel(p, method, UNKNOWN, "z9hG4bKm", method, ""))
+            .await
+            .unwrap();
+        let got = recv(&far).await;
+        assert!(got.starts_with(&format!("{method} ")), "{method}: {got}");
+    }
+    nothing(&caller, "the gate answered none of these itself").await;
+    g.gate.shutdown().await;
+}
+
+/// "Cannot decide now" (here: data older than `max_data_age`): `503` with
+/// `Retry-After` by default, `480` without it when configured; neither call
+/// reaches the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_decide_gets_503_with_retry_after_or_480() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let trunk = format!(
+        "[[sip.trunks]]\nname = \"t\"\nnetworks = [\"127.0.0.1\"]\niys_code = {IYS}\nbrand_code = {BRAND}\n"
+    );
+    let g503 = gate_with(
+        &format!("next_hop = \"127.0.0.1:{hop}\"\n[sip.answers]\nretry_after = 45\n{trunk}"),
+        "1s",
+    )
+    .await;
+    let g480 = gate_with(
+        &format!("next_hop = \"127.0.0.1:{hop}\"\n[sip.answers]\ndefer = 480\n{trunk}"),
+        "1s",
+    )
+    .await;
+    // Let the bootstrap data grow older than a second.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKd1", "d1", ""), g503.udp)
+        .await
+        .unwrap();
+    let a = recv(&caller).await;
+    assert!(a.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{a}");
+    assert_eq!(header(&a, "retry-after"), vec!["45"], "{a}");
+    assert_eq!(
+        header(&a, "reason"),
+        vec!["SIP;cause=503;text=\"IYS stale\""]
+    );
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKd2", "d2", ""), g480.udp)
+        .await
+        .unwrap();
+    let b = recv(&caller).await;
+    assert!(
+        b.starts_with("SIP/2.0 480 Temporarily Unavailable\r\n"),
+        "{b}"
+    );
+    assert!(header(&b, "retry-after").is_empty(), "{b}");
+    assert_eq!(
+        header(&b, "reason"),
+        vec!["SIP;cause=480;text=\"IYS stale\""]
+    );
+    // Informational calls need no data: they still pass.
+    caller
+        .send_to(
+            &invite(p, UNKNOWN, "z9hG4bKd3", "d3", "X-IYS-Message-Type: 0\r\n"),
+            g480.udp,
+        )
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(got.contains("Call-ID: d3"), "{got}");
+    nothing(&far, "deferred calls").await;
+    g503.gate.shutdown().await;
+    g480.gate.shutdown().await;
+}
+
+/// Two trunks, each with its own next hop (two SIPp callees): a call from
+/// 127.0.0.1 completes on the first trunk's callee, one from 127.0.0.2 on
+/// the second's, and neither callee sees the other's call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_trunk_reaches_its_own_next_hop() {
+    sipp_bin();
+    let (port_a, port_b) = (free_port(), free_port());
+    let trunk = |name: &str, net: &str, port: u16| {
+        format!(
+            "[[sip.trunks]]\nname = \"{name}\"\nnetworks = [\"{net}\"]\niys_code = {IYS}\n\
+             brand_code = {BRAND}\nnext_hop = \"127.0.0.1:{port}\"\n"
+        )
+    };
+    let g = gate_with(
+        &format!(
+            "{}{}",
+            trunk("a", "127.0.0.1/32", port_a),
+            trunk("b", "127.0.0.2/32", port_b)
+        ),
+        "1h",
+    )
+    .await;
+    let dir = g.dir.path().to_path_buf();
+    let (log_a, log_b) = (dir.join("uas-a.log"), dir.join("uas-b.log"));
+    let uas_a = far_end(&["-sn", "uas"], port_a, false, 1, &log_a);
+    let uas_b = far_end(&["-sn", "uas"], port_b, false, 1, &log_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = caller_from(
+        "127.0.0.1",
+        "uac_call.xml",
+        g.udp,
+        CONSENTED,
+        "11",
+        false,
+        &dir,
+    )
+    .await;
+    assert!(ok, "trunk a's call completes\n{out}");
+    let (ok, out) = caller_from(
+        "127.0.0.2",
+        "uac_call.xml",
+        g.udp,
+        CONSENTED,
+        "11",
+        false,
+        &dir,
+    )
+    .await;
+    assert!(ok, "trunk b's call completes\n{out}");
+    let (seen_a, seen_b) = (
+        far_end_done(uas_a, &log_a).await,
+        far_end_done(uas_b, &log_b).await,
+    );
+    // The caller's Via (under the gate's) names the caller's address.
+    assert!(
+        seen_a.contains("Via: SIP/2.0/UDP 127.0.0.1:") && !seen_a.contains("127.0.0.2"),
+        "trunk a's callee:\n{seen_a}"
+    );
+    assert!(
+        seen_b.contains("Via: SIP/2.0/UDP 127.0.0.2:"),
+        "trunk b's callee:\n{seen_b}"
+    );
+    assert_eq!(seen_a.matches("INVITE sip:").count(), 1, "{seen_a}");
+    assert_eq!(seen_b.matches("INVITE sip:").count(), 1, "{seen_b}");
+    let audit_free = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    assert!(audit_free.is_empty(), "no refusal: {audit_free}");
+    g.gate.shutdown().await;
+}
+
+/// Reads from `s` until the gate closes it (EOF or reset); panics after `within`.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => panic!("the gate did not close the connection within {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// `max_connections`: a connection past the limit is closed at once (and
+/// counted); `idle_timeout`: a quiet connection is closed after it, not
+/// before; then new connections are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connection_limit_and_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = gate(
+        far.local_addr().unwrap().port(),
+        "max_connections = 2\nidle_timeout = \"2s\"",
+    )
+    .await;
+    let tcp_invite = |call: &str| {
+        String::from_utf8(invite(9, UNKNOWN, &format!("z9hG4bK{call}"), call, ""))
+            .unwrap()
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+    };
+    async fn refused(s: &mut tokio::net::TcpStream, msg: &str) {
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        let a = String::from_utf8_lossy(&buf[..n]);
+        assert!(a.starts_with("SIP/2.0 608 Rejected\r\n"), "{a}");
+    }
+    let mut c1 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c1, &tcp_invite("t1")).await;
+    let mut c2 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c2, &tcp_invite("t2")).await;
+    let active = std::time::Instant::now();
+
+    // A third is one too many.
+    let mut c3 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    let _ = c3.write_all(tcp_invite("t3").as_bytes()).await;
+    closed_within(&mut c3, WAIT).await;
+    assert!(
+        g.metric("iys_gate_sip_forward_errors_total{reason=\"too_many_connections\"}")
+            .await
+            >= 1.0
+    );
+
+    // The first two are closed once idle for 2 s.
+    closed_within(&mut c1, WAIT).await;
+    closed_within(&mut c2, WAIT).await;
+    let idle = active.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1900),
+        "closed after {idle:?}, before the idle timeout"
+    );
+    // Room again.
+    let mut c4 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c4, &tcp_invite("t4")).await;
     g.gate.shutdown().await;
 }
