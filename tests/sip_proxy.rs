@@ -935,33 +935,40 @@ fn kamailio(cfg: &str, defines: &[String], dir: &Path) -> Kamailio {
     Kamailio(cmd.spawn().expect("kamailio starts"))
 }
 
-/// SIPp caller -> Kamailio -> gate -> SIPp callee, Kamailio in `cfg`.
-async fn kamailio_in_front(cfg: &str, mode: &str) {
+/// SIPp caller -> Kamailio -> gate -> SIPp callee, Kamailio in `cfg`, every
+/// hop over TCP when `tcp`.
+async fn kamailio_in_front(cfg: &str, mode: &str, tcp: bool) {
     sipp_bin();
     let far_port = free_port();
     let kam_port = free_port();
     let g = gate(far_port, &format!("mode = \"{mode}\"")).await;
     let dir = g.dir.path().to_path_buf();
+    let (proto, param) = if tcp {
+        ("tcp", ";transport=tcp")
+    } else {
+        ("udp", "")
+    };
+    let gate_port = if tcp { g.tcp.port() } else { g.udp.port() };
     let defines = match cfg {
         "forward.cfg" => vec![
-            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            format!("LISTEN={proto}:127.0.0.1:{kam_port}"),
             "NEXT_IP=\"127.0.0.1\"".to_string(),
-            format!("NEXT_PORT={}", g.udp.port()),
+            format!("NEXT_PORT={gate_port}"),
         ],
         _ => vec![
-            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
-            format!("GATE=\"sip:127.0.0.1:{}\"", g.udp.port()),
-            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}\""),
+            format!("LISTEN={proto}:127.0.0.1:{kam_port}"),
+            format!("GATE=\"sip:127.0.0.1:{gate_port}{param}\""),
+            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}{param}\""),
         ],
     };
     let _kam = kamailio(cfg, &defines, &dir);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let target: SocketAddr = format!("127.0.0.1:{kam_port}").parse().unwrap();
     let log = dir.join("uas-kam.log");
-    let uas = far_end(&["-sn", "uas"], far_port, false, 1, &log);
+    let uas = far_end(&["-sn", "uas"], far_port, tcp, 1, &log);
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (callee, why) in [(UNKNOWN, "no_consent"), (WITHDRAWN, "withdrawn")] {
-        let (ok, out) = caller("uac_refused.xml", target, callee, "11", false, &dir).await;
+        let (ok, out) = caller("uac_refused.xml", target, callee, "11", tcp, &dir).await;
         let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
         assert!(
             ok,
@@ -969,7 +976,7 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
         );
         assert!(out.contains(&format!("text=\"IYS {why}\"")), "{out}");
     }
-    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", tcp, &dir).await;
     let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
     assert!(
         ok,
@@ -982,6 +989,22 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
     );
     if mode == "redirect" {
         assert!(g.metric("iys_gate_sip_answers_total{code=\"302\"}").await >= 1.0);
+    } else {
+        // Kamailio's Via under the gate's: the call went through both.
+        let via = format!("Via: SIP/2.0/{} 127.0.0.1:{kam_port}", proto.to_uppercase());
+        assert!(seen.contains(&via), "{via} expected:\n{seen}");
+    }
+    if tcp {
+        assert!(
+            g.metric("iys_gate_sip_messages_total{message=\"INVITE\"}")
+                .await
+                >= 3.0,
+            "the INVITEs reached the gate"
+        );
+        assert!(
+            seen.contains("Via: SIP/2.0/TCP"),
+            "the far end got the call over TCP:\n{seen}"
+        );
     }
     assert!(seen.contains("x-test-keep: KeepCase-123"), "{seen}");
     g.gate.shutdown().await;
@@ -989,12 +1012,106 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_proxying_through_the_gate() {
-    kamailio_in_front("forward.cfg", "proxy").await;
+    kamailio_in_front("forward.cfg", "proxy", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_proxying_through_the_gate_over_tcp() {
+    kamailio_in_front("forward.cfg", "proxy", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_dipping_into_the_gate_in_redirect_mode() {
-    kamailio_in_front("dip-redirect.cfg", "redirect").await;
+    kamailio_in_front("dip-redirect.cfg", "redirect", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_dipping_into_the_gate_in_redirect_mode_over_tcp() {
+    kamailio_in_front("dip-redirect.cfg", "redirect", true).await;
+}
+
+/// deploy/kamailio/http-check.cfg: Kamailio asks the gate's `GET /v1/check`
+/// (with a read token) per initial INVITE: refused calls get 608 with the
+/// İYS reason and never reach the callee, a consented and an informational
+/// call complete with the X-IYS-* headers removed; with a wrong token every
+/// call gets 503 (cannot ask: try another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_asking_the_http_check() {
+    sipp_bin();
+    let http_client = "/usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so";
+    assert!(
+        Path::new(http_client).is_file(),
+        "{http_client} missing: install kamailio-utils-modules (bash .ci/run does)"
+    );
+    let far_port = free_port();
+    let kam_port = free_port();
+    let token = "read-token-0123456789abcdef";
+    let g = gate(
+        9,
+        &format!("[[admin.tokens]]\nname = \"kamailio\"\ntoken = \"{token}\"\nrole = \"read\"\n"),
+    )
+    .await;
+    let dir = g.dir.path().to_path_buf();
+    let defines = |token: &str| {
+        vec![
+            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            format!("CHECK_URL=\"http://{}/v1/check\"", g.gate.admin_addr),
+            format!("BRAND_QUERY=\"iys_code={IYS}&brand_code={BRAND}\""),
+            format!("AUTH_HEADER=\"Authorization: Bearer {token}\""),
+            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}\""),
+        ]
+    };
+    let kam = kamailio("http-check.cfg", &defines(token), &dir);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target: SocketAddr = format!("127.0.0.1:{kam_port}").parse().unwrap();
+    let log = dir.join("uas-http.log");
+    let uas = far_end(&["-sn", "uas"], far_port, false, 2, &log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kam_log = || std::fs::read_to_string(dir.join("http-check.cfg.log")).unwrap_or_default();
+    for (callee, why) in [(UNKNOWN, "no_consent"), (WITHDRAWN, "withdrawn")] {
+        let (ok, out) = caller("uac_refused.xml", target, callee, "11", false, &dir).await;
+        assert!(
+            ok,
+            "{callee}: 608 expected\n{out}\n--- kamailio ---\n{}",
+            kam_log()
+        );
+        assert!(out.contains(&format!("text=\"IYS {why}\"")), "{out}");
+    }
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    assert!(
+        ok,
+        "the consented call completes\n{out}\n--- kamailio ---\n{}",
+        kam_log()
+    );
+    let (ok, out) = caller("uac_call.xml", target, UNKNOWN, "0", false, &dir).await;
+    assert!(ok, "an informational call completes\n{out}");
+    let seen = far_end_done(uas, &log).await;
+    assert!(!seen.contains(WITHDRAWN), "{seen}");
+    assert_eq!(
+        seen.matches(&format!("INVITE sip:{UNKNOWN}@")).count(),
+        1,
+        "only the informational call to {UNKNOWN}:\n{seen}"
+    );
+    assert!(seen.contains(&format!("INVITE sip:{CONSENTED}@")), "{seen}");
+    assert!(!seen.to_ascii_lowercase().contains("x-iys-"), "{seen}");
+    assert!(
+        g.metric("iys_gate_decisions_total{channel=\"ARAMA\"").await >= 4.0,
+        "the checks were the gate's decisions"
+    );
+    drop(kam);
+
+    // A wrong token: the gate refuses the check, Kamailio answers 503.
+    let _kam = kamailio(
+        "http-check.cfg",
+        &defines("wrong-token-0123456789abcdef"),
+        &dir,
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    assert!(!ok, "no call without an answer from the gate\n{out}");
+    assert!(out.contains("SIP/2.0 503 Service Unavailable"), "{out}");
+    assert!(out.contains("Retry-After: 30"), "{out}");
+    g.gate.shutdown().await;
 }
 
 /// SIPp retransmitting for real: a relay between SIPp and the gate loses the
