@@ -1328,6 +1328,39 @@ async fn per_reason_codes_call_info_and_unjudged_requests() {
         assert!(got.starts_with(&format!("{method} ")), "{method}: {got}");
     }
     nothing(&caller, "the gate answered none of these itself").await;
+
+    // The added latency, in buckets from 5 µs, per path.
+    let text = reqwest::get(format!("http://{}/metrics", g.gate.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE iys_gate_sip_added_latency_seconds histogram"),
+        "{text}"
+    );
+    for path in ["request", "answer"] {
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "iys_gate_sip_added_latency_seconds_bucket{{path=\"{path}\""
+                ))
+            })
+            .collect();
+        assert!(buckets.len() >= 17, "{path}: {buckets:#?}");
+        assert!(
+            buckets.iter().any(|l| l.contains("le=\"0.000005\"")),
+            "a 5 µs bucket: {buckets:#?}"
+        );
+        let count = g
+            .metric(&format!(
+                "iys_gate_sip_added_latency_seconds_count{{path=\"{path}\"}}"
+            ))
+            .await;
+        assert!(count >= 3.0, "{path}: {count}");
+    }
     g.gate.shutdown().await;
 }
 

@@ -40,7 +40,7 @@ use crate::gate::{GateContext, TurnClock, TurnRecord};
 use crate::sip::codec::{scan, write_edited, write_response, Edits, Kind, Message, Method, Via};
 use crate::sip::config::{Mode, SipConfig};
 use crate::sip::gating::{self, Answer, Trunk, Trunks};
-use crate::sip::metrics::SipMetrics;
+use crate::sip::metrics::{Path, SipMetrics};
 use crate::store::Snapshot;
 
 /// How a message arrived.
@@ -79,6 +79,15 @@ pub enum Dest {
 pub struct Outbox {
     /// (destination, bytes), in order.
     pub items: Vec<(Dest, Vec<u8>)>,
+    /// What the items are, for the added-latency histogram (set with them).
+    pub path: Option<Path>,
+}
+
+impl Outbox {
+    fn push(&mut self, path: Path, dest: Dest, bytes: Vec<u8>) {
+        self.path = Some(path);
+        self.items.push((dest, bytes));
+    }
 }
 
 /// Per-task scratch state, reused across messages.
@@ -183,7 +192,7 @@ impl Core {
             Method::Invite if m.to_tag.is_none() => match self.cache.get(key, now) {
                 Some(Done::Answered(bytes)) => {
                     self.metrics.retransmissions_absorbed.increment(1);
-                    out.items.push((self.back(src), bytes.to_vec()));
+                    out.push(Path::Answer, self.back(src), bytes.to_vec());
                     return;
                 }
                 Some(Done::Forwarded) => {}
@@ -191,7 +200,7 @@ impl Core {
                     if let Some(bytes) = self.gate_invite(buf, m, src, w) {
                         let bytes: Arc<[u8]> = Arc::from(bytes);
                         self.cache.put(key, Done::Answered(bytes.clone()), now);
-                        out.items.push((self.back(src), bytes.to_vec()));
+                        out.push(Path::Answer, self.back(src), bytes.to_vec());
                         return;
                     }
                     self.cache.put(key, Done::Forwarded, now);
@@ -203,7 +212,7 @@ impl Core {
             match method {
                 Method::Invite => {
                     let bytes = self.redirect(buf, m, w);
-                    out.items.push((self.back(src), bytes));
+                    out.push(Path::Answer, self.back(src), bytes);
                 }
                 Method::Options => self.answer_plain(buf, m, src, 200, w, out),
                 _ => self.answer_plain(buf, m, src, 405, w, out),
@@ -325,7 +334,7 @@ impl Core {
             &w.extra,
             &mut bytes,
         );
-        out.items.push((self.back(src), bytes));
+        out.push(Path::Answer, self.back(src), bytes);
     }
 
     /// `302` with a Contact of the Request-URI.
@@ -389,14 +398,12 @@ impl Core {
             self.metrics.forward_error("edit");
             return;
         }
-        out.items.push((
-            if tcp {
-                Dest::Tcp(target)
-            } else {
-                Dest::Udp(target)
-            },
-            bytes,
-        ));
+        let dest = if tcp {
+            Dest::Tcp(target)
+        } else {
+            Dest::Udp(target)
+        };
+        out.push(Path::Request, dest, bytes);
     }
 
     fn request_edits(&self, buf: &[u8], m: &Message, src: &Source, tcp: bool, e: &mut Edits) {
@@ -506,7 +513,7 @@ impl Core {
             self.metrics.forward_error("edit");
             return;
         }
-        out.items.push((dest, bytes));
+        out.push(Path::Response, dest, bytes);
     }
 }
 

@@ -155,10 +155,13 @@ async fn udp_loop(p: Arc<Proxy>, socket: Arc<UdpSocket>) {
             addr: from,
             conn: None,
         };
-        p.core
-            .handle(&buf[..n], &src, Instant::now(), &mut w, &mut out);
+        let t0 = Instant::now();
+        p.core.handle(&buf[..n], &src, t0, &mut w, &mut out);
         w.turn.hand_over(&p.core.ctx);
         p.dispatch(&mut out).await;
+        if let Some(path) = out.path.take() {
+            p.core.metrics.added_latency(path, t0.elapsed());
+        }
     }
 }
 
@@ -242,9 +245,13 @@ async fn connection(
                 }
                 Ok(Frame::Message(n)) => {
                     let msg = buf.split_to(n);
-                    p.core.handle(&msg, &src, Instant::now(), &mut w, &mut out);
+                    let t0 = Instant::now();
+                    p.core.handle(&msg, &src, t0, &mut w, &mut out);
                     w.turn.hand_over(&p.core.ctx);
                     p.dispatch(&mut out).await;
+                    if let Some(path) = out.path.take() {
+                        p.core.metrics.added_latency(path, t0.elapsed());
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = %e, "SIP stream broken; closing");
