@@ -1567,3 +1567,59 @@ async fn tcp_connection_limit_and_idle_timeout() {
     refused(&mut c4, &tcp_invite("t4")).await;
     g.gate.shutdown().await;
 }
+
+/// A response whose next Via names a host (and has no `received`) goes to
+/// the name's address (looked up once, then cached); a name that does not
+/// resolve drops the response and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_to_a_via_host_name_are_resolved() {
+    let g = gate(9, "").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ringing = |host: &str, call: &str| {
+        format!(
+            "SIP/2.0 180 Ringing\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKiys0123456789abcdef\r\n\
+             Via: SIP/2.0/UDP {host}:{p};branch=z9hG4bKcaller\r\n\
+             From: <sip:05320000000@example.net>;tag=a\r\n\
+             To: <sip:{CONSENTED}@example.net>;tag=b\r\n\
+             Call-ID: {call}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n",
+            g.udp.port()
+        )
+    };
+    for call in ["named-1", "named-2"] {
+        far.send_to(ringing("localhost", call).as_bytes(), g.udp)
+            .await
+            .unwrap();
+        let got = recv(&caller).await;
+        assert!(got.starts_with("SIP/2.0 180 Ringing\r\n"), "{got}");
+        assert!(got.contains(&format!("Call-ID: {call}")), "{got}");
+        assert_eq!(
+            header(&got, "via"),
+            vec![format!("SIP/2.0/UDP localhost:{p};branch=z9hG4bKcaller")]
+        );
+    }
+    let before = g
+        .metric("iys_gate_sip_forward_errors_total{reason=\"resolve\"}")
+        .await;
+    far.send_to(ringing("no-such-host.invalid", "named-3").as_bytes(), g.udp)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while g
+        .metric("iys_gate_sip_forward_errors_total{reason=\"resolve\"}")
+        .await
+        <= before
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unresolvable Via host is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nothing(&caller, "a response to a name that does not resolve").await;
+    g.gate.shutdown().await;
+}

@@ -8,7 +8,9 @@
 //!   answered from the transaction cache; `iys_gate_sip_acks_absorbed_total`:
 //!   ACKs of the gate's own answers;
 //! - `iys_gate_sip_forward_errors_total{reason}`: messages that could not be
-//!   forwarded (`no_route`, `send`, `connect`, `queue_full`, `not_ours`);
+//!   forwarded (`no_route`, `send`, `connect`, `queue_full`, `not_ours`,
+//!   `resolve`: a Via host name that does not resolve, `resolve_busy`: too
+//!   many lookups at once, `too_many_connections`);
 //! - `iys_gate_sip_invalid_total{field}`: messages dropped as unreadable;
 //! - `iys_gate_sip_unmatched_total`: initial INVITEs from no trunk;
 //! - `iys_gate_sip_added_latency_seconds{path}` (histogram, buckets from
@@ -104,7 +106,14 @@ impl SipMetrics {
         );
         // Failure series exist from the start at 0, so the first failure
         // shows in `increase()` and a scrape lists them.
-        for reason in ["no_route", "send", "connect", "queue_full", "not_ours"] {
+        for reason in [
+            "no_route",
+            "send",
+            "connect",
+            "queue_full",
+            "not_ours",
+            "resolve",
+        ] {
             counter!("iys_gate_sip_forward_errors_total", "reason" => reason).increment(0);
         }
         counter!("iys_gate_sip_invalid_total", "field" => "message").increment(0);

@@ -19,8 +19,8 @@
 //! - responses: dropped unless the top Via is the gate's; that Via is cut and
 //!   the response goes where the next Via says (`received`, `rport`; over
 //!   TCP on the connection the request came in on, named in the gate's Via
-//!   `ic` parameter). Sent-by host names are not resolved: such responses are
-//!   counted as `forward_errors{reason="no_route"}` and dropped.
+//!   `ic` parameter). A sent-by host name without `received` is resolved
+//!   by the caller (`Dest::Named`, see `proxy::resolve`).
 //!
 //! Redirect mode: an initial INVITE is answered `302` with a Contact of its
 //! Request-URI when allowed (the SBC continues to the original target), or
@@ -64,7 +64,7 @@ pub struct Source {
 }
 
 /// Where to send bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
     /// A datagram from the gate's UDP socket.
     Udp(SocketAddr),
@@ -72,6 +72,16 @@ pub enum Dest {
     Conn(u64),
     /// A TCP connection to this address (reused, or opened).
     Tcp(SocketAddr),
+    /// A host name to resolve first (a response's Via without `received`),
+    /// then UDP, or TCP when `tcp`.
+    Named {
+        /// The Via's sent-by host.
+        host: Box<str>,
+        /// Its `rport`, else its port, else 5060.
+        port: u16,
+        /// Over TCP.
+        tcp: bool,
+    },
 }
 
 /// What to send after one message.
@@ -503,7 +513,12 @@ impl Core {
         if m.start > 0 {
             e.remove(crate::sip::codec::Span::new(0, m.start));
         }
-        if !matches!(dest, Dest::Udp(_)) && m.content_length.is_none() {
+        let stream = match &dest {
+            Dest::Udp(_) => false,
+            Dest::Named { tcp, .. } => *tcp,
+            _ => true,
+        };
+        if stream && m.content_length.is_none() {
             e.insert_with(m.headers_end, |t| {
                 let _ = write!(t, "Content-Length: {}\r\n", m.body.len());
             });
@@ -518,28 +533,50 @@ impl Core {
 }
 
 /// Where a response goes after the gate's Via is cut: the next Via's
-/// `received` (else its host, if an address) and `rport` (else its port,
-/// else 5060); over TCP the connection named in the gate's Via when there is one.
+/// `received` (else its host: an address, or a name to resolve) and `rport`
+/// (else its port, else 5060); over TCP the connection named in the gate's
+/// Via when there is one.
 fn response_dest(buf: &[u8], ours: &Via, next: &Via) -> Option<Dest> {
-    let ip = match next.received {
-        Some(r) => host_ip(r.of(buf)),
-        None => host_ip(next.host.of(buf)),
-    }?;
     let port = match next.rport {
         Some(Some(p)) => p,
         _ => next.port.unwrap_or(5060),
     };
-    let addr = SocketAddr::new(ip, port);
-    if next.transport.of(buf).eq_ignore_ascii_case(b"UDP") {
-        return Some(Dest::Udp(addr));
+    let udp = next.transport.of(buf).eq_ignore_ascii_case(b"UDP");
+    if !udp {
+        let conn = ours
+            .param(buf, b"ic")
+            .flatten()
+            .and_then(|s| std::str::from_utf8(s.of(buf)).ok()?.parse().ok());
+        if let Some(id) = conn {
+            return Some(Dest::Conn(id));
+        }
     }
-    let conn = ours
-        .param(buf, b"ic")
-        .flatten()
-        .and_then(|s| std::str::from_utf8(s.of(buf)).ok()?.parse().ok());
-    Some(match conn {
-        Some(id) => Dest::Conn(id),
-        None => Dest::Tcp(addr),
+    let ip = match next.received {
+        Some(r) => host_ip(r.of(buf))?,
+        None => match host_ip(next.host.of(buf)) {
+            Some(ip) => ip,
+            None => {
+                let host = std::str::from_utf8(next.host.of(buf)).ok()?;
+                if host.is_empty()
+                    || !host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                {
+                    return None;
+                }
+                return Some(Dest::Named {
+                    host: host.to_ascii_lowercase().into(),
+                    port,
+                    tcp: !udp,
+                });
+            }
+        },
+    };
+    let addr = SocketAddr::new(ip, port);
+    Some(if udp {
+        Dest::Udp(addr)
+    } else {
+        Dest::Tcp(addr)
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod core;
+pub mod resolve;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use self::core::{Core, Dest, Outbox, Source, Transport, Work};
+use self::resolve::{Cached, Resolver};
 use crate::gate::{Started, Stop};
 use crate::sip::codec::{frame, Frame};
 
@@ -36,6 +38,7 @@ pub struct Proxy {
     outbound: DashMap<SocketAddr, u64>,
     next_id: AtomicU64,
     stop: Stop,
+    resolver: Resolver,
 }
 
 impl Proxy {
@@ -49,6 +52,7 @@ impl Proxy {
             outbound: DashMap::new(),
             next_id: AtomicU64::new(1),
             stop,
+            resolver: Resolver::default(),
         })
     }
 
@@ -87,20 +91,74 @@ impl Proxy {
     async fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
         for (dest, bytes) in out.items.drain(..) {
             match dest {
-                Dest::Udp(addr) => match self.udp.get() {
-                    Some(s) => {
-                        if let Err(e) = s.send_to(&bytes, addr).await {
-                            tracing::debug!(%addr, error = %e, "SIP datagram not sent");
-                            self.core.metrics.forward_error("send");
-                        }
-                    }
-                    None => self.core.metrics.forward_error("no_udp"),
-                },
+                Dest::Udp(addr) => self.send_addr(addr, false, bytes).await,
                 Dest::Conn(id) => self.send_conn(id, bytes),
-                Dest::Tcp(addr) => {
-                    let id = self.outbound_conn(addr);
-                    self.send_conn(id, bytes);
+                Dest::Tcp(addr) => self.send_addr(addr, true, bytes).await,
+                Dest::Named { host, port, tcp } => self.send_named(host, port, tcp, bytes).await,
+            }
+        }
+    }
+
+    /// Send to an address, over UDP or TCP.
+    async fn send_addr(self: &Arc<Self>, addr: SocketAddr, tcp: bool, bytes: Vec<u8>) {
+        if tcp {
+            let id = self.outbound_conn(addr);
+            self.send_conn(id, bytes);
+            return;
+        }
+        match self.udp.get() {
+            Some(s) => {
+                if let Err(e) = s.send_to(&bytes, addr).await {
+                    tracing::debug!(%addr, error = %e, "SIP datagram not sent");
+                    self.core.metrics.forward_error("send");
                 }
+            }
+            None => self.core.metrics.forward_error("no_udp"),
+        }
+    }
+
+    /// Send to a host name: from the cache, else after a lookup in its own
+    /// task (the message path does not wait for DNS).
+    async fn send_named(self: &Arc<Self>, host: Box<str>, port: u16, tcp: bool, bytes: Vec<u8>) {
+        match self.resolver.cached(&host, Instant::now()) {
+            Some(found) => self.send_resolved(&host, found, port, tcp, bytes).await,
+            None => match self.resolver.permit() {
+                Some(permit) => {
+                    let p = self.clone();
+                    tokio::spawn(async move {
+                        let found = p.resolver.lookup(&host).await;
+                        drop(permit);
+                        p.send_resolved(&host, found, port, tcp, bytes).await;
+                    });
+                }
+                None => self.core.metrics.forward_error("resolve_busy"),
+            },
+        }
+    }
+
+    async fn send_resolved(
+        self: &Arc<Self>,
+        host: &str,
+        found: Cached,
+        port: u16,
+        tcp: bool,
+        bytes: Vec<u8>,
+    ) {
+        let v4 = self
+            .udp
+            .get()
+            .and_then(|s| s.local_addr().ok())
+            .is_none_or(|a| a.is_ipv4());
+        let ip = match &found {
+            Cached::Found(ips) if tcp => ips.first().copied(),
+            Cached::Found(ips) => resolve::pick(ips, v4),
+            Cached::NotFound => None,
+        };
+        match ip {
+            Some(ip) => self.send_addr(SocketAddr::new(ip, port), tcp, bytes).await,
+            None => {
+                tracing::debug!(host, "SIP response: Via host does not resolve");
+                self.core.metrics.forward_error("resolve");
             }
         }
     }
