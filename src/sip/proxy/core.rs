@@ -208,9 +208,9 @@ impl Core {
                 Some(Done::Forwarded) => {}
                 None => {
                     if let Some(bytes) = self.gate_invite(buf, m, src, w) {
-                        let bytes: Arc<[u8]> = Arc::from(bytes);
-                        self.cache.put(key, Done::Answered(bytes.clone()), now);
-                        out.push(Path::Answer, self.back(src), bytes.to_vec());
+                        self.cache
+                            .put(key, Done::Answered(Arc::from(&bytes[..])), now);
+                        out.push(Path::Answer, self.back(src), bytes);
                         return;
                     }
                     self.cache.put(key, Done::Forwarded, now);
@@ -250,7 +250,12 @@ impl Core {
                 None => None,
             };
         };
-        let caller = gating::caller(buf, m, trunk);
+        // The calling number matters only to a trunk that maps numbers to brands.
+        let caller = if trunk.callers.is_empty() {
+            None
+        } else {
+            gating::caller(buf, m, trunk)
+        };
         let what = match gating::classify(buf, trunk, caller, &m.iys) {
             Ok(c) => c,
             Err(why) => {
@@ -265,11 +270,15 @@ impl Core {
             Mode::Proxy => "sip_proxy",
             Mode::Redirect => "sip_redirect",
         };
-        let user = m
-            .uri()
-            .and_then(|u| crate::sip::codec::uri::user_part(u.of(buf)).ok())
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
+        // The callee as written, for the audit trail of a refusal only.
+        let user = if d.verdict == crate::policy::Verdict::Allow {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            m.uri()
+                .and_then(|u| crate::sip::codec::uri::user_part(u.of(buf)).ok())
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        };
         gating::record(
             &mut w.turn,
             protocol,
@@ -437,19 +446,20 @@ impl Core {
         let branch = self.branch(buf, m);
         e.insert_with(m.via_line, |t| {
             let (transport, port) = if tcp {
-                ("TCP", self.via_ports.1)
+                (&b"Via: SIP/2.0/TCP "[..], self.via_ports.1)
             } else {
-                ("UDP", self.via_ports.0)
+                (&b"Via: SIP/2.0/UDP "[..], self.via_ports.0)
             };
-            let _ = write!(
-                t,
-                "Via: SIP/2.0/{transport} {}:{port};branch=",
-                self.via_host
-            );
+            t.extend_from_slice(transport);
+            t.extend_from_slice(self.via_host.as_bytes());
+            t.push(b':');
+            t.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+            t.extend_from_slice(b";branch=");
             t.extend_from_slice(BRANCH);
             t.extend_from_slice(&branch);
             if let (Transport::Tcp, Some(id)) = (src.transport, src.conn) {
-                let _ = write!(t, ";ic={id}");
+                t.extend_from_slice(b";ic=");
+                t.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
             }
             t.extend_from_slice(b"\r\n");
         });
@@ -474,19 +484,20 @@ impl Core {
     /// §16.11: from the incoming branch when it has the RFC 3261 cookie, else
     /// from the fields that identify the transaction.
     fn branch(&self, buf: &[u8], m: &Message) -> [u8; 16] {
-        let mut h = Xxh3::new();
         match m.top_via.branch.map(|b| b.of(buf)) {
-            Some(b) if b.starts_with(b"z9hG4bK") => h.update(b),
+            // One-shot: the same value as the streaming hasher, fewer steps.
+            Some(b) if b.starts_with(b"z9hG4bK") => hex16(xxhash_rust::xxh3::xxh3_64(b)),
             _ => {
+                let mut h = Xxh3::new();
                 h.update(m.top_via.value.of(buf));
                 h.update(m.to_tag.map_or(&[][..], |t| t.of(buf)));
                 h.update(m.from_tag.map_or(&[][..], |t| t.of(buf)));
                 h.update(m.call_id.of(buf));
                 h.update(&m.cseq.to_le_bytes());
                 h.update(m.uri().map_or(&[][..], |u| u.of(buf)));
+                hex16(h.digest())
             }
         }
-        hex16(h.digest())
     }
 
     fn response(&self, buf: &[u8], m: &Message, out: &mut Outbox) {
