@@ -1623,3 +1623,109 @@ async fn responses_to_a_via_host_name_are_resolved() {
     nothing(&caller, "a response to a name that does not resolve").await;
     g.gate.shutdown().await;
 }
+
+/// SIP over TLS (`[sip.tls]`): a rustls caller trusting the gate's
+/// self-signed certificate gets a refused call's 608 over TLS; a consented
+/// call goes on to the next hop over TCP and its 200 comes back over the
+/// caller's TLS connection, the gate's Via cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tls() {
+    use iys_gate::sip::codec::{frame, Frame};
+    use std::sync::Arc;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let far_port = free_port();
+    let far = tokio::net::TcpListener::bind(("127.0.0.1", far_port))
+        .await
+        .unwrap();
+    let g = gate(
+        far_port,
+        &format!(
+            "[sip.tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .await;
+    let tls_addr = g.gate.sip_tls_addr.expect("sip_tls listener");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake");
+
+    /// One whole SIP message from a stream.
+    async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> String {
+        loop {
+            if let Frame::Message(n) = frame(buf, 65535).unwrap() {
+                let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
+                buf.drain(..n);
+                return msg;
+            }
+            let mut chunk = [0u8; 4096];
+            let k = tokio::time::timeout(WAIT, s.read(&mut chunk))
+                .await
+                .expect("a message in time")
+                .unwrap();
+            assert!(k > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+    let tls_invite = |to: &str, call: &str| {
+        String::from_utf8(invite(5061, to, &format!("z9hG4bK{call}"), call, ""))
+            .unwrap()
+            .replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+    };
+    let mut from_gate = Vec::new();
+    tls.write_all(tls_invite(UNKNOWN, "tls1").as_bytes())
+        .await
+        .unwrap();
+    let no = read_msg(&mut tls, &mut from_gate).await;
+    assert!(no.starts_with("SIP/2.0 608 Rejected\r\n"), "{no}");
+
+    tls.write_all(tls_invite(CONSENTED, "tls2").as_bytes())
+        .await
+        .unwrap();
+    let (mut conn, _) = tokio::time::timeout(WAIT, far.accept())
+        .await
+        .expect("the gate connects to the next hop")
+        .unwrap();
+    let mut at_far = Vec::new();
+    let got = read_msg(&mut conn, &mut at_far).await;
+    assert!(got.contains("Call-ID: tls2"), "{got}");
+    let vias = header(&got, "via");
+    assert!(vias[0].starts_with("SIP/2.0/TCP 127.0.0.1:"), "{got}");
+    assert!(vias[1].starts_with("SIP/2.0/TLS 127.0.0.1:5061"), "{got}");
+    let ok = got
+        .replacen(
+            &format!("INVITE sip:{CONSENTED}@127.0.0.1 SIP/2.0"),
+            "SIP/2.0 200 OK",
+            1,
+        )
+        .replace(
+            &format!("To: <sip:{CONSENTED}@127.0.0.1>"),
+            &format!("To: <sip:{CONSENTED}@127.0.0.1>;tag=far"),
+        );
+    conn.write_all(ok.as_bytes()).await.unwrap();
+    let back = read_msg(&mut tls, &mut from_gate).await;
+    assert!(back.starts_with("SIP/2.0 200 OK\r\n"), "{back}");
+    assert!(back.contains("Call-ID: tls2"), "{back}");
+    assert_eq!(header(&back, "via").len(), 1, "the gate's Via cut: {back}");
+    g.gate.shutdown().await;
+}

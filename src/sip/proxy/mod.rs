@@ -87,6 +87,22 @@ impl Proxy {
         Ok(())
     }
 
+    /// Accept TLS connections on `listener`; `"sip_tls"` in `started`.
+    pub fn serve_tls(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        started.listening.push(("sip_tls", listener.local_addr()?));
+        started.tasks.push(tokio::spawn(tls_accept_loop(
+            self.clone(),
+            listener,
+            acceptor,
+        )));
+        Ok(())
+    }
+
     /// Send what one message produced.
     async fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
         for (dest, bytes) in out.items.drain(..) {
@@ -247,13 +263,55 @@ async fn accept_loop(p: Arc<Proxy>, listener: TcpListener) {
     }
 }
 
+async fn tls_accept_loop(
+    p: Arc<Proxy>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let mut stop = p.stop.clone();
+    loop {
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TLS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        if p.conns.len() >= p.core.cfg.max_connections {
+            p.core.metrics.forward_error("too_many_connections");
+            drop(stream);
+            continue;
+        }
+        let p = p.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let tls = match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tracing::debug!(peer = %addr, "SIP TLS handshake failed");
+                    p.core.metrics.invalid("tls_handshake");
+                    return;
+                }
+            };
+            let (id, rx) = p.register();
+            let (rd, wr) = tokio::io::split(tls);
+            serve_stream(p, rd, wr, addr, id, rx, false).await;
+        });
+    }
+}
+
 /// One TCP connection, inbound (`stream` given) or outbound (opened here).
 async fn connection(
     p: Arc<Proxy>,
     stream: Option<TcpStream>,
     addr: SocketAddr,
     id: u64,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
 ) {
     let outbound = stream.is_none();
     let stream = match stream {
@@ -270,7 +328,23 @@ async fn connection(
         },
     };
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    serve_stream(p, rd, wr, addr, id, rx, outbound).await;
+}
+
+/// Read messages from a stream (TCP or TLS) and write what is queued for it.
+async fn serve_stream<R, W>(
+    p: Arc<Proxy>,
+    mut rd: R,
+    mut wr: W,
+    addr: SocketAddr,
+    id: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    outbound: bool,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {
