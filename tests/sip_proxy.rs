@@ -1729,3 +1729,104 @@ async fn sip_over_tls() {
     assert_eq!(header(&back, "via").len(), 1, "the gate's Via cut: {back}");
     g.gate.shutdown().await;
 }
+
+/// `[[sip.trunks.callers]]`: a calling number mapped to another of the
+/// trunk's brands is judged for that brand (here one the gate holds no data
+/// for: 608 unknown_brand), from From or, on a `trusted` trunk, from
+/// P-Asserted-Identity; other callers keep the trunk's brand. With
+/// `strip_iys_headers = false` the X-IYS-* headers reach the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_numbers_mapped_to_brands_and_iys_headers_kept() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let g = gate_with(
+        &format!(
+            "next_hop = \"127.0.0.1:{hop}\"\nstrip_iys_headers = false\n\
+             [[sip.trunks]]\nname = \"t\"\nnetworks = [\"127.0.0.1/32\"]\niys_code = {IYS}\n\
+             brand_code = {BRAND}\noverride_brands = [100002]\ntrusted = true\n\
+             [[sip.trunks.callers]]\nnumber = \"0532 999 99 99\"\nbrand_code = 100002\n"
+        ),
+        "1h",
+    )
+    .await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+
+    // An unmapped caller: the trunk's brand, consent, forwarded with X-IYS-*.
+    caller
+        .send(&invite(
+            p,
+            CONSENTED,
+            "z9hG4bKm1",
+            "m1",
+            "X-IYS-Message-Type: 11\r\n",
+        ))
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(got.contains("Call-ID: m1"), "{got}");
+    assert_eq!(header(&got, "x-iys-message-type"), vec!["11"], "{got}");
+
+    // The mapped number in From, then in P-Asserted-Identity.
+    let from_mapped = String::from_utf8(invite(p, CONSENTED, "z9hG4bKm2", "m2", ""))
+        .unwrap()
+        .replace(
+            "f: <sip:05320000000@127.0.0.1>",
+            "f: <sip:+905329999999@127.0.0.1>",
+        );
+    let pai_mapped = invite(
+        p,
+        CONSENTED,
+        "z9hG4bKm3",
+        "m3",
+        "P-Asserted-Identity: <tel:+90-532-999-9999>\r\n",
+    );
+    for msg in [from_mapped.as_bytes(), &pai_mapped[..]] {
+        caller.send(msg).await.unwrap();
+        let no = recv(&caller).await;
+        assert!(no.starts_with("SIP/2.0 608 Rejected\r\n"), "{no}");
+        assert_eq!(
+            header(&no, "reason"),
+            vec!["SIP;cause=608;text=\"IYS unknown_brand\""],
+            "judged for brand 100002: {no}"
+        );
+    }
+    nothing(&far, "calls for the mapped brand").await;
+    g.gate.shutdown().await;
+}
+
+/// `unmatched = "pass"` forwards a call from no trunk unjudged; `"defer"`
+/// answers it with the defer answer (503 + Retry-After, Reason unmatched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_pass_and_defer() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let pass = gate_for(hop, "unmatched = \"pass\"", "10.9.9.0/24").await;
+    let defer = gate_for(hop, "unmatched = \"defer\"", "10.9.9.0/24").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send_to(&invite(p, UNKNOWN, "z9hG4bKp1", "p1", ""), pass.udp)
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(
+        got.contains("Call-ID: p1"),
+        "passed unjudged, even without consent: {got}"
+    );
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKp2", "p2", ""), defer.udp)
+        .await
+        .unwrap();
+    let d = recv(&caller).await;
+    assert!(d.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{d}");
+    assert_eq!(header(&d, "retry-after"), vec!["30"]);
+    assert_eq!(
+        header(&d, "reason"),
+        vec!["SIP;cause=503;text=\"IYS unmatched\""]
+    );
+    nothing(&far, "a deferred call").await;
+    pass.gate.shutdown().await;
+    defer.gate.shutdown().await;
+}
