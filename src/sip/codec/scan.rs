@@ -542,10 +542,8 @@ fn start_line(buf: &[u8], line: Span) -> Result<Kind, ScanError> {
         return bad(F, "version is not SIP/2.0");
     }
     let uri = &text[sp1 + 1..sp2];
-    if uri
-        .iter()
-        .any(|&b| b == b' ' || b == b'\t' || b < 0x21 || b == 0x7f)
-    {
+    // Space, tab and every other control character are below 0x21.
+    if uri.iter().any(|&b| b < 0x21 || b == 0x7f) {
         return bad(F, "Request-URI contains whitespace or a control character");
     }
     if !uri.contains(&b':') {
