@@ -1830,3 +1830,41 @@ async fn unmatched_pass_and_defer() {
     pass.gate.shutdown().await;
     defer.gate.shutdown().await;
 }
+
+/// A TLS handshake under way counts towards `max_connections`: with room for
+/// one, a client that connects and never says hello keeps the next one out
+/// until the gate gives up on it (5 s), and is counted as a failed handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_count_towards_max_connections() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let g = gate(
+        9,
+        &format!(
+            "max_connections = 1\n[sip.tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .await;
+    let tls_addr = g.gate.sip_tls_addr.expect("sip_tls listener");
+    let mut stalled = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut next = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    closed_within(&mut next, Duration::from_secs(3)).await;
+    assert!(
+        g.metric("iys_gate_sip_forward_errors_total{reason=\"too_many_connections\"}")
+            .await
+            >= 1.0
+    );
+    closed_within(&mut stalled, WAIT).await;
+    assert!(
+        g.metric("iys_gate_sip_invalid_total{field=\"tls_handshake\"}")
+            .await
+            >= 1.0
+    );
+    g.gate.shutdown().await;
+}

@@ -9,7 +9,7 @@ pub mod core;
 pub mod resolve;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ pub struct Proxy {
     next_id: AtomicU64,
     stop: Stop,
     resolver: Resolver,
+    /// TLS handshakes under way (they count towards `max_connections`).
+    handshakes: AtomicUsize,
 }
 
 impl Proxy {
@@ -53,6 +55,7 @@ impl Proxy {
             next_id: AtomicU64::new(1),
             stop,
             resolver: Resolver::default(),
+            handshakes: AtomicUsize::new(0),
         })
     }
 
@@ -281,16 +284,19 @@ async fn tls_accept_loop(
             },
             _ = stop.changed() => break,
         };
-        if p.conns.len() >= p.core.cfg.max_connections {
+        if p.conns.len() + p.handshakes.load(Ordering::Relaxed) >= p.core.cfg.max_connections {
             p.core.metrics.forward_error("too_many_connections");
             drop(stream);
             continue;
         }
+        p.handshakes.fetch_add(1, Ordering::Relaxed);
         let p = p.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+            let done = tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await;
+            p.handshakes.fetch_sub(1, Ordering::Relaxed);
+            let tls = match done {
                 Ok(Ok(s)) => s,
                 _ => {
                     tracing::debug!(peer = %addr, "SIP TLS handshake failed");
