@@ -94,6 +94,8 @@ pub struct RunningGate {
     pub sip_udp_addr: Option<std::net::SocketAddr>,
     /// Where the SIP gate listens for TCP, when configured.
     pub sip_tcp_addr: Option<std::net::SocketAddr>,
+    /// Where the SIP gate listens for TLS, when configured.
+    pub sip_tls_addr: Option<std::net::SocketAddr>,
     /// The in-process registry emulator's base URL, when one runs.
     pub emulator_url: Option<String>,
     /// The in-process registry emulator, when one runs.
@@ -289,6 +291,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningGate> {
         smtp_hop_addr: tasks.addr("smtp_hop"),
         sip_udp_addr: tasks.addr("sip_udp"),
         sip_tcp_addr: tasks.addr("sip_tcp"),
+        sip_tls_addr: tasks.addr("sip_tls"),
         emulator_url,
         emulator: emulator_handle,
         context,

@@ -56,6 +56,25 @@ async fn gate(next_hop: u16, sip: &str) -> Gate {
 
 /// The same, with the trunk's network `trunk`.
 async fn gate_for(next_hop: u16, sip: &str, trunk: &str) -> Gate {
+    gate_with(
+        &format!(
+            r#"next_hop = "127.0.0.1:{next_hop}"
+{sip}
+[[sip.trunks]]
+name = "callcentre"
+networks = ["{trunk}"]
+iys_code = {IYS}
+brand_code = {BRAND}
+"#
+        ),
+        "1h",
+    )
+    .await
+}
+
+/// A gate whose `[sip]` section (after its listeners) is `sip`, with the
+/// policy's `max_data_age`.
+async fn gate_with(sip: &str, max_data_age: &str) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("export.csv");
     let mut text = String::from("iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess\n");
@@ -70,7 +89,7 @@ listen = "127.0.0.1:0"
 [store]
 bootstrap_csv = [{csv:?}]
 [policy]
-max_data_age = "1h"
+max_data_age = "{max_data_age}"
 [audit]
 path = {audit:?}
 [[brands]]
@@ -79,13 +98,7 @@ brand_code = {BRAND}
 [sip]
 listen_udp = "127.0.0.1:0"
 listen_tcp = "127.0.0.1:0"
-next_hop = "127.0.0.1:{next_hop}"
 {sip}
-[[sip.trunks]]
-name = "callcentre"
-networks = ["{trunk}"]
-iys_code = {IYS}
-brand_code = {BRAND}
 "#,
         csv = csv.display().to_string(),
         audit = dir.path().join("audit.jsonl").display().to_string()
@@ -544,12 +557,25 @@ async fn caller(
     tcp: bool,
     dir: &Path,
 ) -> (bool, String) {
-    let log = dir.join(format!("uac-{file}-{callee}-{msgtype}.log"));
+    caller_from("127.0.0.1", file, target, callee, msgtype, tcp, dir).await
+}
+
+/// [`caller`] from local address `ip`.
+async fn caller_from(
+    ip: &str,
+    file: &str,
+    target: SocketAddr,
+    callee: &str,
+    msgtype: &str,
+    tcp: bool,
+    dir: &Path,
+) -> (bool, String) {
+    let log = dir.join(format!("uac-{ip}-{file}-{callee}-{msgtype}.log"));
     let mut cmd = Command::new(sipp_bin());
     cmd.arg("-sf")
         .arg(scenario(file))
         .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-s", callee, "-key", "msgtype", msgtype])
+        .args(["-i", ip, "-s", callee, "-key", "msgtype", msgtype])
         .args(["-m", "1", "-nostdin", "-trace_msg"])
         .arg("-message_file")
         .arg(&log)
@@ -909,33 +935,40 @@ fn kamailio(cfg: &str, defines: &[String], dir: &Path) -> Kamailio {
     Kamailio(cmd.spawn().expect("kamailio starts"))
 }
 
-/// SIPp caller -> Kamailio -> gate -> SIPp callee, Kamailio in `cfg`.
-async fn kamailio_in_front(cfg: &str, mode: &str) {
+/// SIPp caller -> Kamailio -> gate -> SIPp callee, Kamailio in `cfg`, every
+/// hop over TCP when `tcp`.
+async fn kamailio_in_front(cfg: &str, mode: &str, tcp: bool) {
     sipp_bin();
     let far_port = free_port();
     let kam_port = free_port();
     let g = gate(far_port, &format!("mode = \"{mode}\"")).await;
     let dir = g.dir.path().to_path_buf();
+    let (proto, param) = if tcp {
+        ("tcp", ";transport=tcp")
+    } else {
+        ("udp", "")
+    };
+    let gate_port = if tcp { g.tcp.port() } else { g.udp.port() };
     let defines = match cfg {
         "forward.cfg" => vec![
-            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            format!("LISTEN={proto}:127.0.0.1:{kam_port}"),
             "NEXT_IP=\"127.0.0.1\"".to_string(),
-            format!("NEXT_PORT={}", g.udp.port()),
+            format!("NEXT_PORT={gate_port}"),
         ],
         _ => vec![
-            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
-            format!("GATE=\"sip:127.0.0.1:{}\"", g.udp.port()),
-            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}\""),
+            format!("LISTEN={proto}:127.0.0.1:{kam_port}"),
+            format!("GATE=\"sip:127.0.0.1:{gate_port}{param}\""),
+            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}{param}\""),
         ],
     };
     let _kam = kamailio(cfg, &defines, &dir);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let target: SocketAddr = format!("127.0.0.1:{kam_port}").parse().unwrap();
     let log = dir.join("uas-kam.log");
-    let uas = far_end(&["-sn", "uas"], far_port, false, 1, &log);
+    let uas = far_end(&["-sn", "uas"], far_port, tcp, 1, &log);
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (callee, why) in [(UNKNOWN, "no_consent"), (WITHDRAWN, "withdrawn")] {
-        let (ok, out) = caller("uac_refused.xml", target, callee, "11", false, &dir).await;
+        let (ok, out) = caller("uac_refused.xml", target, callee, "11", tcp, &dir).await;
         let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
         assert!(
             ok,
@@ -943,7 +976,7 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
         );
         assert!(out.contains(&format!("text=\"IYS {why}\"")), "{out}");
     }
-    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", tcp, &dir).await;
     let kam_log = std::fs::read_to_string(dir.join(format!("{cfg}.log"))).unwrap_or_default();
     assert!(
         ok,
@@ -956,6 +989,22 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
     );
     if mode == "redirect" {
         assert!(g.metric("iys_gate_sip_answers_total{code=\"302\"}").await >= 1.0);
+    } else {
+        // Kamailio's Via under the gate's: the call went through both.
+        let via = format!("Via: SIP/2.0/{} 127.0.0.1:{kam_port}", proto.to_uppercase());
+        assert!(seen.contains(&via), "{via} expected:\n{seen}");
+    }
+    if tcp {
+        assert!(
+            g.metric("iys_gate_sip_messages_total{message=\"INVITE\"}")
+                .await
+                >= 3.0,
+            "the INVITEs reached the gate"
+        );
+        assert!(
+            seen.contains("Via: SIP/2.0/TCP"),
+            "the far end got the call over TCP:\n{seen}"
+        );
     }
     assert!(seen.contains("x-test-keep: KeepCase-123"), "{seen}");
     g.gate.shutdown().await;
@@ -963,12 +1012,106 @@ async fn kamailio_in_front(cfg: &str, mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_proxying_through_the_gate() {
-    kamailio_in_front("forward.cfg", "proxy").await;
+    kamailio_in_front("forward.cfg", "proxy", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_proxying_through_the_gate_over_tcp() {
+    kamailio_in_front("forward.cfg", "proxy", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_dipping_into_the_gate_in_redirect_mode() {
-    kamailio_in_front("dip-redirect.cfg", "redirect").await;
+    kamailio_in_front("dip-redirect.cfg", "redirect", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_dipping_into_the_gate_in_redirect_mode_over_tcp() {
+    kamailio_in_front("dip-redirect.cfg", "redirect", true).await;
+}
+
+/// deploy/kamailio/http-check.cfg: Kamailio asks the gate's `GET /v1/check`
+/// (with a read token) per initial INVITE: refused calls get 608 with the
+/// İYS reason and never reach the callee, a consented and an informational
+/// call complete with the X-IYS-* headers removed; with a wrong token every
+/// call gets 503 (cannot ask: try another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_asking_the_http_check() {
+    sipp_bin();
+    let http_client = "/usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so";
+    assert!(
+        Path::new(http_client).is_file(),
+        "{http_client} missing: install kamailio-utils-modules (bash .ci/run does)"
+    );
+    let far_port = free_port();
+    let kam_port = free_port();
+    let token = "read-token-0123456789abcdef";
+    let g = gate(
+        9,
+        &format!("[[admin.tokens]]\nname = \"kamailio\"\ntoken = \"{token}\"\nrole = \"read\"\n"),
+    )
+    .await;
+    let dir = g.dir.path().to_path_buf();
+    let defines = |token: &str| {
+        vec![
+            format!("LISTEN=udp:127.0.0.1:{kam_port}"),
+            format!("CHECK_URL=\"http://{}/v1/check\"", g.gate.admin_addr),
+            format!("BRAND_QUERY=\"iys_code={IYS}&brand_code={BRAND}\""),
+            format!("AUTH_HEADER=\"Authorization: Bearer {token}\""),
+            format!("NEXT_HOP=\"sip:127.0.0.1:{far_port}\""),
+        ]
+    };
+    let kam = kamailio("http-check.cfg", &defines(token), &dir);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let target: SocketAddr = format!("127.0.0.1:{kam_port}").parse().unwrap();
+    let log = dir.join("uas-http.log");
+    let uas = far_end(&["-sn", "uas"], far_port, false, 2, &log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kam_log = || std::fs::read_to_string(dir.join("http-check.cfg.log")).unwrap_or_default();
+    for (callee, why) in [(UNKNOWN, "no_consent"), (WITHDRAWN, "withdrawn")] {
+        let (ok, out) = caller("uac_refused.xml", target, callee, "11", false, &dir).await;
+        assert!(
+            ok,
+            "{callee}: 608 expected\n{out}\n--- kamailio ---\n{}",
+            kam_log()
+        );
+        assert!(out.contains(&format!("text=\"IYS {why}\"")), "{out}");
+    }
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    assert!(
+        ok,
+        "the consented call completes\n{out}\n--- kamailio ---\n{}",
+        kam_log()
+    );
+    let (ok, out) = caller("uac_call.xml", target, UNKNOWN, "0", false, &dir).await;
+    assert!(ok, "an informational call completes\n{out}");
+    let seen = far_end_done(uas, &log).await;
+    assert!(!seen.contains(WITHDRAWN), "{seen}");
+    assert_eq!(
+        seen.matches(&format!("INVITE sip:{UNKNOWN}@")).count(),
+        1,
+        "only the informational call to {UNKNOWN}:\n{seen}"
+    );
+    assert!(seen.contains(&format!("INVITE sip:{CONSENTED}@")), "{seen}");
+    assert!(!seen.to_ascii_lowercase().contains("x-iys-"), "{seen}");
+    assert!(
+        g.metric("iys_gate_decisions_total{channel=\"ARAMA\"").await >= 4.0,
+        "the checks were the gate's decisions"
+    );
+    drop(kam);
+
+    // A wrong token: the gate refuses the check, Kamailio answers 503.
+    let _kam = kamailio(
+        "http-check.cfg",
+        &defines("wrong-token-0123456789abcdef"),
+        &dir,
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (ok, out) = caller("uac_call.xml", target, CONSENTED, "11", false, &dir).await;
+    assert!(!ok, "no call without an answer from the gate\n{out}");
+    assert!(out.contains("SIP/2.0 503 Service Unavailable"), "{out}");
+    assert!(out.contains("Retry-After: 30"), "{out}");
+    g.gate.shutdown().await;
 }
 
 /// SIPp retransmitting for real: a relay between SIPp and the gate loses the
@@ -1066,5 +1209,662 @@ async fn sipp_retransmissions_get_identical_answers() {
             >= 3.0
     );
     nothing(&far, "refused calls").await;
+    g.gate.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Configured answers, trunks and TCP limits.
+
+/// `[sip.answers]` per reason: 403 for no consent, 603 for withdrawn, each
+/// with the configured Call-Info; the 400 for a bad İYS header carries none.
+/// Forwarded INVITEs are not remembered as answers: a retransmission and its
+/// CANCEL leave with the same gate branch (§16.11), and requests the gate does
+/// not judge (re-INVITE, REGISTER, unknown methods) pass even to a number
+/// without consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_reason_codes_call_info_and_unjudged_requests() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let info = "<https://iys.example/itiraz>;purpose=info";
+    let g = gate(
+        far.local_addr().unwrap().port(),
+        &format!("[sip.answers]\nno_consent = 403\nwithdrawn = 603\ncall_info = \"{info}\""),
+    )
+    .await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+
+    caller
+        .send(&invite(p, UNKNOWN, "z9hG4bKc1", "c1", ""))
+        .await
+        .unwrap();
+    let no = recv(&caller).await;
+    assert!(no.starts_with("SIP/2.0 403 Forbidden\r\n"), "{no}");
+    assert_eq!(
+        header(&no, "reason"),
+        vec!["SIP;cause=403;text=\"IYS no_consent\""]
+    );
+    assert_eq!(header(&no, "call-info"), vec![info], "{no}");
+    caller
+        .send(&invite(p, WITHDRAWN, "z9hG4bKc2", "c2", ""))
+        .await
+        .unwrap();
+    let w = recv(&caller).await;
+    assert!(w.starts_with("SIP/2.0 603 Decline\r\n"), "{w}");
+    assert_eq!(
+        header(&w, "reason"),
+        vec!["SIP;cause=603;text=\"IYS withdrawn\""]
+    );
+    assert_eq!(header(&w, "call-info"), vec![info], "{w}");
+    caller
+        .send(&invite(
+            p,
+            CONSENTED,
+            "z9hG4bKc3",
+            "c3",
+            "X-IYS-Message-Type: 7\r\n",
+        ))
+        .await
+        .unwrap();
+    let bad = recv(&caller).await;
+    assert!(bad.starts_with("SIP/2.0 400 Bad Request\r\n"), "{bad}");
+    assert!(header(&bad, "call-info").is_empty(), "not a refusal: {bad}");
+    nothing(&far, "refused calls").await;
+    assert!(g.metric("iys_gate_sip_answers_total{code=\"403\"}").await >= 1.0);
+    assert!(g.metric("iys_gate_sip_answers_total{code=\"603\"}").await >= 1.0);
+
+    // A forwarded INVITE, its retransmission and its CANCEL: one gate branch.
+    let inv = invite(p, CONSENTED, "z9hG4bKfw", "fw", "");
+    caller.send(&inv).await.unwrap();
+    let first = recv(&far).await;
+    caller.send(&inv).await.unwrap();
+    let again = recv(&far).await;
+    caller
+        .send(&ack_or_cancel(
+            p,
+            "CANCEL",
+            CONSENTED,
+            "z9hG4bKfw",
+            "fw",
+            "",
+        ))
+        .await
+        .unwrap();
+    let cancel = recv(&far).await;
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    let top = |m: &str| header(m, "via")[0].to_string();
+    assert!(top(&first).contains("branch=z9hG4bKiys"), "{first}");
+    assert_eq!(top(&first), top(&again), "a retransmission: same branch");
+    assert_eq!(top(&first), top(&cancel), "its CANCEL: same branch");
+    assert_eq!(first, again, "a retransmission is forwarded as the first");
+    // A different transaction gets a different branch.
+    caller
+        .send(&invite(p, CONSENTED, "z9hG4bKfw2", "fw2", ""))
+        .await
+        .unwrap();
+    assert_ne!(top(&recv(&far).await), top(&first));
+
+    // Not judged: a re-INVITE (To tag), REGISTER and an unknown method pass
+    // to a number without consent.
+    let reinvite = String::from_utf8(invite(p, UNKNOWN, "z9hG4bKre", "dialog", ""))
+        .unwrap()
+        .replace(
+            &format!("To: <sip:{UNKNOWN}@127.0.0.1>"),
+            &format!("To: <sip:{UNKNOWN}@127.0.0.1>;tag=far9"),
+        );
+    caller.send(reinvite.as_bytes()).await.unwrap();
+    let got = recv(&far).await;
+    assert!(
+        got.starts_with(&format!("INVITE sip:{UNKNOWN}@127.0.0.1 SIP/2.0\r\n"))
+            && got.contains("tag=far9"),
+        "{got}"
+    );
+    for method in ["REGISTER", "PUBLISH", "FOO"] {
+        caller
+            .send(&ack_or_cancel(p, method, UNKNOWN, "z9hG4bKm", method, ""))
+            .await
+            .unwrap();
+        let got = recv(&far).await;
+        assert!(got.starts_with(&format!("{method} ")), "{method}: {got}");
+    }
+    nothing(&caller, "the gate answered none of these itself").await;
+
+    // The added latency, in buckets from 5 µs, per path.
+    let text = reqwest::get(format!("http://{}/metrics", g.gate.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE iys_gate_sip_added_latency_seconds histogram"),
+        "{text}"
+    );
+    for path in ["request", "answer"] {
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "iys_gate_sip_added_latency_seconds_bucket{{path=\"{path}\""
+                ))
+            })
+            .collect();
+        assert!(buckets.len() >= 17, "{path}: {buckets:#?}");
+        assert!(
+            buckets.iter().any(|l| l.contains("le=\"0.000005\"")),
+            "a 5 µs bucket: {buckets:#?}"
+        );
+        let count = g
+            .metric(&format!(
+                "iys_gate_sip_added_latency_seconds_count{{path=\"{path}\"}}"
+            ))
+            .await;
+        assert!(count >= 3.0, "{path}: {count}");
+    }
+    g.gate.shutdown().await;
+}
+
+/// "Cannot decide now" (here: data older than `max_data_age`): `503` with
+/// `Retry-After` by default, `480` without it when configured; neither call
+/// reaches the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_decide_gets_503_with_retry_after_or_480() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let trunk = format!(
+        "[[sip.trunks]]\nname = \"t\"\nnetworks = [\"127.0.0.1\"]\niys_code = {IYS}\nbrand_code = {BRAND}\n"
+    );
+    let g503 = gate_with(
+        &format!("next_hop = \"127.0.0.1:{hop}\"\n[sip.answers]\nretry_after = 45\n{trunk}"),
+        "1s",
+    )
+    .await;
+    let g480 = gate_with(
+        &format!("next_hop = \"127.0.0.1:{hop}\"\n[sip.answers]\ndefer = 480\n{trunk}"),
+        "1s",
+    )
+    .await;
+    // Let the bootstrap data grow older than a second.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKd1", "d1", ""), g503.udp)
+        .await
+        .unwrap();
+    let a = recv(&caller).await;
+    assert!(a.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{a}");
+    assert_eq!(header(&a, "retry-after"), vec!["45"], "{a}");
+    assert_eq!(
+        header(&a, "reason"),
+        vec!["SIP;cause=503;text=\"IYS stale\""]
+    );
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKd2", "d2", ""), g480.udp)
+        .await
+        .unwrap();
+    let b = recv(&caller).await;
+    assert!(
+        b.starts_with("SIP/2.0 480 Temporarily Unavailable\r\n"),
+        "{b}"
+    );
+    assert!(header(&b, "retry-after").is_empty(), "{b}");
+    assert_eq!(
+        header(&b, "reason"),
+        vec!["SIP;cause=480;text=\"IYS stale\""]
+    );
+    // Informational calls need no data: they still pass.
+    caller
+        .send_to(
+            &invite(p, UNKNOWN, "z9hG4bKd3", "d3", "X-IYS-Message-Type: 0\r\n"),
+            g480.udp,
+        )
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(got.contains("Call-ID: d3"), "{got}");
+    nothing(&far, "deferred calls").await;
+    g503.gate.shutdown().await;
+    g480.gate.shutdown().await;
+}
+
+/// Two trunks, each with its own next hop (two SIPp callees): a call from
+/// 127.0.0.1 completes on the first trunk's callee, one from 127.0.0.2 on
+/// the second's, and neither callee sees the other's call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_trunk_reaches_its_own_next_hop() {
+    sipp_bin();
+    let (port_a, port_b) = (free_port(), free_port());
+    let trunk = |name: &str, net: &str, port: u16| {
+        format!(
+            "[[sip.trunks]]\nname = \"{name}\"\nnetworks = [\"{net}\"]\niys_code = {IYS}\n\
+             brand_code = {BRAND}\nnext_hop = \"127.0.0.1:{port}\"\n"
+        )
+    };
+    let g = gate_with(
+        &format!(
+            "{}{}",
+            trunk("a", "127.0.0.1/32", port_a),
+            trunk("b", "127.0.0.2/32", port_b)
+        ),
+        "1h",
+    )
+    .await;
+    let dir = g.dir.path().to_path_buf();
+    let (log_a, log_b) = (dir.join("uas-a.log"), dir.join("uas-b.log"));
+    let uas_a = far_end(&["-sn", "uas"], port_a, false, 1, &log_a);
+    let uas_b = far_end(&["-sn", "uas"], port_b, false, 1, &log_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = caller_from(
+        "127.0.0.1",
+        "uac_call.xml",
+        g.udp,
+        CONSENTED,
+        "11",
+        false,
+        &dir,
+    )
+    .await;
+    assert!(ok, "trunk a's call completes\n{out}");
+    let (ok, out) = caller_from(
+        "127.0.0.2",
+        "uac_call.xml",
+        g.udp,
+        CONSENTED,
+        "11",
+        false,
+        &dir,
+    )
+    .await;
+    assert!(ok, "trunk b's call completes\n{out}");
+    let (seen_a, seen_b) = (
+        far_end_done(uas_a, &log_a).await,
+        far_end_done(uas_b, &log_b).await,
+    );
+    // The caller's Via (under the gate's) names the caller's address.
+    assert!(
+        seen_a.contains("Via: SIP/2.0/UDP 127.0.0.1:") && !seen_a.contains("127.0.0.2"),
+        "trunk a's callee:\n{seen_a}"
+    );
+    assert!(
+        seen_b.contains("Via: SIP/2.0/UDP 127.0.0.2:"),
+        "trunk b's callee:\n{seen_b}"
+    );
+    assert_eq!(seen_a.matches("INVITE sip:").count(), 1, "{seen_a}");
+    assert_eq!(seen_b.matches("INVITE sip:").count(), 1, "{seen_b}");
+    let audit_free = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    assert!(audit_free.is_empty(), "no refusal: {audit_free}");
+    g.gate.shutdown().await;
+}
+
+/// Reads from `s` until the gate closes it (EOF or reset); panics after `within`.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => panic!("the gate did not close the connection within {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// `max_connections`: a connection past the limit is closed at once (and
+/// counted); `idle_timeout`: a quiet connection is closed after it, not
+/// before; then new connections are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connection_limit_and_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = gate(
+        far.local_addr().unwrap().port(),
+        "max_connections = 2\nidle_timeout = \"2s\"",
+    )
+    .await;
+    let tcp_invite = |call: &str| {
+        String::from_utf8(invite(9, UNKNOWN, &format!("z9hG4bK{call}"), call, ""))
+            .unwrap()
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+    };
+    async fn refused(s: &mut tokio::net::TcpStream, msg: &str) {
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        let a = String::from_utf8_lossy(&buf[..n]);
+        assert!(a.starts_with("SIP/2.0 608 Rejected\r\n"), "{a}");
+    }
+    let mut c1 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c1, &tcp_invite("t1")).await;
+    let mut c2 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c2, &tcp_invite("t2")).await;
+    let active = std::time::Instant::now();
+
+    // A third is one too many.
+    let mut c3 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    let _ = c3.write_all(tcp_invite("t3").as_bytes()).await;
+    closed_within(&mut c3, WAIT).await;
+    assert!(
+        g.metric("iys_gate_sip_forward_errors_total{reason=\"too_many_connections\"}")
+            .await
+            >= 1.0
+    );
+
+    // The first two are closed once idle for 2 s.
+    closed_within(&mut c1, WAIT).await;
+    closed_within(&mut c2, WAIT).await;
+    let idle = active.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1900),
+        "closed after {idle:?}, before the idle timeout"
+    );
+    // Room again.
+    let mut c4 = tokio::net::TcpStream::connect(g.tcp).await.unwrap();
+    refused(&mut c4, &tcp_invite("t4")).await;
+    g.gate.shutdown().await;
+}
+
+/// A response whose next Via names a host (and has no `received`) goes to
+/// the name's address (looked up once, then cached); a name that does not
+/// resolve drops the response and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_to_a_via_host_name_are_resolved() {
+    let g = gate(9, "").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ringing = |host: &str, call: &str| {
+        format!(
+            "SIP/2.0 180 Ringing\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKiys0123456789abcdef\r\n\
+             Via: SIP/2.0/UDP {host}:{p};branch=z9hG4bKcaller\r\n\
+             From: <sip:05320000000@example.net>;tag=a\r\n\
+             To: <sip:{CONSENTED}@example.net>;tag=b\r\n\
+             Call-ID: {call}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n",
+            g.udp.port()
+        )
+    };
+    for call in ["named-1", "named-2"] {
+        far.send_to(ringing("localhost", call).as_bytes(), g.udp)
+            .await
+            .unwrap();
+        let got = recv(&caller).await;
+        assert!(got.starts_with("SIP/2.0 180 Ringing\r\n"), "{got}");
+        assert!(got.contains(&format!("Call-ID: {call}")), "{got}");
+        assert_eq!(
+            header(&got, "via"),
+            vec![format!("SIP/2.0/UDP localhost:{p};branch=z9hG4bKcaller")]
+        );
+    }
+    let before = g
+        .metric("iys_gate_sip_forward_errors_total{reason=\"resolve\"}")
+        .await;
+    far.send_to(ringing("no-such-host.invalid", "named-3").as_bytes(), g.udp)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while g
+        .metric("iys_gate_sip_forward_errors_total{reason=\"resolve\"}")
+        .await
+        <= before
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unresolvable Via host is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nothing(&caller, "a response to a name that does not resolve").await;
+    g.gate.shutdown().await;
+}
+
+/// SIP over TLS (`[sip.tls]`): a rustls caller trusting the gate's
+/// self-signed certificate gets a refused call's 608 over TLS; a consented
+/// call goes on to the next hop over TCP and its 200 comes back over the
+/// caller's TLS connection, the gate's Via cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tls() {
+    use iys_gate::sip::codec::{frame, Frame};
+    use std::sync::Arc;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let far_port = free_port();
+    let far = tokio::net::TcpListener::bind(("127.0.0.1", far_port))
+        .await
+        .unwrap();
+    let g = gate(
+        far_port,
+        &format!(
+            "[sip.tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .await;
+    let tls_addr = g.gate.sip_tls_addr.expect("sip_tls listener");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake");
+
+    /// One whole SIP message from a stream.
+    async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> String {
+        loop {
+            if let Frame::Message(n) = frame(buf, 65535).unwrap() {
+                let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
+                buf.drain(..n);
+                return msg;
+            }
+            let mut chunk = [0u8; 4096];
+            let k = tokio::time::timeout(WAIT, s.read(&mut chunk))
+                .await
+                .expect("a message in time")
+                .unwrap();
+            assert!(k > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+    let tls_invite = |to: &str, call: &str| {
+        String::from_utf8(invite(5061, to, &format!("z9hG4bK{call}"), call, ""))
+            .unwrap()
+            .replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+    };
+    let mut from_gate = Vec::new();
+    tls.write_all(tls_invite(UNKNOWN, "tls1").as_bytes())
+        .await
+        .unwrap();
+    let no = read_msg(&mut tls, &mut from_gate).await;
+    assert!(no.starts_with("SIP/2.0 608 Rejected\r\n"), "{no}");
+
+    tls.write_all(tls_invite(CONSENTED, "tls2").as_bytes())
+        .await
+        .unwrap();
+    let (mut conn, _) = tokio::time::timeout(WAIT, far.accept())
+        .await
+        .expect("the gate connects to the next hop")
+        .unwrap();
+    let mut at_far = Vec::new();
+    let got = read_msg(&mut conn, &mut at_far).await;
+    assert!(got.contains("Call-ID: tls2"), "{got}");
+    let vias = header(&got, "via");
+    assert!(vias[0].starts_with("SIP/2.0/TCP 127.0.0.1:"), "{got}");
+    assert!(vias[1].starts_with("SIP/2.0/TLS 127.0.0.1:5061"), "{got}");
+    let ok = got
+        .replacen(
+            &format!("INVITE sip:{CONSENTED}@127.0.0.1 SIP/2.0"),
+            "SIP/2.0 200 OK",
+            1,
+        )
+        .replace(
+            &format!("To: <sip:{CONSENTED}@127.0.0.1>"),
+            &format!("To: <sip:{CONSENTED}@127.0.0.1>;tag=far"),
+        );
+    conn.write_all(ok.as_bytes()).await.unwrap();
+    let back = read_msg(&mut tls, &mut from_gate).await;
+    assert!(back.starts_with("SIP/2.0 200 OK\r\n"), "{back}");
+    assert!(back.contains("Call-ID: tls2"), "{back}");
+    assert_eq!(header(&back, "via").len(), 1, "the gate's Via cut: {back}");
+    g.gate.shutdown().await;
+}
+
+/// `[[sip.trunks.callers]]`: a calling number mapped to another of the
+/// trunk's brands is judged for that brand (here one the gate holds no data
+/// for: 608 unknown_brand), from From or, on a `trusted` trunk, from
+/// P-Asserted-Identity; other callers keep the trunk's brand. With
+/// `strip_iys_headers = false` the X-IYS-* headers reach the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_numbers_mapped_to_brands_and_iys_headers_kept() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let g = gate_with(
+        &format!(
+            "next_hop = \"127.0.0.1:{hop}\"\nstrip_iys_headers = false\n\
+             [[sip.trunks]]\nname = \"t\"\nnetworks = [\"127.0.0.1/32\"]\niys_code = {IYS}\n\
+             brand_code = {BRAND}\noverride_brands = [100002]\ntrusted = true\n\
+             [[sip.trunks.callers]]\nnumber = \"0532 999 99 99\"\nbrand_code = 100002\n"
+        ),
+        "1h",
+    )
+    .await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    caller.connect(g.udp).await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+
+    // An unmapped caller: the trunk's brand, consent, forwarded with X-IYS-*.
+    caller
+        .send(&invite(
+            p,
+            CONSENTED,
+            "z9hG4bKm1",
+            "m1",
+            "X-IYS-Message-Type: 11\r\n",
+        ))
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(got.contains("Call-ID: m1"), "{got}");
+    assert_eq!(header(&got, "x-iys-message-type"), vec!["11"], "{got}");
+
+    // The mapped number in From, then in P-Asserted-Identity.
+    let from_mapped = String::from_utf8(invite(p, CONSENTED, "z9hG4bKm2", "m2", ""))
+        .unwrap()
+        .replace(
+            "f: <sip:05320000000@127.0.0.1>",
+            "f: <sip:+905329999999@127.0.0.1>",
+        );
+    let pai_mapped = invite(
+        p,
+        CONSENTED,
+        "z9hG4bKm3",
+        "m3",
+        "P-Asserted-Identity: <tel:+90-532-999-9999>\r\n",
+    );
+    for msg in [from_mapped.as_bytes(), &pai_mapped[..]] {
+        caller.send(msg).await.unwrap();
+        let no = recv(&caller).await;
+        assert!(no.starts_with("SIP/2.0 608 Rejected\r\n"), "{no}");
+        assert_eq!(
+            header(&no, "reason"),
+            vec!["SIP;cause=608;text=\"IYS unknown_brand\""],
+            "judged for brand 100002: {no}"
+        );
+    }
+    nothing(&far, "calls for the mapped brand").await;
+    g.gate.shutdown().await;
+}
+
+/// `unmatched = "pass"` forwards a call from no trunk unjudged; `"defer"`
+/// answers it with the defer answer (503 + Retry-After, Reason unmatched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_pass_and_defer() {
+    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let hop = far.local_addr().unwrap().port();
+    let pass = gate_for(hop, "unmatched = \"pass\"", "10.9.9.0/24").await;
+    let defer = gate_for(hop, "unmatched = \"defer\"", "10.9.9.0/24").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = caller.local_addr().unwrap().port();
+    caller
+        .send_to(&invite(p, UNKNOWN, "z9hG4bKp1", "p1", ""), pass.udp)
+        .await
+        .unwrap();
+    let got = recv(&far).await;
+    assert!(
+        got.contains("Call-ID: p1"),
+        "passed unjudged, even without consent: {got}"
+    );
+    caller
+        .send_to(&invite(p, CONSENTED, "z9hG4bKp2", "p2", ""), defer.udp)
+        .await
+        .unwrap();
+    let d = recv(&caller).await;
+    assert!(d.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{d}");
+    assert_eq!(header(&d, "retry-after"), vec!["30"]);
+    assert_eq!(
+        header(&d, "reason"),
+        vec!["SIP;cause=503;text=\"IYS unmatched\""]
+    );
+    nothing(&far, "a deferred call").await;
+    pass.gate.shutdown().await;
+    defer.gate.shutdown().await;
+}
+
+/// A TLS handshake under way counts towards `max_connections`: with room for
+/// one, a client that connects and never says hello keeps the next one out
+/// until the gate gives up on it (5 s), and is counted as a failed handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_count_towards_max_connections() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let g = gate(
+        9,
+        &format!(
+            "max_connections = 1\n[sip.tls]\nlisten = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .await;
+    let tls_addr = g.gate.sip_tls_addr.expect("sip_tls listener");
+    let mut stalled = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut next = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+    closed_within(&mut next, Duration::from_secs(3)).await;
+    assert!(
+        g.metric("iys_gate_sip_forward_errors_total{reason=\"too_many_connections\"}")
+            .await
+            >= 1.0
+    );
+    closed_within(&mut stalled, WAIT).await;
+    assert!(
+        g.metric("iys_gate_sip_invalid_total{field=\"tls_handshake\"}")
+            .await
+            >= 1.0
+    );
     g.gate.shutdown().await;
 }

@@ -16,8 +16,17 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = with_buckets(PrometheusBuilder::new()).build_recorder();
             let handle = recorder.handle();
+            // Histogram samples wait in a queue until they are counted into
+            // their buckets; without a scrape that queue would only grow.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                });
             // Another recorder may already be installed (tests embedding the
             // gate twice); the handle then renders an empty page, never fails.
             let _ = metrics::set_global_recorder(recorder);
@@ -25,6 +34,24 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Histograms exported with buckets (Prometheus `histogram`, not a summary).
+/// `iys_gate_sip_added_latency_seconds`: microsecond steps up to 1 ms, then
+/// coarser up to 100 ms.
+fn with_buckets(b: PrometheusBuilder) -> PrometheusBuilder {
+    const SIP_LATENCY: &[f64] = &[
+        5e-6, 10e-6, 20e-6, 30e-6, 50e-6, 75e-6, 100e-6, 150e-6, 200e-6, 300e-6, 500e-6, 750e-6,
+        1e-3, 2e-3, 5e-3, 10e-3, 100e-3,
+    ];
+    let matcher = metrics_exporter_prometheus::Matcher::Full(
+        "iys_gate_sip_added_latency_seconds".to_string(),
+    );
+    match b.set_buckets_for_metric(matcher, SIP_LATENCY) {
+        Ok(b) => b,
+        // Only an empty bucket list fails.
+        Err(_) => PrometheusBuilder::new(),
+    }
 }
 
 fn describe() {

@@ -100,6 +100,24 @@ pub struct SipConfig {
     /// Answer codes.
     #[serde(default)]
     pub answers: AnswerConfig,
+    /// SIP over TLS (`[sip.tls]`), a listener beside UDP and TCP.
+    pub tls: Option<SipTlsConfig>,
+}
+
+/// `[sip.tls]`: a TLS listener (RFC 3261 §26: `SIP/2.0/TLS`, `transport=tls`).
+/// Requests that arrive over TLS are handled like TCP ones and go on to the
+/// next hop over TCP (the gate sits in front of the operator's own network);
+/// responses come back on the caller's TLS connection. Counts towards
+/// `max_connections` and `idle_timeout` like TCP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTlsConfig {
+    /// TLS listener address (5061 is SIP's TLS port).
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
 }
 
 /// `[[sip.trunks]]`: a source of calls for one brand.
@@ -261,10 +279,14 @@ impl SipConfig {
                 );
             }
         } else {
-            let wildcard = [self.listen_udp, self.listen_tcp]
-                .into_iter()
-                .flatten()
-                .any(|a| a.ip().is_unspecified());
+            let wildcard = [
+                self.listen_udp,
+                self.listen_tcp,
+                self.tls.as_ref().map(|t| t.listen),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|a| a.ip().is_unspecified());
             if wildcard {
                 return bad(
                     "via_host",

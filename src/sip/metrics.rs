@@ -8,13 +8,22 @@
 //!   answered from the transaction cache; `iys_gate_sip_acks_absorbed_total`:
 //!   ACKs of the gate's own answers;
 //! - `iys_gate_sip_forward_errors_total{reason}`: messages that could not be
-//!   forwarded (`no_route`, `send`, `connect`, `queue_full`, `not_ours`);
+//!   forwarded (`no_route`, `send`, `connect`, `queue_full`, `not_ours`,
+//!   `resolve`: a Via host name that does not resolve, `resolve_busy`: too
+//!   many lookups at once, `too_many_connections`);
 //! - `iys_gate_sip_invalid_total{field}`: messages dropped as unreadable;
-//! - `iys_gate_sip_unmatched_total`: initial INVITEs from no trunk.
+//! - `iys_gate_sip_unmatched_total`: initial INVITEs from no trunk;
+//! - `iys_gate_sip_added_latency_seconds{path}` (histogram, buckets from
+//!   5 µs): from a message read off the socket to its forwarded bytes handed
+//!   to the socket (UDP: `send_to` returned; TCP: queued to the connection's
+//!   writer), by `path`: `request` (forwarded requests), `response`
+//!   (forwarded responses), `answer` (the gate's own answers).
 
 use std::sync::OnceLock;
 
-use metrics::{counter, Counter};
+use std::time::Duration;
+
+use metrics::{counter, histogram, Counter, Histogram};
 
 use super::codec::Method;
 
@@ -30,6 +39,18 @@ pub struct SipMetrics {
     pub acks_absorbed: Counter,
     /// Initial INVITEs from no trunk.
     pub unmatched: Counter,
+    latency: [Histogram; 3],
+}
+
+/// What the gate sent for a message, for the added-latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// A request forwarded to a next hop.
+    Request = 0,
+    /// A response forwarded back.
+    Response = 1,
+    /// An answer of the gate's own (refusal, 302, 483, ...).
+    Answer = 2,
 }
 
 const METHODS: [Method; 7] = [
@@ -78,9 +99,21 @@ impl SipMetrics {
             "iys_gate_sip_unmatched_total",
             "Initial INVITEs from an address that matches no trunk"
         );
+        metrics::describe_histogram!(
+            "iys_gate_sip_added_latency_seconds",
+            metrics::Unit::Seconds,
+            "Time from a SIP message read to what the gate sent for it handed to the socket, by path (request, response, answer)"
+        );
         // Failure series exist from the start at 0, so the first failure
         // shows in `increase()` and a scrape lists them.
-        for reason in ["no_route", "send", "connect", "queue_full", "not_ours"] {
+        for reason in [
+            "no_route",
+            "send",
+            "connect",
+            "queue_full",
+            "not_ours",
+            "resolve",
+        ] {
             counter!("iys_gate_sip_forward_errors_total", "reason" => reason).increment(0);
         }
         counter!("iys_gate_sip_invalid_total", "field" => "message").increment(0);
@@ -99,7 +132,14 @@ impl SipMetrics {
             retransmissions_absorbed: counter!("iys_gate_sip_retransmissions_absorbed_total"),
             acks_absorbed: counter!("iys_gate_sip_acks_absorbed_total"),
             unmatched: counter!("iys_gate_sip_unmatched_total"),
+            latency: ["request", "response", "answer"]
+                .map(|p| histogram!("iys_gate_sip_added_latency_seconds", "path" => p)),
         }
+    }
+
+    /// Record the time from a message read to what it produced handed on.
+    pub fn added_latency(&self, path: Path, took: Duration) {
+        self.latency[path as usize].record(took.as_secs_f64());
     }
 
     /// Count a request.

@@ -30,7 +30,7 @@ use config::SipConfig;
 use proxy::core::Core;
 use proxy::Proxy;
 
-/// Start what `[sip]` configures: `"sip_udp"` and `"sip_tcp"` in the result.
+/// Start what `[sip]` configures: `"sip_udp"`, `"sip_tcp"` and `"sip_tls"` in the result.
 pub async fn start(ctx: &GateContext, cfg: &SipConfig, stop: &Stop) -> anyhow::Result<Started> {
     let default_hop = match &cfg.next_hop {
         Some(h) => Some(resolve(h, "sip.next_hop").await?),
@@ -100,6 +100,13 @@ pub async fn start(ctx: &GateContext, cfg: &SipConfig, stop: &Stop) -> anyhow::R
     }
     if let Some(l) = tcp {
         p.serve_tcp(l, &mut started)?;
+    }
+    if let Some(t) = &cfg.tls {
+        let acceptor = crate::gate::tls::acceptor(&t.cert, &t.key, "sip.tls")?;
+        let l = tokio::net::TcpListener::bind(t.listen)
+            .await
+            .with_context(|| format!("sip.tls.listen {}", t.listen))?;
+        p.serve_tls(l, acceptor, &mut started)?;
     }
     tracing::info!(mode = ?cfg.mode, udp = ?udp_addr, tcp = ?tcp_addr, "SIP gate listening");
     Ok(started)

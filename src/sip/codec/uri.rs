@@ -36,17 +36,11 @@ const MAX_USER: usize = 64;
 /// The raw user part of a URI (still percent-encoded): the number of a
 /// `tel:` URI, the user of a `sip:`/`sips:` URI.
 pub fn user_part(uri: &[u8]) -> Result<&[u8], UriError> {
-    let colon = uri
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(UriError::Scheme)?;
+    let colon = memchr::memchr(b':', uri).ok_or(UriError::Scheme)?;
     let scheme = &uri[..colon];
     let rest = &uri[colon + 1..];
     if scheme.eq_ignore_ascii_case(b"tel") {
-        let end = rest
-            .iter()
-            .position(|&b| b == b';' || b == b'?')
-            .unwrap_or(rest.len());
+        let end = memchr::memchr2(b';', b'?', rest).unwrap_or(rest.len());
         if end == 0 {
             return Err(UriError::NoUser);
         }
@@ -57,19 +51,10 @@ pub fn user_part(uri: &[u8]) -> Result<&[u8], UriError> {
     }
     // The user part ends at the last '@' before any URI parameter or header
     // (an '@' cannot appear unescaped in a user part, but be lenient).
-    let hostport_end = rest
-        .iter()
-        .position(|&b| b == b'?' || b == b'>')
-        .unwrap_or(rest.len());
-    let at = rest[..hostport_end]
-        .iter()
-        .rposition(|&b| b == b'@')
-        .ok_or(UriError::NoUser)?;
+    let hostport_end = memchr::memchr2(b'?', b'>', rest).unwrap_or(rest.len());
+    let at = memchr::memrchr(b'@', &rest[..hostport_end]).ok_or(UriError::NoUser)?;
     let userinfo = &rest[..at];
-    let end = userinfo
-        .iter()
-        .position(|&b| b == b':' || b == b';')
-        .unwrap_or(userinfo.len());
+    let end = memchr::memchr2(b':', b';', userinfo).unwrap_or(userinfo.len());
     if end == 0 {
         return Err(UriError::NoUser);
     }

@@ -9,8 +9,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
 use dashmap::DashMap;
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64_with_seed};
 
 /// What was done with a transaction's INVITE.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,20 +24,46 @@ pub enum Done {
     Answered(Arc<[u8]>),
 }
 
-/// The transaction key.
+/// This process's hash seed: peers choose branches and Call-IDs, so the
+/// keys they lead to are not predictable (no crafted collisions).
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x1957_u64)
+    })
+}
+
+/// The transaction key (seeded xxh3: branch, then Call-ID and CSeq).
 pub fn key(branch: &[u8], call_id: &[u8], cseq: u32) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(branch);
-    h.update(&[0]);
-    h.update(call_id);
-    h.update(&[0]);
-    h.update(&cseq.to_le_bytes());
-    h.digest128()
+    let b = xxh3_64_with_seed(branch, seed());
+    xxh3_128_with_seed(call_id, b ^ (u64::from(cseq) << 32 | u64::from(cseq)))
+}
+
+/// Keys are already seeded hashes: the map uses them as they are.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by u128 keys; a plain fold for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64 ^ (v >> 64) as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Transactions remembered for a lifetime, at most `max` of them.
 pub struct TxCache {
-    map: DashMap<u128, (Done, Instant)>,
+    map: DashMap<u128, (Done, Instant), BuildHasherDefault<KeyHasher>>,
     order: Mutex<VecDeque<(u128, Instant)>>,
     lifetime: Duration,
     max: usize,
@@ -44,7 +73,7 @@ impl TxCache {
     /// An empty cache.
     pub fn new(lifetime: Duration, max: usize) -> TxCache {
         TxCache {
-            map: DashMap::new(),
+            map: DashMap::default(),
             order: Mutex::new(VecDeque::new()),
             lifetime,
             max,

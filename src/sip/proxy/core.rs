@@ -19,8 +19,8 @@
 //! - responses: dropped unless the top Via is the gate's; that Via is cut and
 //!   the response goes where the next Via says (`received`, `rport`; over
 //!   TCP on the connection the request came in on, named in the gate's Via
-//!   `ic` parameter). Sent-by host names are not resolved: such responses are
-//!   counted as `forward_errors{reason="no_route"}` and dropped.
+//!   `ic` parameter). A sent-by host name without `received` is resolved
+//!   by the caller (`Dest::Named`, see `proxy::resolve`).
 //!
 //! Redirect mode: an initial INVITE is answered `302` with a Contact of its
 //! Request-URI when allowed (the SBC continues to the original target), or
@@ -40,7 +40,7 @@ use crate::gate::{GateContext, TurnClock, TurnRecord};
 use crate::sip::codec::{scan, write_edited, write_response, Edits, Kind, Message, Method, Via};
 use crate::sip::config::{Mode, SipConfig};
 use crate::sip::gating::{self, Answer, Trunk, Trunks};
-use crate::sip::metrics::SipMetrics;
+use crate::sip::metrics::{Path, SipMetrics};
 use crate::store::Snapshot;
 
 /// How a message arrived.
@@ -64,7 +64,7 @@ pub struct Source {
 }
 
 /// Where to send bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
     /// A datagram from the gate's UDP socket.
     Udp(SocketAddr),
@@ -72,6 +72,16 @@ pub enum Dest {
     Conn(u64),
     /// A TCP connection to this address (reused, or opened).
     Tcp(SocketAddr),
+    /// A host name to resolve first (a response's Via without `received`),
+    /// then UDP, or TCP when `tcp`.
+    Named {
+        /// The Via's sent-by host.
+        host: Box<str>,
+        /// Its `rport`, else its port, else 5060.
+        port: u16,
+        /// Over TCP.
+        tcp: bool,
+    },
 }
 
 /// What to send after one message.
@@ -79,6 +89,15 @@ pub enum Dest {
 pub struct Outbox {
     /// (destination, bytes), in order.
     pub items: Vec<(Dest, Vec<u8>)>,
+    /// What the items are, for the added-latency histogram (set with them).
+    pub path: Option<Path>,
+}
+
+impl Outbox {
+    fn push(&mut self, path: Path, dest: Dest, bytes: Vec<u8>) {
+        self.path = Some(path);
+        self.items.push((dest, bytes));
+    }
 }
 
 /// Per-task scratch state, reused across messages.
@@ -183,15 +202,15 @@ impl Core {
             Method::Invite if m.to_tag.is_none() => match self.cache.get(key, now) {
                 Some(Done::Answered(bytes)) => {
                     self.metrics.retransmissions_absorbed.increment(1);
-                    out.items.push((self.back(src), bytes.to_vec()));
+                    out.push(Path::Answer, self.back(src), bytes.to_vec());
                     return;
                 }
                 Some(Done::Forwarded) => {}
                 None => {
                     if let Some(bytes) = self.gate_invite(buf, m, src, w) {
-                        let bytes: Arc<[u8]> = Arc::from(bytes);
-                        self.cache.put(key, Done::Answered(bytes.clone()), now);
-                        out.items.push((self.back(src), bytes.to_vec()));
+                        self.cache
+                            .put(key, Done::Answered(Arc::from(&bytes[..])), now);
+                        out.push(Path::Answer, self.back(src), bytes);
                         return;
                     }
                     self.cache.put(key, Done::Forwarded, now);
@@ -203,7 +222,7 @@ impl Core {
             match method {
                 Method::Invite => {
                     let bytes = self.redirect(buf, m, w);
-                    out.items.push((self.back(src), bytes));
+                    out.push(Path::Answer, self.back(src), bytes);
                 }
                 Method::Options => self.answer_plain(buf, m, src, 200, w, out),
                 _ => self.answer_plain(buf, m, src, 405, w, out),
@@ -231,7 +250,12 @@ impl Core {
                 None => None,
             };
         };
-        let caller = gating::caller(buf, m, trunk);
+        // The calling number matters only to a trunk that maps numbers to brands.
+        let caller = if trunk.callers.is_empty() {
+            None
+        } else {
+            gating::caller(buf, m, trunk)
+        };
         let what = match gating::classify(buf, trunk, caller, &m.iys) {
             Ok(c) => c,
             Err(why) => {
@@ -246,11 +270,15 @@ impl Core {
             Mode::Proxy => "sip_proxy",
             Mode::Redirect => "sip_redirect",
         };
-        let user = m
-            .uri()
-            .and_then(|u| crate::sip::codec::uri::user_part(u.of(buf)).ok())
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
+        // The callee as written, for the audit trail of a refusal only.
+        let user = if d.verdict == crate::policy::Verdict::Allow {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            m.uri()
+                .and_then(|u| crate::sip::codec::uri::user_part(u.of(buf)).ok())
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        };
         gating::record(
             &mut w.turn,
             protocol,
@@ -325,7 +353,7 @@ impl Core {
             &w.extra,
             &mut bytes,
         );
-        out.items.push((self.back(src), bytes));
+        out.push(Path::Answer, self.back(src), bytes);
     }
 
     /// `302` with a Contact of the Request-URI.
@@ -389,14 +417,12 @@ impl Core {
             self.metrics.forward_error("edit");
             return;
         }
-        out.items.push((
-            if tcp {
-                Dest::Tcp(target)
-            } else {
-                Dest::Udp(target)
-            },
-            bytes,
-        ));
+        let dest = if tcp {
+            Dest::Tcp(target)
+        } else {
+            Dest::Udp(target)
+        };
+        out.push(Path::Request, dest, bytes);
     }
 
     fn request_edits(&self, buf: &[u8], m: &Message, src: &Source, tcp: bool, e: &mut Edits) {
@@ -420,19 +446,20 @@ impl Core {
         let branch = self.branch(buf, m);
         e.insert_with(m.via_line, |t| {
             let (transport, port) = if tcp {
-                ("TCP", self.via_ports.1)
+                (&b"Via: SIP/2.0/TCP "[..], self.via_ports.1)
             } else {
-                ("UDP", self.via_ports.0)
+                (&b"Via: SIP/2.0/UDP "[..], self.via_ports.0)
             };
-            let _ = write!(
-                t,
-                "Via: SIP/2.0/{transport} {}:{port};branch=",
-                self.via_host
-            );
+            t.extend_from_slice(transport);
+            t.extend_from_slice(self.via_host.as_bytes());
+            t.push(b':');
+            t.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+            t.extend_from_slice(b";branch=");
             t.extend_from_slice(BRANCH);
             t.extend_from_slice(&branch);
             if let (Transport::Tcp, Some(id)) = (src.transport, src.conn) {
-                let _ = write!(t, ";ic={id}");
+                t.extend_from_slice(b";ic=");
+                t.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
             }
             t.extend_from_slice(b"\r\n");
         });
@@ -457,19 +484,20 @@ impl Core {
     /// §16.11: from the incoming branch when it has the RFC 3261 cookie, else
     /// from the fields that identify the transaction.
     fn branch(&self, buf: &[u8], m: &Message) -> [u8; 16] {
-        let mut h = Xxh3::new();
         match m.top_via.branch.map(|b| b.of(buf)) {
-            Some(b) if b.starts_with(b"z9hG4bK") => h.update(b),
+            // One-shot: the same value as the streaming hasher, fewer steps.
+            Some(b) if b.starts_with(b"z9hG4bK") => hex16(xxhash_rust::xxh3::xxh3_64(b)),
             _ => {
+                let mut h = Xxh3::new();
                 h.update(m.top_via.value.of(buf));
                 h.update(m.to_tag.map_or(&[][..], |t| t.of(buf)));
                 h.update(m.from_tag.map_or(&[][..], |t| t.of(buf)));
                 h.update(m.call_id.of(buf));
                 h.update(&m.cseq.to_le_bytes());
                 h.update(m.uri().map_or(&[][..], |u| u.of(buf)));
+                hex16(h.digest())
             }
         }
-        hex16(h.digest())
     }
 
     fn response(&self, buf: &[u8], m: &Message, out: &mut Outbox) {
@@ -496,7 +524,12 @@ impl Core {
         if m.start > 0 {
             e.remove(crate::sip::codec::Span::new(0, m.start));
         }
-        if !matches!(dest, Dest::Udp(_)) && m.content_length.is_none() {
+        let stream = match &dest {
+            Dest::Udp(_) => false,
+            Dest::Named { tcp, .. } => *tcp,
+            _ => true,
+        };
+        if stream && m.content_length.is_none() {
             e.insert_with(m.headers_end, |t| {
                 let _ = write!(t, "Content-Length: {}\r\n", m.body.len());
             });
@@ -506,33 +539,55 @@ impl Core {
             self.metrics.forward_error("edit");
             return;
         }
-        out.items.push((dest, bytes));
+        out.push(Path::Response, dest, bytes);
     }
 }
 
 /// Where a response goes after the gate's Via is cut: the next Via's
-/// `received` (else its host, if an address) and `rport` (else its port,
-/// else 5060); over TCP the connection named in the gate's Via when there is one.
+/// `received` (else its host: an address, or a name to resolve) and `rport`
+/// (else its port, else 5060); over TCP the connection named in the gate's
+/// Via when there is one.
 fn response_dest(buf: &[u8], ours: &Via, next: &Via) -> Option<Dest> {
-    let ip = match next.received {
-        Some(r) => host_ip(r.of(buf)),
-        None => host_ip(next.host.of(buf)),
-    }?;
     let port = match next.rport {
         Some(Some(p)) => p,
         _ => next.port.unwrap_or(5060),
     };
-    let addr = SocketAddr::new(ip, port);
-    if next.transport.of(buf).eq_ignore_ascii_case(b"UDP") {
-        return Some(Dest::Udp(addr));
+    let udp = next.transport.of(buf).eq_ignore_ascii_case(b"UDP");
+    if !udp {
+        let conn = ours
+            .param(buf, b"ic")
+            .flatten()
+            .and_then(|s| std::str::from_utf8(s.of(buf)).ok()?.parse().ok());
+        if let Some(id) = conn {
+            return Some(Dest::Conn(id));
+        }
     }
-    let conn = ours
-        .param(buf, b"ic")
-        .flatten()
-        .and_then(|s| std::str::from_utf8(s.of(buf)).ok()?.parse().ok());
-    Some(match conn {
-        Some(id) => Dest::Conn(id),
-        None => Dest::Tcp(addr),
+    let ip = match next.received {
+        Some(r) => host_ip(r.of(buf))?,
+        None => match host_ip(next.host.of(buf)) {
+            Some(ip) => ip,
+            None => {
+                let host = std::str::from_utf8(next.host.of(buf)).ok()?;
+                if host.is_empty()
+                    || !host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                {
+                    return None;
+                }
+                return Some(Dest::Named {
+                    host: host.to_ascii_lowercase().into(),
+                    port,
+                    tcp: !udp,
+                });
+            }
+        },
+    };
+    let addr = SocketAddr::new(ip, port);
+    Some(if udp {
+        Dest::Udp(addr)
+    } else {
+        Dest::Tcp(addr)
     })
 }
 

@@ -6,9 +6,10 @@
 
 pub mod cache;
 pub mod core;
+pub mod resolve;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use self::core::{Core, Dest, Outbox, Source, Transport, Work};
+use self::resolve::{Cached, Resolver};
 use crate::gate::{Started, Stop};
 use crate::sip::codec::{frame, Frame};
 
@@ -36,6 +38,9 @@ pub struct Proxy {
     outbound: DashMap<SocketAddr, u64>,
     next_id: AtomicU64,
     stop: Stop,
+    resolver: Resolver,
+    /// TLS handshakes under way (they count towards `max_connections`).
+    handshakes: AtomicUsize,
 }
 
 impl Proxy {
@@ -49,6 +54,8 @@ impl Proxy {
             outbound: DashMap::new(),
             next_id: AtomicU64::new(1),
             stop,
+            resolver: Resolver::default(),
+            handshakes: AtomicUsize::new(0),
         })
     }
 
@@ -83,24 +90,94 @@ impl Proxy {
         Ok(())
     }
 
+    /// Accept TLS connections on `listener`; `"sip_tls"` in `started`.
+    pub fn serve_tls(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        started.listening.push(("sip_tls", listener.local_addr()?));
+        started.tasks.push(tokio::spawn(tls_accept_loop(
+            self.clone(),
+            listener,
+            acceptor,
+        )));
+        Ok(())
+    }
+
     /// Send what one message produced.
     async fn dispatch(self: &Arc<Self>, out: &mut Outbox) {
         for (dest, bytes) in out.items.drain(..) {
             match dest {
-                Dest::Udp(addr) => match self.udp.get() {
-                    Some(s) => {
-                        if let Err(e) = s.send_to(&bytes, addr).await {
-                            tracing::debug!(%addr, error = %e, "SIP datagram not sent");
-                            self.core.metrics.forward_error("send");
-                        }
-                    }
-                    None => self.core.metrics.forward_error("no_udp"),
-                },
+                Dest::Udp(addr) => self.send_addr(addr, false, bytes).await,
                 Dest::Conn(id) => self.send_conn(id, bytes),
-                Dest::Tcp(addr) => {
-                    let id = self.outbound_conn(addr);
-                    self.send_conn(id, bytes);
+                Dest::Tcp(addr) => self.send_addr(addr, true, bytes).await,
+                Dest::Named { host, port, tcp } => self.send_named(host, port, tcp, bytes).await,
+            }
+        }
+    }
+
+    /// Send to an address, over UDP or TCP.
+    async fn send_addr(self: &Arc<Self>, addr: SocketAddr, tcp: bool, bytes: Vec<u8>) {
+        if tcp {
+            let id = self.outbound_conn(addr);
+            self.send_conn(id, bytes);
+            return;
+        }
+        match self.udp.get() {
+            Some(s) => {
+                if let Err(e) = s.send_to(&bytes, addr).await {
+                    tracing::debug!(%addr, error = %e, "SIP datagram not sent");
+                    self.core.metrics.forward_error("send");
                 }
+            }
+            None => self.core.metrics.forward_error("no_udp"),
+        }
+    }
+
+    /// Send to a host name: from the cache, else after a lookup in its own
+    /// task (the message path does not wait for DNS).
+    async fn send_named(self: &Arc<Self>, host: Box<str>, port: u16, tcp: bool, bytes: Vec<u8>) {
+        match self.resolver.cached(&host, Instant::now()) {
+            Some(found) => self.send_resolved(&host, found, port, tcp, bytes).await,
+            None => match self.resolver.permit() {
+                Some(permit) => {
+                    let p = self.clone();
+                    tokio::spawn(async move {
+                        let found = p.resolver.lookup(&host).await;
+                        drop(permit);
+                        p.send_resolved(&host, found, port, tcp, bytes).await;
+                    });
+                }
+                None => self.core.metrics.forward_error("resolve_busy"),
+            },
+        }
+    }
+
+    async fn send_resolved(
+        self: &Arc<Self>,
+        host: &str,
+        found: Cached,
+        port: u16,
+        tcp: bool,
+        bytes: Vec<u8>,
+    ) {
+        let v4 = self
+            .udp
+            .get()
+            .and_then(|s| s.local_addr().ok())
+            .is_none_or(|a| a.is_ipv4());
+        let ip = match &found {
+            Cached::Found(ips) if tcp => ips.first().copied(),
+            Cached::Found(ips) => resolve::pick(ips, v4),
+            Cached::NotFound => None,
+        };
+        match ip {
+            Some(ip) => self.send_addr(SocketAddr::new(ip, port), tcp, bytes).await,
+            None => {
+                tracing::debug!(host, "SIP response: Via host does not resolve");
+                self.core.metrics.forward_error("resolve");
             }
         }
     }
@@ -155,10 +232,13 @@ async fn udp_loop(p: Arc<Proxy>, socket: Arc<UdpSocket>) {
             addr: from,
             conn: None,
         };
-        p.core
-            .handle(&buf[..n], &src, Instant::now(), &mut w, &mut out);
+        let t0 = Instant::now();
+        p.core.handle(&buf[..n], &src, t0, &mut w, &mut out);
         w.turn.hand_over(&p.core.ctx);
         p.dispatch(&mut out).await;
+        if let Some(path) = out.path.take() {
+            p.core.metrics.added_latency(path, t0.elapsed());
+        }
     }
 }
 
@@ -186,13 +266,58 @@ async fn accept_loop(p: Arc<Proxy>, listener: TcpListener) {
     }
 }
 
+async fn tls_accept_loop(
+    p: Arc<Proxy>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let mut stop = p.stop.clone();
+    loop {
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP TLS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        if p.conns.len() + p.handshakes.load(Ordering::Relaxed) >= p.core.cfg.max_connections {
+            p.core.metrics.forward_error("too_many_connections");
+            drop(stream);
+            continue;
+        }
+        p.handshakes.fetch_add(1, Ordering::Relaxed);
+        let p = p.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let done = tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await;
+            p.handshakes.fetch_sub(1, Ordering::Relaxed);
+            let tls = match done {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tracing::debug!(peer = %addr, "SIP TLS handshake failed");
+                    p.core.metrics.invalid("tls_handshake");
+                    return;
+                }
+            };
+            let (id, rx) = p.register();
+            let (rd, wr) = tokio::io::split(tls);
+            serve_stream(p, rd, wr, addr, id, rx, false).await;
+        });
+    }
+}
+
 /// One TCP connection, inbound (`stream` given) or outbound (opened here).
 async fn connection(
     p: Arc<Proxy>,
     stream: Option<TcpStream>,
     addr: SocketAddr,
     id: u64,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
 ) {
     let outbound = stream.is_none();
     let stream = match stream {
@@ -209,7 +334,23 @@ async fn connection(
         },
     };
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    serve_stream(p, rd, wr, addr, id, rx, outbound).await;
+}
+
+/// Read messages from a stream (TCP or TLS) and write what is queued for it.
+async fn serve_stream<R, W>(
+    p: Arc<Proxy>,
+    mut rd: R,
+    mut wr: W,
+    addr: SocketAddr,
+    id: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    outbound: bool,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {
@@ -242,9 +383,13 @@ async fn connection(
                 }
                 Ok(Frame::Message(n)) => {
                     let msg = buf.split_to(n);
-                    p.core.handle(&msg, &src, Instant::now(), &mut w, &mut out);
+                    let t0 = Instant::now();
+                    p.core.handle(&msg, &src, t0, &mut w, &mut out);
                     w.turn.hand_over(&p.core.ctx);
                     p.dispatch(&mut out).await;
+                    if let Some(path) = out.path.take() {
+                        p.core.metrics.added_latency(path, t0.elapsed());
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(peer = %addr, error = %e, "SIP stream broken; closing");
