@@ -1125,3 +1125,87 @@ async fn the_nats_token_is_used() {
     assert!(matches!(e, LogError::Unavailable(_)), "{e:?}");
     eprintln!("wrong token: {e}");
 }
+
+/// `fleet.tls_ca`: a gate reaches a NATS server that requires TLS with a
+/// certificate the CA file vouches for, and refuses one it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_server_is_reached_over_tls() {
+    use iys_gate::fleet::config::FleetConfig;
+    use iys_gate::fleet::log::{ChangeLog, EntryKind};
+    use iys_gate::fleet::nats::Nats as FleetNats;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let _serial = SERIAL.lock().await;
+    let certs = tempfile::tempdir().unwrap();
+    let write = |name: &str, names: Vec<String>| {
+        let ck = rcgen::generate_simple_self_signed(names).unwrap();
+        let cert = certs.path().join(format!("{name}.pem"));
+        let key = certs.path().join(format!("{name}.key"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    };
+    let (cert, key) = write("server", vec!["localhost".into(), "127.0.0.1".into()]);
+    let (other, _) = write("other", vec!["localhost".into()]);
+    let server = Nats::start_with(&[
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]);
+    let url = format!("tls://localhost:{}", server.port);
+    let cfg = |ca: &std::path::Path| -> FleetConfig {
+        let c: FleetConfig = toml::from_str(&format!(
+            "url = \"{url}\"\ntls_ca = \"{}\"\ntimeout = \"2s\"\n",
+            ca.display()
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        c
+    };
+
+    let connected = Arc::new(AtomicBool::new(false));
+    let n = FleetNats::connect(&cfg(&cert), "t", connected.clone())
+        .await
+        .unwrap();
+    let seq = n
+        .publish(
+            BRAND,
+            EntryKind::Push,
+            bytes::Bytes::from("over tls"),
+            "tls-1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seq, 1,
+        "the first entry of a fresh stream, published over TLS"
+    );
+    assert!(connected.load(Ordering::Relaxed));
+
+    // A CA that did not sign the server's certificate: never connected.
+    let untrusted = Arc::new(AtomicBool::new(false));
+    let refused = match FleetNats::connect(&cfg(&other), "t", untrusted.clone()).await {
+        Err(e) => format!("{e:#}"),
+        Ok(n) => match n
+            .publish(
+                BRAND,
+                EntryKind::Push,
+                bytes::Bytes::from("x"),
+                "tls-2".into(),
+                None,
+            )
+            .await
+        {
+            Err(e) => format!("{e:?}"),
+            Ok(seq) => panic!("published as {seq} to a server the CA does not vouch for"),
+        },
+    };
+    assert!(
+        !untrusted.load(Ordering::Relaxed),
+        "connected with an untrusted CA"
+    );
+    eprintln!("untrusted CA: {refused}");
+}
