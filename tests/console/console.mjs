@@ -186,18 +186,21 @@ try {
   assert.ok(Number(traffic) >= 1, "traffic refusals counted: " + traffic);
   step("decision rates shown");
 
-  // The daily report panel: shown when /v1/report answers, hidden on 404.
+  // The daily report panel: today's counts.
+  // Reports count by Turkey day (UTC+3).
   const report = await page.evaluate(async (t) => {
-    const d = new Date().toISOString().slice(0, 10);
+    const d = new Date(Date.now() + 3 * 3600 * 1000).toISOString().slice(0, 10);
     const r = await fetch("/v1/report?date=" + d, { headers: { Authorization: "Bearer " + t } });
     return r.status;
   }, READ);
-  if (report === 200) {
-    await page.locator("#report-panel").waitFor({ state: "visible" });
-  } else {
-    assert.equal(await page.locator("#report-panel").isVisible(), false);
-  }
-  step(`report panel ${report === 200 ? "shown" : "hidden"} (/v1/report: ${report})`);
+  assert.equal(report, 200, "today's report exists: the test sent SMPP traffic");
+  await page.reload();
+  await page.locator("#report-panel").waitFor({ state: "visible" });
+  // The SMPP refusal this test sent is a row of today's report.
+  const row = page.locator('#report tr[data-row$="/MESAJ/withdrawn"] td.total');
+  await row.first().waitFor({ state: "visible" });
+  assert.ok(Number(await row.first().textContent()) >= 1, "today's report counts the SMPP refusal");
+  step("today's report shown with the SMPP refusal");
 
   // A reload keeps the session (this tab); the screenshot.
   await page.reload();

@@ -319,42 +319,50 @@ function renderRefusals(r) {
   tbody.replaceChildren(...rows);
 }
 
-// The daily report, when this gate has one (another endpoint; 404 hides it).
+// Today's date in Turkey (UTC+3, no daylight saving): the reports' day.
+function turkeyToday() {
+  return new Date(Date.now() + 3 * 3600 * 1000).toISOString().slice(0, 10);
+}
+
+// The daily report for today (Turkey time): a row per brand, channel,
+// decision, reason and dealer; hidden while the gate has none (404).
 async function refreshReport() {
-  const date = new Date().toISOString().slice(0, 10);
+  const date = turkeyToday();
   let r;
   try {
-    r = await api("/v1/report?date=" + date);
+    r = await api("/v1/report?date=" + encodeURIComponent(date));
   } catch (_) {
     return;
   }
   const panel = $("report-panel");
-  if (r.status !== 200 || !r.body) {
+  if (r.status !== 200 || !r.body || !Array.isArray(r.body.rows)) {
     show(panel, false);
     return;
   }
-  text($("report-date"), date);
-  const box = $("report");
-  const parts = [];
+  text($("report-date"), `${r.body.date} (UTC${r.body.utc_offset}), ${r.body.total} in all`);
   const table = document.createElement("table");
-  const nested = {};
-  for (const [k, v] of Object.entries(r.body)) {
-    if (v !== null && typeof v === "object") {
-      nested[k] = v;
-      continue;
-    }
+  const head = document.createElement("tr");
+  for (const h of ["brand", "channel", "decision", "reason", "dealer", "count"]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  table.appendChild(head);
+  for (const row of r.body.rows) {
     const tr = document.createElement("tr");
-    cell(tr, k, "muted");
-    cell(tr, v);
+    tr.dataset.row = `${row.brand}/${row.channel}/${row.reason}`;
+    cell(tr, row.brand);
+    cell(tr, row.channel);
+    const badge = document.createElement("span");
+    badge.className = "badge " + row.decision;
+    badge.textContent = row.decision;
+    cell(tr, badge);
+    cell(tr, row.reason);
+    cell(tr, row.dealer);
+    cell(tr, row.count, "total");
     table.appendChild(tr);
   }
-  if (table.rows.length) parts.push(table);
-  if (Object.keys(nested).length) {
-    const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(nested, null, 2);
-    parts.push(pre);
-  }
-  box.replaceChildren(...parts);
+  $("report").replaceChildren(table);
   show(panel, true);
 }
 
