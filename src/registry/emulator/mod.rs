@@ -12,6 +12,7 @@
 //! emulator's own `H000` with `location` naming the field.
 
 pub mod cli;
+pub mod faults;
 pub mod http;
 
 mod auth;
@@ -39,6 +40,7 @@ use crate::registry::api::{
 
 pub use auth::User;
 pub use cli::{run, RegistryArgs};
+pub use faults::{FaultConfig, FaultCounts};
 pub use feed::FeedSource;
 pub use http::{serve, spawn, EmulatorServer};
 
@@ -71,6 +73,8 @@ pub struct EmulatorConfig {
     pub bulk_delay: Duration,
     /// Most items one bulk request may carry.
     pub max_bulk_items: usize,
+    /// Injected faults on the token call and the change feeds (default: none).
+    pub faults: FaultConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -84,6 +88,7 @@ impl Default for EmulatorConfig {
             feed_retention: Duration::from_secs(7 * 24 * 3600),
             bulk_delay: Duration::ZERO,
             max_bulk_items: 1000,
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -174,6 +179,7 @@ pub struct Emulator {
     next_transaction: AtomicU64,
     instance: u32,
     seal: CursorSeal,
+    faults: faults::Faults,
 }
 
 impl fmt::Debug for Emulator {
@@ -318,6 +324,7 @@ impl Emulator {
         let mut rng = rand::thread_rng();
         Emulator {
             rate: config.rate_limit.map(RateLimit::new),
+            faults: faults::Faults::new(config.faults.clone()),
             config,
             tokens: Tokens::default(),
             brands: RwLock::new(FxHashMap::default()),
@@ -330,6 +337,11 @@ impl Emulator {
     /// The settings.
     pub fn config(&self) -> &EmulatorConfig {
         &self.config
+    }
+
+    /// The fault source (draws and counts of injected faults).
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
     }
 
     // ---- tokens and limits -------------------------------------------------
