@@ -430,6 +430,7 @@ fn status(state: &AdminState) -> Response<Full<Bytes>> {
             "tuples": {"MESAJ": per_channel[0], "ARAMA": per_channel[1], "EPOSTA": per_channel[2]},
             "store_bytes": s.heap_bytes(),
             "brands": brands,
+            "snapshot_file": state.store.persist_status(),
         }),
     )
 }

@@ -28,6 +28,7 @@ pub struct StoreHandle {
     current: ArcSwapOption<Snapshot>,
     write: tokio::sync::Mutex<()>,
     gauges: StoreGauges,
+    persist: std::sync::Mutex<persist::PersistStatus>,
 }
 
 impl StoreHandle {
@@ -37,6 +38,7 @@ impl StoreHandle {
             current: ArcSwapOption::empty(),
             write: tokio::sync::Mutex::new(()),
             gauges: StoreGauges::new(),
+            persist: std::sync::Mutex::default(),
         })
     }
 
@@ -85,6 +87,22 @@ impl StoreHandle {
         let version = next.version;
         self.publish(next);
         Ok((out, version))
+    }
+
+    /// How writing the snapshot file goes (for `/v1/status`).
+    pub fn persist_status(&self) -> persist::PersistStatus {
+        self.persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Change the snapshot file's write status (the persister).
+    pub(crate) fn update_persist_status(&self, f: impl FnOnce(&mut persist::PersistStatus)) {
+        f(&mut self
+            .persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     /// Publish the age of the oldest brand's data.

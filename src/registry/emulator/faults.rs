@@ -180,8 +180,7 @@ impl Target {
 
 /// The fault source of one emulator: the rates, the random draws and the counts.
 pub struct Faults {
-    config: FaultConfig,
-    rng: Mutex<ChaCha8Rng>,
+    state: Mutex<(FaultConfig, ChaCha8Rng)>,
     rate_limited: AtomicU64,
     server_error: AtomicU64,
     slow: AtomicU64,
@@ -191,7 +190,7 @@ pub struct Faults {
 impl fmt::Debug for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Faults")
-            .field("config", &self.config)
+            .field("config", &self.config())
             .field("counts", &self.counts())
             .finish()
     }
@@ -205,8 +204,7 @@ impl Faults {
             None => ChaCha8Rng::from_entropy(),
         };
         Faults {
-            config,
-            rng: Mutex::new(rng),
+            state: Mutex::new((config, rng)),
             rate_limited: AtomicU64::new(0),
             server_error: AtomicU64::new(0),
             slow: AtomicU64::new(0),
@@ -214,15 +212,29 @@ impl Faults {
         }
     }
 
+    /// The rates in force.
+    pub fn config(&self) -> FaultConfig {
+        lock(&self.state).0.clone()
+    }
+
+    /// Change the rates from the next request on (a test turns faults on and
+    /// off mid-run); the draws go on from where they were. The counts stay.
+    pub fn set(&self, config: FaultConfig) {
+        lock(&self.state).0 = config;
+    }
+
     /// Draw the fault for one request and count it.
     pub fn draw(&self, target: Target) -> Fault {
-        let c = &self.config;
-        if target == Target::Other || !c.enabled() {
+        if target == Target::Other {
             return Fault::None;
         }
-        let (x, pick): (f64, u32) = {
-            let mut rng = lock(&self.rng);
-            (rng.gen::<f64>(), rng.gen_range(0..3))
+        let (c, x, pick): (FaultConfig, f64, u32) = {
+            let mut state = lock(&self.state);
+            if !state.0.enabled() {
+                return Fault::None;
+            }
+            let (x, pick) = (state.1.gen::<f64>(), state.1.gen_range(0..3));
+            (state.0.clone(), x, pick)
         };
         let mut edge = c.rate_limited;
         if x < edge {
@@ -380,6 +392,16 @@ mod tests {
         let all = Faults::new(rates(1.0, 0.0, 0.0, 0.0));
         assert_eq!(all.draw(Target::Other), Fault::None);
         assert_eq!(all.draw(Target::Token), Fault::RateLimited);
+    }
+
+    #[test]
+    fn rates_change_at_run_time_and_counts_stay() {
+        let f = Faults::new(rates(1.0, 0.0, 0.0, 0.0));
+        assert_eq!(f.draw(Target::Changes), Fault::RateLimited);
+        f.set(FaultConfig::default());
+        assert_eq!(f.draw(Target::Changes), Fault::None);
+        assert_eq!(f.config(), FaultConfig::default());
+        assert_eq!(f.counts().rate_limited, 1);
     }
 
     #[test]
