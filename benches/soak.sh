@@ -6,7 +6,7 @@
 # RSS and open file descriptors from /proc into a CSV in /tmp; at the end checks
 #   - every submit_sm got exactly one answer (sent == answered == sum by status,
 #     and the SMSC sink received exactly the answers that were ESME_ROK),
-#   - RSS and fd count flat (see benches/soak.py for the criteria and why),
+#   - memory (RssAnon) and fd count flat (see benches/soak.py for the criteria and why),
 #   - no change lost: for every address changed, /v1/check answers what the
 #     emulator holds, and /v1/status counts match the emulator's,
 # and prints a summary table. Exit status 1 when a check fails.
