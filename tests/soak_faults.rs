@@ -611,8 +611,8 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `kill -9` while the snapshot file is being written: the file on disk is
-/// still the previous snapshot, whole and loadable, and the gate restarts
-/// from it.
+/// still the previous snapshot, whole and loadable, the gate restarts from
+/// it, and the killed writer's partial file is removed.
 #[test]
 fn kill_9_during_a_snapshot_write_leaves_the_previous_snapshot() {
     let dir = tempfile::tempdir().unwrap();
@@ -690,6 +690,17 @@ fn kill_9_during_a_snapshot_write_leaves_the_previous_snapshot() {
         gate.log_text()
     );
     assert_eq!(gate.verdict(&consented), "allow/consent");
+    // The partial file of the killed writer is cleaned up at start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while killed_tmp.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the partial file {} was left in place",
+            killed_tmp.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gate.log_text().contains("removed a partial snapshot file"));
     assert_eq!(
         status["tuples"]["MESAJ"].as_u64(),
         Some(before.tuples_per_channel()[0])

@@ -92,6 +92,13 @@ pub async fn run(
     for result in ["ok", "error"] {
         counter!("iys_gate_snapshot_writes_total", "result" => result).increment(0);
     }
+    let stale = path.clone();
+    let removed = tokio::task::spawn_blocking(move || file::remove_stale_temp_files(&stale))
+        .await
+        .unwrap_or_default();
+    for f in removed {
+        tracing::warn!(file = %f.display(), "removed a partial snapshot file left by a writer that was killed mid-write");
+    }
     store.update_persist_status(|p| {
         p.path = Some(path.display().to_string());
         p.version_on_disk = (last != 0).then_some(last);
