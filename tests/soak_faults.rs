@@ -416,6 +416,36 @@ async fn no_change_is_lost_under_mixed_faults_and_pushes() {
     );
 }
 
+/// Bad fault flags are refused before the emulator listens, naming the flag.
+#[test]
+fn bad_fault_flags_are_refused_with_the_flag_named() {
+    for (args, says) in [
+        (&["--fault-429", "1.5"][..], "--fault-429"),
+        (&["--fault-garbled", "x"][..], "--fault-garbled"),
+        (
+            &["--fault-429", "0.6", "--fault-5xx", "0.6"][..],
+            "add up to at most 1",
+        ),
+        (
+            &["--fault-slow", "0.1", "--fault-slow-delay", "0s"][..],
+            "--fault-slow-delay",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_iys-gate"))
+            .args(["registry", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            err.contains(says),
+            "{args:?}: the error does not name {says}: {err}"
+        );
+        assert!(!err.contains("listening"), "{args:?}: it started: {err}");
+    }
+}
+
 // ---- snapshot faults (gate binary as a child) -------------------------------
 
 fn free_port() -> u16 {

@@ -103,6 +103,15 @@ impl RegistryArgs {
 
 /// Load the export, then serve until Ctrl-C (or SIGTERM).
 pub async fn run(args: RegistryArgs) -> anyhow::Result<()> {
+    let sum = args.fault_429 + args.fault_5xx + args.fault_slow + args.fault_garbled;
+    if sum > 1.0 + 1e-9 {
+        anyhow::bail!(
+            "--fault-429 + --fault-5xx + --fault-slow + --fault-garbled = {sum}: the rates are shares of one request stream and add up to at most 1"
+        );
+    }
+    if args.fault_slow > 0.0 && args.fault_slow_delay.is_zero() {
+        anyhow::bail!("--fault-slow-delay is 0s while --fault-slow is set: give a delay");
+    }
     let config = args.config();
     config
         .faults
