@@ -43,7 +43,12 @@ READ_TOKEN = "soak-read-token-0123456789"
 WEBHOOK_SECRET = "soak-webhook-secret-0123456789"
 CONSENTED = [f"90532{1000000 + i * 37:07d}" for i in range(2000)]
 WITHDRAWN = [f"90534{1000000 + i * 41:07d}" for i in range(500)]
-CHURN = [f"90536{1000000 + i * 43:07d}" for i in range(1000)]
+# The numbers citizens change: in the export as ONAY, so the changes toggle
+# existing records and the store's size stays put (new records make the heap
+# grow with the data, ~0.4 kB a change in a changes-only run, which is not a
+# leak). CHURN_NEW=1: not in the export, each first change adds a record.
+CHURN = [f"90536{1000000 + i * 43:07d}" for i in range(int(os.environ.get("CHURN_POOL", "1000")))]
+CHURN_NEW = os.environ.get("CHURN_NEW", "0") == "1"
 PUSH_SHARE = 0.3
 
 
@@ -58,6 +63,9 @@ def data(d):
             c.write(f"{IYS},{BRAND},+{n},BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n")
         for n in WITHDRAWN:
             c.write(f"{IYS},{BRAND},+{n},BIREYSEL,MESAJ,RET,2024-02-01 10:00:00,IYS_WEB,,\n")
+        if not CHURN_NEW:
+            for n in CHURN:
+                c.write(f"{IYS},{BRAND},+{n},BIREYSEL,MESAJ,ONAY,2024-01-01 10:00:00,HS_WEB,,\n")
 
 
 def http(method, url, body=None, token=None, timeout=15):
@@ -186,7 +194,10 @@ def run(a):
     lock = threading.Lock()
     load = {"runs": 0, "failed_runs": 0, "sent": 0, "messages": 0, "unexpected": 0,
             "statuses": {}, "withdrawn_rok": 0, "errors": []}
-    model = {}      # number -> "ONAY"/"RET" as the emulator accepted it
+    # number -> "ONAY"/"RET" as the emulator holds it (the pool starts as ONAY
+    # when it is in the export)
+    model = {} if CHURN_NEW else {n: "ONAY" for n in CHURN}
+    written = set()  # numbers the citizens changed
     last_date = {}  # number -> unix time of its last consentDate
     churn = {"writes": 0, "refused": 0, "pushes": 0, "push_failed": 0, "errors": []}
     period = 5.0
@@ -249,6 +260,7 @@ def run(a):
                     continue
                 churn["writes"] += 1
                 model[number] = status
+                written.add(number)
                 last_date[number] = when
             if rng.random() < PUSH_SHARE:
                 ps, pb = http("POST", f"{a.admin}/v1/webhook", {
@@ -316,7 +328,7 @@ def run(a):
         failures.append(f"{load['withdrawn_rok']} messages to withdrawn numbers were sent on")
 
     # No change lost: the gate answers what the emulator holds, for every address changed.
-    changed = sorted(model)
+    changed = sorted(written)
     deadline = time.time() + 180
     while True:
         mismatches = []
@@ -339,7 +351,7 @@ def run(a):
         failures.append(f"{len(mismatches)} of {len(changed)} changed addresses differ: {mismatches[:5]}")
     s, status = http("GET", f"{a.admin}/v1/status", token=READ_TOKEN)
     brand = next((b for b in status.get("brands", []) if b["iys_code"] == IYS and b["brand_code"] == BRAND), None) if s == 200 else None
-    onay_want = len(CONSENTED) + sum(1 for v in model.values() if v == "ONAY")
+    onay_want = len(CONSENTED) + sum(1 for v in model.values() if v == "ONAY")  # model: every pool number held
     ret_want = len(WITHDRAWN) + sum(1 for v in model.values() if v == "RET")
     counts = brand["tuples"]["MESAJ/BIREYSEL"] if brand else None
     if counts != {"onay": onay_want, "ret": ret_want}:
@@ -387,7 +399,7 @@ def run(a):
         ("gate RSS (kB)", f"start {samples[0][1]}, first-quarter median {rss0:.0f}, last-quarter median {rss1:.0f} ({rss_change:+.1f} %), end {samples[-1][1]}, max {max(r[1] for r in samples)}"),
         ("gate open fds", f"start {samples[0][2]}, first-quarter median {fd0} (max {fdmax0}), last-quarter median {fd1} (max {fdmax1}), end {samples[-1][2]}"),
         ("gate threads", f"start {samples[0][3]}, end {samples[-1][3]}"),
-        ("citizen changes", f"{churn['writes']} written to the emulator ({len(changed)} addresses), {churn['pushes']} also pushed to the webhook, {churn['refused']} refused"),
+        ("citizen changes", f"{churn['writes']} written to the emulator ({len(changed)} of {len(CHURN)} addresses, {'new to the registry' if CHURN_NEW else 'all in the export as ONAY'}), {churn['pushes']} also pushed to the webhook, {churn['refused']} refused"),
         ("changes applied (gate)", metric("iys_gate_sync_changes_applied_total")),
         ("webhook requests", metric("iys_gate_webhook_requests_total")),
         ("store check", f"{len(changed) - len(mismatches)}/{len(changed)} changed addresses answer as the emulator holds (after {caught_up_after:.0f} s); /v1/status MESAJ/BIREYSEL {counts} vs emulator onay {onay_want} ret {ret_want}"),
