@@ -512,6 +512,7 @@ fn status(state: &AdminState) -> Response<Full<Bytes>> {
         "tuples": {"MESAJ": per_channel[0], "ARAMA": per_channel[1], "EPOSTA": per_channel[2]},
         "store_bytes": s.heap_bytes(),
         "brands": brands,
+        "snapshot_file": state.store.persist_status(),
     });
     if let Some(f) = &state.fleet {
         body["fleet"] = f.state.status_json();

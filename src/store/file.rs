@@ -327,6 +327,65 @@ pub fn write(path: &Path, s: &Snapshot) -> Result<u64, SnapshotFileError> {
     Ok(bytes.len() as u64)
 }
 
+/// Remove the temporary files that writers killed mid-write (`kill -9`, OOM,
+/// power loss) left next to `path`: `.NAME.tmp.PID` whose process is gone.
+/// The snapshot itself is untouched (the rename never happened). A file of a
+/// live process, or one whose owner cannot be told, is kept. Returns the files
+/// removed.
+pub fn remove_stale_temp_files(path: &Path) -> Vec<PathBuf> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(file_name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{file_name}.tmp.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || !process_gone(pid) {
+            continue;
+        }
+        let stale = entry.path();
+        if fs::remove_file(&stale).is_ok() {
+            removed.push(stale);
+        }
+    }
+    removed
+}
+
+/// True when no process `pid` exists (unix: `kill(pid, 0)` says ESRCH).
+fn process_gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
 /// Read and check a snapshot file, and pack the store into huge pages
 /// ([`Snapshot::packed`]).
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotFileError> {
@@ -490,6 +549,27 @@ impl From<std::convert::Infallible> for SnapshotFileError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.bin");
+        // The highest pid Linux hands out is 2^22; this one cannot exist.
+        let dead = dir.path().join(".snapshot.bin.tmp.2000000000");
+        let mine = dir
+            .path()
+            .join(format!(".snapshot.bin.tmp.{}", std::process::id()));
+        let other = dir.path().join(".other.bin.tmp.2000000000");
+        let odd = dir.path().join(".snapshot.bin.tmp.x");
+        for f in [&path, &dead, &mine, &other, &odd] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(super::remove_stale_temp_files(&path), vec![dead.clone()]);
+        assert!(!dead.exists());
+        for f in [&path, &mine, &other, &odd] {
+            assert!(f.exists(), "{} was removed", f.display());
+        }
+    }
+
     use super::*;
     use crate::consent::{address_key, Channel, ConsentRecord, RecipientType};
     use crate::store::{Found, SnapshotBuilder};

@@ -33,6 +33,7 @@ pub struct StoreHandle {
     /// What the follower applied per registry day, and the dealer-named
     /// changes waiting for a dealer refresh (see [`ledger`]).
     pub applied: ledger::AppliedLog,
+    persist: std::sync::Mutex<persist::PersistStatus>,
 }
 
 impl StoreHandle {
@@ -43,6 +44,7 @@ impl StoreHandle {
             write: tokio::sync::Mutex::new(()),
             gauges: StoreGauges::new(),
             applied: ledger::AppliedLog::default(),
+            persist: std::sync::Mutex::default(),
         })
     }
 
@@ -91,6 +93,22 @@ impl StoreHandle {
         let version = next.version;
         self.publish(next);
         Ok((out, version))
+    }
+
+    /// How writing the snapshot file goes (for `/v1/status`).
+    pub fn persist_status(&self) -> persist::PersistStatus {
+        self.persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Change the snapshot file's write status (the persister).
+    pub(crate) fn update_persist_status(&self, f: impl FnOnce(&mut persist::PersistStatus)) {
+        f(&mut self
+            .persist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     /// Publish the age of the oldest brand's data.

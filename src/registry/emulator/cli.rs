@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use super::{serve, Emulator, EmulatorConfig, LoadSummary, User};
+use super::{serve, Emulator, EmulatorConfig, FaultConfig, LoadSummary, User};
 use crate::consent::ConsentTime;
 
 /// Command-line options of `iys-gate registry`.
@@ -48,6 +48,34 @@ pub struct RegistryArgs {
     /// Keep bulk items `enqueue` this long before applying them.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub bulk_delay: Duration,
+    /// Fault injection: share (0 to 1) of token and change-feed requests
+    /// answered HTTP 429 / H124.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
+    pub fault_429: f64,
+    /// Fault injection: share answered HTTP 500/502/503.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
+    pub fault_5xx: f64,
+    /// Fault injection: share answered only after --fault-slow-delay.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
+    pub fault_slow: f64,
+    /// How long a slow answer waits.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub fault_slow_delay: Duration,
+    /// Fault injection: share of change-feed pages served garbled (cut short
+    /// or not JSON).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
+    pub fault_garbled: f64,
+    /// Seed of the fault draws, for a repeatable run (default: random).
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
+}
+
+/// A probability: a number from 0 to 1.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a rate: use a number from 0 to 1")),
+    }
 }
 
 impl RegistryArgs {
@@ -60,6 +88,14 @@ impl RegistryArgs {
             rate_limit: self.rate_limit,
             feed_lag: self.feed_lag,
             bulk_delay: self.bulk_delay,
+            faults: FaultConfig {
+                rate_limited: self.fault_429,
+                server_error: self.fault_5xx,
+                slow: self.fault_slow,
+                slow_delay: self.fault_slow_delay,
+                garbled: self.fault_garbled,
+                seed: self.fault_seed,
+            },
             ..EmulatorConfig::default()
         }
     }
@@ -67,7 +103,21 @@ impl RegistryArgs {
 
 /// Load the export, then serve until Ctrl-C (or SIGTERM).
 pub async fn run(args: RegistryArgs) -> anyhow::Result<()> {
-    let emulator = Arc::new(Emulator::new(args.config()));
+    let sum = args.fault_429 + args.fault_5xx + args.fault_slow + args.fault_garbled;
+    if sum > 1.0 + 1e-9 {
+        anyhow::bail!(
+            "--fault-429 + --fault-5xx + --fault-slow + --fault-garbled = {sum}: the rates are shares of one request stream and add up to at most 1"
+        );
+    }
+    if args.fault_slow > 0.0 && args.fault_slow_delay.is_zero() {
+        anyhow::bail!("--fault-slow-delay is 0s while --fault-slow is set: give a delay");
+    }
+    let config = args.config();
+    config
+        .faults
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--fault-*: {e}"))?;
+    let emulator = Arc::new(Emulator::new(config));
     if let Some(path) = args.load.clone() {
         let started = Instant::now();
         let emu = emulator.clone();
@@ -91,9 +141,19 @@ pub async fn run(args: RegistryArgs) -> anyhow::Result<()> {
         args.user,
         emulator.consent_count()
     );
-    serve(emulator, listener, stop_signal())
+    if emulator.config().faults.enabled() {
+        let f = &emulator.config().faults;
+        eprintln!(
+            "injecting faults on token and change-feed requests: 429 {}, 5xx {}, slow {} ({:?}), garbled {}",
+            f.rate_limited, f.server_error, f.slow, f.slow_delay, f.garbled
+        );
+    }
+    serve(emulator.clone(), listener, stop_signal())
         .await
         .context("the registry emulator server failed")?;
+    if emulator.config().faults.enabled() {
+        eprintln!("faults injected: {}", emulator.faults().counts());
+    }
     eprintln!("İYS registry emulator stopped");
     Ok(())
 }

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::faults::{Fault, Target};
 use super::{Emulator, FeedSource, Rejection};
 use crate::consent::{Brand, ConsentTime};
 use crate::registry::api::{
@@ -332,9 +333,18 @@ async fn dispatch(emu: &Emulator, req: Request<Incoming>) -> Result<Response<Bod
 async fn handle(emu: Arc<Emulator>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = match dispatch(&emu, req).await {
-        Ok(r) => r,
-        Err(rej) => rejection_response(&rej),
+    let fault = emu.faults().draw(Target::of(&method, &path));
+    let resp = match fault.rejection() {
+        Some(rej) => rejection_response(&rej),
+        None => {
+            if let Fault::Slow(delay) = fault {
+                tokio::time::sleep(delay).await;
+            }
+            match dispatch(&emu, req).await {
+                Ok(r) => fault.garble_response(r).await,
+                Err(rej) => rejection_response(&rej),
+            }
+        }
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "registry emulator request");
     resp

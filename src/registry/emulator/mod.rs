@@ -12,6 +12,7 @@
 //! emulator's own `H000` with `location` naming the field.
 
 pub mod cli;
+pub mod faults;
 pub mod http;
 
 pub mod movement;
@@ -42,6 +43,7 @@ use crate::registry::api::{
 
 pub use auth::User;
 pub use cli::{run, RegistryArgs};
+pub use faults::{FaultConfig, FaultCounts};
 pub use feed::FeedSource;
 pub use http::{serve, spawn, EmulatorServer};
 
@@ -74,6 +76,8 @@ pub struct EmulatorConfig {
     pub bulk_delay: Duration,
     /// Most items one bulk request may carry.
     pub max_bulk_items: usize,
+    /// Injected faults on the token call and the change feeds (default: none).
+    pub faults: FaultConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -87,6 +91,7 @@ impl Default for EmulatorConfig {
             feed_retention: Duration::from_secs(7 * 24 * 3600),
             bulk_delay: Duration::ZERO,
             max_bulk_items: 1000,
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -177,6 +182,7 @@ pub struct Emulator {
     next_transaction: AtomicU64,
     instance: u32,
     seal: CursorSeal,
+    faults: faults::Faults,
 }
 
 impl fmt::Debug for Emulator {
@@ -321,6 +327,7 @@ impl Emulator {
         let mut rng = rand::thread_rng();
         Emulator {
             rate: config.rate_limit.map(RateLimit::new),
+            faults: faults::Faults::new(config.faults.clone()),
             config,
             tokens: Tokens::default(),
             brands: RwLock::new(FxHashMap::default()),
@@ -333,6 +340,11 @@ impl Emulator {
     /// The settings.
     pub fn config(&self) -> &EmulatorConfig {
         &self.config
+    }
+
+    /// The fault source (draws and counts of injected faults).
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
     }
 
     // ---- tokens and limits -------------------------------------------------
