@@ -704,7 +704,9 @@ async fn campaign<B: Backend>(
     cfg: FleetConfig,
     mut stop: watch::Receiver<bool>,
 ) {
-    follow_cfg.budget = Some(Arc::new(follow::RequestBudget::new(cfg.request_budget)));
+    follow_cfg.budget = Some(Arc::new(crate::registry::budget::SharedBudget::new(
+        cfg.request_budget,
+    )));
     let every = cfg.lock_ttl / 3;
     let name = state.name.clone();
     loop {

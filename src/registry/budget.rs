@@ -66,6 +66,24 @@ impl Budget {
     }
 }
 
+/// A [`Budget`] that several tasks take turns from (a fleet leader's
+/// follower, all brands within the fleet's `request_budget`). Waiters queue
+/// on the lock, so turns stay evenly spaced and never burst after a pause.
+#[derive(Debug)]
+pub struct SharedBudget(tokio::sync::Mutex<Budget>);
+
+impl SharedBudget {
+    /// A shared budget of `rps` requests per second (at least 0.01).
+    pub fn new(rps: f64) -> SharedBudget {
+        SharedBudget(tokio::sync::Mutex::new(Budget::new(rps)))
+    }
+
+    /// Wait for one request's turn.
+    pub async fn take(&self) {
+        self.0.lock().await.take().await;
+    }
+}
+
 /// Retries of one call that failed in a way worth retrying.
 pub const RETRIES: u32 = 3;
 const RETRY_BASE: Duration = Duration::from_millis(250);

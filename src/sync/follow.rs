@@ -24,6 +24,7 @@ use metrics::counter;
 use super::ledger::Seen;
 use super::StoreHandle;
 use crate::consent::{Brand, ConsentRecord, ConsentTime};
+use crate::registry::budget::SharedBudget;
 use crate::registry::client::{backoff, ClientError, FeedSource, RegistryClient};
 use crate::store::SyncState;
 
@@ -51,47 +52,10 @@ pub struct FollowConfig {
     /// How far back the registry's feeds reach.
     pub feed_retention: Duration,
     /// Registry requests per second shared by every brand (the fleet's
-    /// budget); `None`: as fast as the registry answers.
-    pub budget: Option<Arc<RequestBudget>>,
-}
-
-/// Pacing of registry requests: at most `per_second`, evenly spaced (no
-/// burst after an idle poll interval, which a registry counting requests per
-/// second would answer with 429s). The follower takes one turn before each
-/// change-feed page, brand after brand, so every brand gets its turn and a
-/// fleet's leader stays within the request rate the operator gives it.
-#[derive(Debug)]
-pub struct RequestBudget {
-    per_second: f64,
-    state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
-}
-
-impl RequestBudget {
-    /// A budget of `per_second` requests a second (> 0).
-    pub fn new(per_second: f64) -> RequestBudget {
-        RequestBudget {
-            per_second,
-            state: tokio::sync::Mutex::new((1.0, tokio::time::Instant::now())),
-        }
-    }
-
-    /// Wait for one request's turn.
-    pub async fn take(&self) {
-        let mut st = self.state.lock().await;
-        let burst = 1.0;
-        loop {
-            let now = tokio::time::Instant::now();
-            let elapsed = now.duration_since(st.1).as_secs_f64();
-            st.0 = (st.0 + elapsed * self.per_second).min(burst);
-            st.1 = now;
-            if st.0 >= 1.0 {
-                st.0 -= 1.0;
-                return;
-            }
-            let wait = (1.0 - st.0) / self.per_second;
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-    }
+    /// budget): one turn before each change-feed page, brand after brand, so
+    /// every brand gets its turn and a fleet's leader stays within the rate
+    /// the operator gives it; `None`: as fast as the registry answers.
+    pub budget: Option<Arc<SharedBudget>>,
 }
 
 /// Why one brand's round failed.
@@ -541,7 +505,7 @@ mod budget_tests {
 
     #[tokio::test]
     async fn the_budget_spaces_requests_evenly() {
-        let b = RequestBudget::new(100.0);
+        let b = SharedBudget::new(100.0);
         b.take().await;
         // Idle for a while: no burst builds up.
         tokio::time::sleep(Duration::from_millis(300)).await;
