@@ -80,6 +80,18 @@ impl ConsentTime {
     pub const fn unix(self) -> i64 {
         self.0
     }
+
+    /// The start (Turkey midnight) of the Turkey-time day this falls on:
+    /// the registry's `reportDate` days, the reconciliation ledger's days.
+    pub const fn turkey_day_start(self) -> ConsentTime {
+        ConsentTime((self.0 + TURKEY_OFFSET_SECS).div_euclid(86_400) * 86_400 - TURKEY_OFFSET_SECS)
+    }
+
+    /// The Turkey-time date, `YYYY-MM-DD` (a `reportDate`).
+    pub fn turkey_date(self) -> String {
+        let text = self.to_string();
+        text.get(..10).unwrap_or(&text).to_string()
+    }
 }
 
 impl fmt::Display for ConsentTime {

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Turkey's offset from UTC, in seconds.
-pub const TURKEY_OFFSET_SECS: i64 = 3 * 3600;
+pub use crate::consent::time::TURKEY_OFFSET_SECS;
 
 const DAY_SECS: i64 = 86_400;
 

@@ -39,7 +39,6 @@ use crate::consent::{Address, Brand, Channel, ConsentTime, RecipientType, Source
 use crate::registry::api::{Change, StatusQuery, StatusResponse};
 use crate::registry::budget::Budget;
 use crate::registry::client::{ClientError, FeedSource, RegistryClient};
-use crate::registry::emulator::movement::turkey_date;
 use crate::store::{Found, Snapshot};
 use crate::sync::ledger::{day_of, feed_index, fingerprint, Tally};
 use crate::sync::retailers::held_dealers;
@@ -411,7 +410,7 @@ impl Reconciler {
         let mut files: Vec<(i64, Option<Vec<Change>>, Option<String>)> = Vec::new();
         for back in (0..=MOVEMENT_DAYS).rev() {
             let day = today - back * 86_400;
-            let date = turkey_date(ConsentTime(day));
+            let date = ConsentTime(day).turkey_date();
             match budget
                 .call(|| self.client.movement_file(brand, &date))
                 .await
@@ -432,7 +431,7 @@ impl Reconciler {
             ..Default::default()
         };
         for (day, list, note) in files {
-            let date = turkey_date(ConsentTime(day));
+            let date = ConsentTime(day).turkey_date();
             let Some(list) = list else {
                 days.push(DayReport {
                     date,

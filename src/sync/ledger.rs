@@ -28,7 +28,6 @@ use std::sync::Mutex;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::Serialize;
 
-use crate::consent::time::TURKEY_OFFSET_SECS;
 use crate::consent::{Brand, Channel, ConsentRecord, ConsentTime, RecipientType};
 use crate::registry::api::Change;
 use crate::registry::client::FeedSource;
@@ -87,7 +86,7 @@ pub fn fingerprint(change: &Change) -> u64 {
 
 /// The start (Turkey midnight, Unix seconds) of the registry day of `t`.
 pub fn day_of(t: ConsentTime) -> i64 {
-    (t.unix() + TURKEY_OFFSET_SECS).div_euclid(DAY) * DAY - TURKEY_OFFSET_SECS
+    t.turkey_day_start().unix()
 }
 
 /// Count and hash of one day's changes on one feed.

@@ -8,7 +8,6 @@
 //! client should treat a refusal of today's file as "not yet available".
 
 use super::{Emulator, Rejection};
-use crate::consent::time::TURKEY_OFFSET_SECS;
 use crate::consent::{Brand, ConsentTime};
 use crate::registry::api::MovementFile;
 
@@ -16,17 +15,6 @@ use crate::registry::api::MovementFile;
 pub const MOVEMENT_DAYS: i64 = 7;
 
 const DAY: i64 = 86_400;
-
-/// The start (Turkey midnight) of the day `t` falls on.
-pub fn turkey_day_start(t: ConsentTime) -> ConsentTime {
-    ConsentTime((t.unix() + TURKEY_OFFSET_SECS).div_euclid(DAY) * DAY - TURKEY_OFFSET_SECS)
-}
-
-/// The `YYYY-MM-DD` (Turkey time) of `t`.
-pub fn turkey_date(t: ConsentTime) -> String {
-    let text = t.to_string();
-    text.get(..10).unwrap_or(&text).to_string()
-}
 
 /// Parse a `reportDate` (`YYYY-MM-DD`): the start of that Turkey day.
 pub fn parse_report_date(text: &str) -> Result<ConsentTime, String> {
@@ -51,15 +39,15 @@ impl Emulator {
     ) -> Result<MovementFile, Rejection> {
         let start =
             parse_report_date(report_date).map_err(|m| Rejection::invalid("reportDate", m))?;
-        let today = turkey_day_start(now);
+        let today = now.turkey_day_start();
         let oldest = ConsentTime(today.unix() - MOVEMENT_DAYS * DAY);
         if start < oldest || start > today {
             return Err(Rejection::invalid(
                 "reportDate",
                 format!(
                     "reportDate {report_date} is outside the files kept: use a day from {} to {}",
-                    turkey_date(oldest),
-                    turkey_date(today)
+                    oldest.turkey_date(),
+                    today.turkey_date()
                 ),
             ));
         }
@@ -88,16 +76,16 @@ mod tests {
     #[test]
     fn turkey_days() {
         let t = ConsentTime::parse("2026-12-04 01:30:00").unwrap();
-        assert_eq!(turkey_date(t), "2026-12-04");
+        assert_eq!(t.turkey_date(), "2026-12-04");
         assert_eq!(
-            turkey_day_start(t),
+            t.turkey_day_start(),
             ConsentTime::parse("2026-12-04 00:00:00").unwrap()
         );
         assert!(parse_report_date("2026-12-4").is_err());
         assert!(parse_report_date("2026-13-01").is_err());
         assert_eq!(
             parse_report_date("2026-12-04").unwrap(),
-            turkey_day_start(t)
+            t.turkey_day_start()
         );
     }
 
@@ -121,7 +109,7 @@ mod tests {
             .unwrap();
         emu.add_consent(brand, &body("RET", "IYS_WEB", "2024-01-02 10:00:00"), now)
             .unwrap();
-        let today = turkey_date(now);
+        let today = now.turkey_date();
         let file = emu.movement_file(brand, &today, now).unwrap();
         let got: Vec<(&str, &str)> = file
             .list
@@ -129,16 +117,16 @@ mod tests {
             .map(|c| (c.status.as_str(), c.source.as_str()))
             .collect();
         assert_eq!(got, vec![("ONAY", "HS_WEB"), ("RET", "IYS_WEB")]);
-        let yesterday = turkey_date(ConsentTime(now.unix() - DAY));
+        let yesterday = ConsentTime(now.unix() - DAY).turkey_date();
         assert!(emu
             .movement_file(brand, &yesterday, now)
             .unwrap()
             .list
             .is_empty());
-        let old = turkey_date(ConsentTime(now.unix() - 8 * DAY));
+        let old = ConsentTime(now.unix() - 8 * DAY).turkey_date();
         let e = emu.movement_file(brand, &old, now).unwrap_err();
         assert_eq!(e.body.errors[0].location.as_deref(), Some("reportDate"));
-        let tomorrow = turkey_date(ConsentTime(now.unix() + DAY));
+        let tomorrow = ConsentTime(now.unix() + DAY).turkey_date();
         assert!(emu.movement_file(brand, &tomorrow, now).is_err());
     }
 }
