@@ -24,37 +24,9 @@ GATE_PORT=15070
 command -v sipp >/dev/null || { echo "sipp missing: install sip-tester" >&2; exit 1; }
 [ -x "$GATE_BIN" ] || { echo "$GATE_BIN missing: cargo build --release --bin iys-gate" >&2; exit 1; }
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+# shellcheck source=benches/sip_bench_setup.sh
+. "$(dirname "$0")/sip_bench_setup.sh"
 [ -n "${KEEP:-}" ] && trap - EXIT && echo "work dir: $WORK"
-
-cat > "$WORK/export.csv" <<CSV
-iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess
-700001,100001,05300000001,BIREYSEL,ARAMA,ONAY,2024-01-01 10:00:00,HS_CAGRI_MERKEZI,,
-CSV
-cat > "$WORK/gate.toml" <<TOML
-[admin]
-listen = "127.0.0.1:0"
-[store]
-bootstrap_csv = ["$WORK/export.csv"]
-[policy]
-max_data_age = "1h"
-[log]
-level = "warn"
-[[brands]]
-iys_code = 700001
-brand_code = 100001
-[sip]
-listen_udp = "127.0.0.1:$GATE_PORT"
-next_hop = "127.0.0.1:$UAS_PORT"
-[[sip.trunks]]
-name = "bench"
-networks = ["127.0.0.1/32"]
-iys_code = 700001
-brand_code = 100001
-TOML
 
 # Starts the middle box (not in a subshell: PIDS must be kept) and sets ADDR.
 start_middle() {

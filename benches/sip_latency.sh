@@ -30,36 +30,9 @@ command -v sipp >/dev/null || { echo "sipp missing: install sip-tester" >&2; exi
 command -v python3 >/dev/null || { echo "python3 missing" >&2; exit 1; }
 [ -x "$GATE_BIN" ] || { echo "$GATE_BIN missing: cargo build --release --bin iys-gate" >&2; exit 1; }
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-cat > "$WORK/export.csv" <<CSV
-iysCode,brandCode,recipient,recipientType,type,status,consentDate,source,retailerCode,retailerAccess
-700001,100001,05300000001,BIREYSEL,ARAMA,ONAY,2024-01-01 10:00:00,HS_CAGRI_MERKEZI,,
-CSV
-cat > "$WORK/gate.toml" <<TOML
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-[store]
-bootstrap_csv = ["$WORK/export.csv"]
-[policy]
-max_data_age = "1h"
-[log]
-level = "warn"
-[[brands]]
-iys_code = 700001
-brand_code = 100001
-[sip]
-listen_udp = "127.0.0.1:$GATE_PORT"
-next_hop = "127.0.0.1:$UAS_PORT"
-[[sip.trunks]]
-name = "bench"
-networks = ["127.0.0.1/32"]
-iys_code = 700001
-brand_code = 100001
-TOML
+ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+# shellcheck source=benches/sip_bench_setup.sh
+. "$(dirname "$0")/sip_bench_setup.sh"
 
 sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -nostdin >/dev/null 2>&1 &
 PIDS+=($!)
